@@ -1,0 +1,53 @@
+# todo_kafka top-level Makefile (PGXS).
+#
+# The extension (extension/*.c, install and upgrade scripts) builds with PGXS;
+# the frontend programs (devbroker/, relay/, with common/) have their own
+# Makefiles and are delegated to from all/install/clean.
+#
+#   make                 build everything
+#   make install         install the extension and the programs
+#   make installcheck    pg_regress + isolation tests against a running server
+#   make check-relay     end-to-end TAP tests (tests/*.pl) under prove
+
+EXTENSION = todo_kafka
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed "s/.*'\(.*\)'/\1/")
+
+MODULE_big = todo_kafka
+OBJS = $(patsubst %.c,%.o,$(wildcard extension/*.c))
+DATA = $(wildcard extension/todo_kafka--*.sql)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=todo_kafka
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --load-extension=todo_kafka
+
+PG_CPPFLAGS += -DTODO_KAFKA_VERSION="\"$(EXTVERSION)\""
+
+FRONTEND_DIRS = common devbroker relay
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+all: frontend
+install: install-frontend
+clean: clean-frontend
+
+include $(PGXS)
+
+.PHONY: frontend install-frontend clean-frontend check-relay
+
+frontend:
+	@for d in $(FRONTEND_DIRS); do $(MAKE) -C $$d PG_CONFIG=$(PG_CONFIG) all || exit 1; done
+
+install-frontend:
+	@for d in $(FRONTEND_DIRS); do $(MAKE) -C $$d PG_CONFIG=$(PG_CONFIG) install || exit 1; done
+
+clean-frontend:
+	@for d in $(FRONTEND_DIRS); do $(MAKE) -C $$d clean || exit 1; done
+	rm -rf tmp_check
+
+# End-to-end tests: every tests/NNN_*.pl starts its own PostgreSQL and devbroker.
+PROVE_TESTS = $(or $(TESTS),tests/*.pl)
+check-relay: PROVE_FLAGS += -I $(CURDIR)/tests/lib --timer
+check-relay: frontend
+	$(prove_installcheck)
