@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *	  todo_kafka.publish(): custom events through the same outbox
+ *
+ * The extensibility story of the spec (user story 5): an application adds
+ * a stream to todo_kafka.topics and publishes its own events with
+ * publish(stream, key, event_type, data, headers).  They travel through
+ * the outbox like captured changes, in the caller's transaction, so they
+ * are published only if it commits, in order per key.
+ *
+ * Input is checked before anything is written: the stream must exist,
+ * the key must be non-empty, the event type must be a dotted name, data
+ * must be present and headers must be a JSON object of string values.
+ *
+ * IDENTIFICATION
+ *	  extension/publish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "todo_kafka.h"
+
+PG_FUNCTION_INFO_V1(todo_kafka_publish);
+
+#define PUBLISH_MAX_NAME 200
+
+static SPIPlanPtr publish_stream_plan = NULL;
+
+/* does the stream exist in todo_kafka.topics? */
+static bool
+publish_stream_exists(const char *stream)
+{
+	Datum		values[1];
+	int			ret;
+	bool		found;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (publish_stream_plan == NULL)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		SPIPlanPtr	plan = SPI_prepare("SELECT 1 FROM todo_kafka.topics WHERE stream = $1",
+									   1, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the stream lookup");
+		publish_stream_plan = plan;
+	}
+	values[0] = CStringGetTextDatum(stream);
+	ret = SPI_execute_plan(publish_stream_plan, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "stream lookup failed: %s", SPI_result_code_string(ret));
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+static bool
+publish_valid_event_type(const char *s)
+{
+	size_t		len = strlen(s);
+	size_t		i;
+
+	if (len == 0 || len > PUBLISH_MAX_NAME)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '_' || c == '-'))))
+			return false;
+	}
+	return true;
+}
+
+/* headers must be an object whose values are all strings */
+static void
+publish_check_headers(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			depth = 0;
+
+	if (!JB_ROOT_IS_OBJECT(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers must be a JSON object"),
+				 errhint("Pass headers as '{\"name\": \"value\"}'.")));
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			depth--;
+		if (tok == WJB_VALUE && v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header values must be strings"),
+					 errhint("Kafka headers are strings: quote numbers and booleans.")));
+		if (depth > 1 || tok == WJB_BEGIN_ARRAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header values must be strings"),
+					 errhint("Kafka headers are strings: nested objects and arrays are not allowed.")));
+	}
+}
+
+static Datum
+publish_jsonb_as_json(Jsonb *jb)
+{
+	return CStringGetTextDatum(JsonbToCString(NULL, &jb->root, VARSIZE(jb)));
+}
+
+/*
+ * todo_kafka_publish
+ *		publish(stream text, key text, event_type text, data jsonb,
+ *				headers jsonb DEFAULT '{}') RETURNS uuid
+ *
+ * Writes one 'custom' outbox row and returns its event id, which is the
+ * CloudEvents id the message will carry on Kafka.
+ */
+Datum
+todo_kafka_publish(PG_FUNCTION_ARGS)
+{
+	OutboxEvent ev;
+	char	   *stream;
+	char	   *key;
+	char	   *event_type;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream, key, event_type and data must not be null")));
+
+	stream = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	event_type = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	if (!publish_stream_exists(stream))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown stream \"%s\"", stream),
+				 errhint("Add it first: INSERT INTO todo_kafka.topics (stream, topic) VALUES ('%s', '<kafka topic>').",
+						 stream)));
+	if (key[0] == '\0' || strlen(key) > PUBLISH_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event key must be 1 to %d characters long", PUBLISH_MAX_NAME),
+				 errdetail("The key becomes the Kafka message key; events with one key stay in order.")));
+	if (!publish_valid_event_type(event_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type: \"%s\"", event_type),
+				 errhint("Use letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. 'invoice.paid'.")));
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = "custom";
+	ev.stream = stream;
+	ev.event_type = event_type;
+	ev.source = "publish";
+	ev.key = key;
+	ev.after = publish_jsonb_as_json(PG_GETARG_JSONB_P(3));
+	ev.has_after = true;
+	if (!PG_ARGISNULL(4))
+	{
+		Jsonb	   *headers = PG_GETARG_JSONB_P(4);
+
+		publish_check_headers(headers);
+		ev.headers = publish_jsonb_as_json(headers);
+		ev.has_headers = true;
+	}
+
+	PG_RETURN_DATUM(outbox_write(&ev));
+}

@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * todo_kafka.c
+ *	  module entry point: settings, per-transaction context and the
+ *	  relay wake-up at commit
+ *
+ * Settings (all may be SET LOCAL by the application per transaction):
+ *	 todo_kafka.actor			who made the change; empty = the session's
+ *								current role outside SECURITY DEFINER functions
+ *	 todo_kafka.correlation_id	ties related events together; empty = one
+ *								generated id per transaction
+ *	 todo_kafka.traceparent		W3C trace context stamped on each event
+ *
+ * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
+ * halves write throughput when every transaction notifies (DESIGN.md, the
+ * NOTIFY trap).  So a transaction that wrote the outbox notifies only when
+ * the relay says it is asleep, by holding the advisory lock
+ * (TODO_KAFKA_LOCK_CLASS, TODO_KAFKA_LOCK_SLEEPING).  The check is a
+ * conditional lock-manager probe at PRE_COMMIT (no table access), done once
+ * per transaction; at most one empty NOTIFY per transaction is queued.  The
+ * relay re-checks the outbox after taking the lock and keeps a timed poll,
+ * so a writer that probed just before the relay fell asleep is not lost.
+ *
+ * Memory: the per-transaction correlation id lives in a static buffer that
+ * the transaction callback clears at commit or abort.
+ *
+ * IDENTIFICATION
+ *	  extension/todo_kafka.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/async.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/uuid.h"
+
+#include "todo_kafka.h"
+
+#if PG_VERSION_NUM >= 180000
+PG_MODULE_MAGIC_EXT(.name = "todo_kafka",.version = TODO_KAFKA_VERSION);
+#else
+PG_MODULE_MAGIC;
+#endif
+
+void		_PG_init(void);
+
+static char *tk_actor = NULL;
+static char *tk_correlation_id = NULL;
+static char *tk_traceparent = NULL;
+
+/* per-transaction state, reset by tk_xact_callback */
+static bool tk_wrote_outbox = false;
+static char tk_xact_correlation_id[UUID_LEN * 2 + 5];
+
+static bool tk_check_traceparent(char **newval, void **extra, GucSource source);
+static void tk_xact_callback(XactEvent event, void *arg);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("todo_kafka.actor",
+							   "Who is making changes, stamped on each outbox event.",
+							   "Empty means the current role of the session.",
+							   &tk_actor,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("todo_kafka.correlation_id",
+							   "Correlation id stamped on each outbox event.",
+							   "Empty means one generated id per transaction.",
+							   &tk_correlation_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("todo_kafka.traceparent",
+							   "W3C traceparent stamped on each outbox event.",
+							   "Empty means none.",
+							   &tk_traceparent,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   tk_check_traceparent, NULL, NULL);
+	MarkGUCPrefixReserved("todo_kafka");
+
+	RegisterXactCallback(tk_xact_callback, NULL);
+}
+
+/* traceparent: version-traceid-parentid-flags, lower-case hex (W3C) */
+static bool
+tk_check_traceparent(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+	static const int lens[4] = {2, 32, 16, 2};
+	int			part;
+
+	if (v == NULL || v[0] == '\0')
+		return true;
+	for (part = 0; part < 4; part++)
+	{
+		int			i;
+
+		for (i = 0; i < lens[part]; i++, v++)
+		{
+			if (!((*v >= '0' && *v <= '9') || (*v >= 'a' && *v <= 'f')))
+				goto bad;
+		}
+		if (part < 3 && *v++ != '-')
+			goto bad;
+	}
+	if (*v == '\0')
+		return true;
+bad:
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("invalid traceparent: \"%s\"", *newval);
+	GUC_check_errhint("Use the W3C form 00-<32 hex digits>-<16 hex digits>-<2 hex digits>, in lower case.");
+	return false;
+}
+
+const char *
+todo_kafka_actor(void)
+{
+	if (tk_actor != NULL && tk_actor[0] != '\0')
+		return tk_actor;
+	return GetUserNameFromId(GetOuterUserId(), false);
+}
+
+const char *
+todo_kafka_correlation_id(void)
+{
+	if (tk_correlation_id != NULL && tk_correlation_id[0] != '\0')
+		return tk_correlation_id;
+	if (tk_xact_correlation_id[0] == '\0')
+	{
+		pg_uuid_t	uuid;
+		Datum		text;
+
+		if (!pg_strong_random(uuid.data, UUID_LEN))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		uuid.data[6] = (uuid.data[6] & 0x0f) | 0x40;	/* version 4 */
+		uuid.data[8] = (uuid.data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+		text = DirectFunctionCall1(uuid_out, UUIDPGetDatum(&uuid));
+		strlcpy(tk_xact_correlation_id, DatumGetCString(text),
+				sizeof(tk_xact_correlation_id));
+	}
+	return tk_xact_correlation_id;
+}
+
+const char *
+todo_kafka_traceparent(void)
+{
+	if (tk_traceparent != NULL && tk_traceparent[0] != '\0')
+		return tk_traceparent;
+	return NULL;
+}
+
+void
+todo_kafka_note_outbox_write(void)
+{
+	tk_wrote_outbox = true;
+}
+
+/* Owner of todo_kafka.outbox: outbox rows are written with its rights. */
+Oid
+todo_kafka_outbox_owner(void)
+{
+	Oid			nsp = get_namespace_oid("todo_kafka", false);
+	Oid			relid = get_relname_relid("outbox", nsp);
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"todo_kafka.outbox\" does not exist"),
+				 errhint("Run CREATE EXTENSION todo_kafka in this database.")));
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* Is the relay asleep, i.e. holding the sleeping advisory lock? */
+static bool
+tk_relay_sleeping(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, TODO_KAFKA_LOCK_CLASS,
+						 TODO_KAFKA_LOCK_SLEEPING, 2);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ShareLock, false);
+	return false;
+}
+
+static void
+tk_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (tk_wrote_outbox && tk_relay_sleeping())
+				Async_Notify(TODO_KAFKA_NOTIFY_CHANNEL, NULL);
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			tk_wrote_outbox = false;
+			tk_xact_correlation_id[0] = '\0';
+			break;
+		default:
+			break;
+	}
+}

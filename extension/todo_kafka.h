@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * todo_kafka.h
+ *	  declarations shared by the todo_kafka backend module's files
+ *
+ * IDENTIFICATION
+ *	  extension/todo_kafka.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TODO_KAFKA_H
+#define TODO_KAFKA_H
+
+#include "postgres.h"
+
+/*
+ * Advisory lock keys (pg_advisory_lock(int4, int4) form).  The relay holds
+ * TODO_KAFKA_LOCK_LEADER while it is the active relay of the database, and
+ * TODO_KAFKA_LOCK_SLEEPING while it waits for work: only then do writers
+ * NOTIFY (see the NOTIFY trap in DESIGN.md and todo_kafka.c).
+ */
+#define TODO_KAFKA_LOCK_CLASS		29803
+#define TODO_KAFKA_LOCK_LEADER		1
+#define TODO_KAFKA_LOCK_SLEEPING	2
+#define TODO_KAFKA_NOTIFY_CHANNEL	"todo_kafka"
+
+/* One event to write into todo_kafka.outbox; NULL pointers mean SQL NULL. */
+typedef struct OutboxEvent
+{
+	const char *kind;			/* change | custom | reminder */
+	const char *stream;			/* key into todo_kafka.topics */
+	const char *event_type;
+	const char *source;			/* table or "publish" */
+	const char *key;			/* Kafka key: task id */
+	const char *user_id;
+	Datum		before;			/* json, valid when has_before */
+	bool		has_before;
+	Datum		after;			/* json, valid when has_after */
+	bool		has_after;
+	Datum		changed;		/* text[], valid when has_changed */
+	bool		has_changed;
+	Datum		headers;		/* json, valid when has_headers */
+	bool		has_headers;
+} OutboxEvent;
+
+/* outbox.c */
+extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
+
+/* todo_kafka.c: per-transaction context */
+extern const char *todo_kafka_actor(void);
+extern const char *todo_kafka_correlation_id(void);
+extern const char *todo_kafka_traceparent(void);
+extern void todo_kafka_note_outbox_write(void);
+extern Oid	todo_kafka_outbox_owner(void);
+
+#endif							/* TODO_KAFKA_H */
