@@ -1,0 +1,488 @@
+/*-------------------------------------------------------------------------
+ *
+ * todo-kafka-devbroker.c
+ *	  a development Kafka cluster around librdkafka's mock cluster
+ *
+ * todo-kafka-devbroker starts librdkafka's in-process mock cluster
+ * (rdkafka_mock.h): N brokers speaking the real Kafka protocol on loopback
+ * TCP ports, with the project's topics pre-created.  Any Kafka client
+ * (librdkafka, kcat) can produce to and consume from it.  It exists for
+ * development and for the end-to-end tests, which also use it to inject
+ * faults (brokers down and up, request errors) while the code under test
+ * runs.
+ *
+ * Protocol with the caller:
+ *
+ *	- the FIRST line on stdout is the bootstrap.servers list, flushed as
+ *	  soon as the cluster and its topics exist (and, with -o, the same line
+ *	  is written to a file, atomically: temporary file + rename);
+ *	- after that stdout carries only answers to control commands, one line
+ *	  each ("ok ..." / "error: ..."), see command.c;
+ *	- stderr carries the log, one timestamped line per event (log.c);
+ *	- control commands are read from stdin and from the optional --control
+ *	  FIFO (input.c).  End of file on stdin does not stop the broker: only
+ *	  SIGTERM or SIGINT do, and it then exits 0.  A second signal during
+ *	  shutdown exits at once.
+ *
+ * The mock cluster belongs to a producer handle that is never used for
+ * producing; destroying the handle destroys the cluster.  The mock runs its
+ * own thread; the main loop here only polls the command sources every
+ * 100 ms and checks the signal flags.
+ *
+ * Limits of the librdkafka 2.0.2 mock that users should know (see also
+ * command.c): each partition keeps at most 5 MiB / 100,000 batches and
+ * drops the oldest beyond that (its log start offset moves); it does not
+ * answer CreateTopics, SASL or TLS; auto-created topics get the mock's own
+ * default partition count, so name every topic you rely on with -t or the
+ * "topic" command.
+ *
+ * IDENTIFICATION
+ *	  devbroker/todo-kafka-devbroker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devbroker.h"
+
+#define PROGNAME				"todo-kafka-devbroker"
+#define DEFAULT_BROKERS			3
+#define DEFAULT_PARTITIONS		3
+#define MAX_TOPICS				256
+#define POLL_INTERVAL_MS		100
+
+static const char *const default_topics[] = {
+	"todo.task.events",
+	"todo.task.updates",
+	"todo.audit.log",
+	"todo.reminders",
+	"todo.notifications",
+	"todo.dead.letter",
+};
+
+typedef struct topic_spec
+{
+	char	   *name;
+	int			partitions;		/* 0: use the -p default */
+} topic_spec;
+
+static volatile sig_atomic_t shutdown_requested = 0;
+static volatile sig_atomic_t hangup_received = 0;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"%s runs a development Kafka cluster (librdkafka's mock cluster)\n"
+			"on loopback ports, with topics pre-created, until SIGTERM or SIGINT.\n"
+			"\n"
+			"Usage:\n"
+			"  %s [OPTION]...\n"
+			"\n"
+			"Options:\n"
+			"  -n, --brokers=N          number of brokers, 1 to %d (default %d)\n"
+			"  -t, --topic=NAME[:P]     create topic NAME with P partitions (repeatable;\n"
+			"                           default P is -p). Without -t: todo.task.events,\n"
+			"                           todo.task.updates, todo.audit.log, todo.reminders,\n"
+			"                           todo.notifications, todo.dead.letter\n"
+			"  -p, --partitions=P       default partition count, 1 to %d (default %d)\n"
+			"  -o, --output=FILE        also write the bootstrap.servers line to FILE\n"
+			"                           (atomically: temporary file, then rename)\n"
+			"      --control=FIFO       read control commands from FIFO too (created\n"
+			"                           if missing, reopened when a writer closes it)\n"
+			"  -h, --help               show this help, then exit\n"
+			"\n"
+			"Output: the first line on stdout is bootstrap.servers (host:port,...);\n"
+			"later lines on stdout answer control commands; the log goes to stderr.\n"
+			"\n"
+			"%s"
+			"\n"
+			"Examples:\n"
+			"  %s -n 3 -t orders:6 -o /tmp/bootstrap --control /tmp/devbroker.ctl &\n"
+			"  kcat -b \"$(cat /tmp/bootstrap)\" -P -t orders <<< 'hello'\n"
+			"  echo 'down all' > /tmp/devbroker.ctl\n",
+			PROGNAME, PROGNAME, DEVBROKER_MAX_BROKERS, DEFAULT_BROKERS,
+			DEVBROKER_MAX_PARTITIONS, DEFAULT_PARTITIONS,
+			devbroker_command_help(), PROGNAME);
+}
+
+/* Report a command-line mistake and exit 2, as usage errors do. */
+static void
+usage_error(const char *fmt,...)
+			__attribute__((format(printf, 1, 2), noreturn));
+
+static void
+usage_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", PROGNAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry \"%s --help\" for more information.\n", PROGNAME);
+	exit(2);
+}
+
+static int
+parse_count(const char *arg, const char *what, int max)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > max)
+		usage_error("invalid %s \"%s\": use a whole number from 1 to %d",
+					what, arg, max);
+	return (int) v;
+}
+
+/* -t NAME[:PARTITIONS] */
+static void
+parse_topic_arg(const char *arg, topic_spec *spec)
+{
+	const char *colon = strrchr(arg, ':');
+	size_t		len = colon ? (size_t) (colon - arg) : strlen(arg);
+
+	if (len == 0)
+		usage_error("invalid topic \"%s\": expected NAME or NAME:PARTITIONS", arg);
+	spec->name = strndup(arg, len);
+	if (spec->name == NULL)
+	{
+		fprintf(stderr, "%s: out of memory\n", PROGNAME);
+		exit(1);
+	}
+	if (!devbroker_valid_topic_name(spec->name))
+		usage_error("invalid topic name \"%s\": use 1 to 249 of the characters a-z A-Z 0-9 . _ -",
+					spec->name);
+	spec->partitions = colon
+		? parse_count(colon + 1, "partition count in -t", DEVBROKER_MAX_PARTITIONS)
+		: 0;
+}
+
+/*
+ * Signal handlers only set flags; the main loop acts on them.  A second
+ * SIGTERM/SIGINT while shutting down means: exit now.
+ */
+static void
+handle_shutdown_signal(int signo)
+{
+	(void) signo;
+	if (shutdown_requested)
+		_exit(0);
+	shutdown_requested = 1;
+}
+
+static void
+handle_hangup_signal(int signo)
+{
+	(void) signo;
+	hangup_received = 1;
+}
+
+static void
+install_signal_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = handle_shutdown_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = handle_hangup_signal;
+	sigaction(SIGHUP, &sa, NULL);
+	/* a reader that went away must not kill the cluster */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/*
+ * librdkafka log callback: called from librdkafka's threads.  devbroker_log
+ * writes each line with one write(), so this is safe.
+ */
+static void
+rdkafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+			   const char *buf)
+{
+	devbroker_level lvl;
+
+	(void) rk;
+
+	/* the handle owning the mock cluster has no bootstrap.servers on purpose */
+	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers") != NULL)
+		return;
+
+	if (level <= 3)
+		lvl = DB_ERROR;
+	else if (level == 4)
+		lvl = DB_WARNING;
+	else if (level <= 6)
+		lvl = DB_INFO;
+	else
+		lvl = DB_DEBUG;
+	devbroker_log(lvl, "librdkafka %s: %s", fac, buf);
+}
+
+/* Write "line\n" to "path" atomically: temporary file + rename. */
+static int
+write_file_atomically(const char *path, const char *line)
+{
+	char		tmp[4096];
+	FILE	   *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long) getpid())
+		>= (int) sizeof(tmp))
+	{
+		devbroker_log(DB_ERROR, "output path \"%s\" is too long", path);
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL)
+	{
+		devbroker_log(DB_ERROR, "could not create \"%s\": %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (fprintf(f, "%s\n", line) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
+	{
+		devbroker_log(DB_ERROR, "could not write \"%s\": %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+	{
+		devbroker_log(DB_ERROR, "could not write \"%s\": %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Called by line_source_read for each command line. */
+static void
+handle_command_line(const char *line, void *arg)
+{
+	devbroker_state *st = arg;
+	char		ans[1024];
+
+	if (line == NULL)
+		snprintf(ans, sizeof(ans), "error: command line too long (max %d bytes)",
+				 DEVBROKER_LINE_MAX - 1);
+	else
+	{
+		devbroker_execute(st, line, ans, sizeof(ans));
+		if (ans[0] == '\0')
+			return;				/* blank or comment line */
+		devbroker_log(DB_INFO, "command \"%s\": %s", line, ans);
+	}
+	/* answers go to stdout, one line each; a gone reader is not an error */
+	printf("%s\n", ans);
+	fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option long_options[] = {
+		{"brokers", required_argument, NULL, 'n'},
+		{"topic", required_argument, NULL, 't'},
+		{"partitions", required_argument, NULL, 'p'},
+		{"output", required_argument, NULL, 'o'},
+		{"control", required_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	topic_spec	topics[MAX_TOPICS];
+	int			ntopics = 0;
+	int			default_partitions = DEFAULT_PARTITIONS;
+	const char *output_path = NULL;
+	const char *control_path = NULL;
+	bool		control_created = false;
+	devbroker_state st;
+	rd_kafka_conf_t *conf;
+	char		errstr[512];
+	line_source sources[2];
+	int			nsources = 0;
+	int			c;
+	int			i;
+	int			rc = 1;
+
+	memset(&st, 0, sizeof(st));
+	st.broker_cnt = DEFAULT_BROKERS;
+
+	opterr = 0;					/* we word the errors ourselves */
+	while ((c = getopt_long(argc, argv, ":n:t:p:o:h", long_options, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'n':
+				st.broker_cnt = parse_count(optarg, "broker count (-n)",
+											DEVBROKER_MAX_BROKERS);
+				break;
+			case 't':
+				if (ntopics == MAX_TOPICS)
+					usage_error("too many topics (-t): at most %d; create more with the \"topic\" command",
+								MAX_TOPICS);
+				parse_topic_arg(optarg, &topics[ntopics++]);
+				break;
+			case 'p':
+				default_partitions = parse_count(optarg,
+												 "default partition count (-p)",
+												 DEVBROKER_MAX_PARTITIONS);
+				break;
+			case 'o':
+				output_path = optarg;
+				break;
+			case 'C':
+				control_path = optarg;
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			case ':':
+				usage_error("option \"%s\" needs a value", argv[optind - 1]);
+			default:
+				if (optopt)
+					usage_error("unknown option \"-%c\"", optopt);
+				usage_error("unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\": topics are given with -t NAME[:PARTITIONS]",
+					argv[optind]);
+	if (output_path != NULL && output_path[0] == '\0')
+		usage_error("empty file name for -o");
+	if (control_path != NULL && control_path[0] == '\0')
+		usage_error("empty FIFO path for --control");
+
+	if (ntopics == 0)
+	{
+		for (i = 0; i < (int) (sizeof(default_topics) / sizeof(default_topics[0])); i++)
+		{
+			topics[ntopics].name = (char *) default_topics[i];
+			topics[ntopics++].partitions = 0;
+		}
+	}
+
+	install_signal_handlers();
+
+	/* the handle that owns the mock cluster; it never produces anything */
+	conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, rdkafka_log_cb);
+	st.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (st.rk == NULL)
+	{
+		devbroker_log(DB_ERROR, "could not create librdkafka handle: %s", errstr);
+		return 1;
+	}
+	st.mcluster = rd_kafka_mock_cluster_new(st.rk, st.broker_cnt);
+	if (st.mcluster == NULL)
+	{
+		devbroker_log(DB_ERROR, "could not create mock cluster with %d brokers",
+					  st.broker_cnt);
+		goto done;
+	}
+	st.bootstrap = rd_kafka_mock_cluster_bootstraps(st.mcluster);
+	st.replication_factor = st.broker_cnt < 3 ? st.broker_cnt : 3;
+	for (i = 1; i <= st.broker_cnt; i++)
+		st.broker_up[i] = true;
+
+	for (i = 0; i < ntopics; i++)
+	{
+		char		msg[512];
+		int			partitions = topics[i].partitions ? topics[i].partitions
+			: default_partitions;
+
+		if (devbroker_create_topic(&st, topics[i].name, partitions,
+								   msg, sizeof(msg)) != 0)
+		{
+			devbroker_log(DB_ERROR, "%s", msg);
+			goto done;
+		}
+		devbroker_log(DB_INFO, "created %s", msg);
+	}
+
+	if (control_path != NULL)
+	{
+		if (line_source_open_fifo(&sources[nsources], control_path,
+								  &control_created) != 0)
+			goto done;
+		nsources++;
+	}
+	line_source_init_fd(&sources[nsources++], "stdin", STDIN_FILENO);
+
+	if (output_path != NULL &&
+		write_file_atomically(output_path, st.bootstrap) != 0)
+		goto done;
+
+	printf("%s\n", st.bootstrap);
+	fflush(stdout);
+	devbroker_log(DB_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s",
+				  st.broker_cnt, st.topic_cnt, rd_kafka_version_str(),
+				  st.bootstrap);
+
+	while (!shutdown_requested)
+	{
+		struct pollfd pfd[2];
+		int			map[2];
+		int			npfd = 0;
+		int			n;
+
+		if (hangup_received)
+		{
+			hangup_received = 0;
+			devbroker_log(DB_INFO, "got SIGHUP, nothing to reload");
+		}
+
+		for (i = 0; i < nsources; i++)
+		{
+			if (sources[i].fd < 0)
+				continue;
+			pfd[npfd].fd = sources[i].fd;
+			pfd[npfd].events = POLLIN;
+			pfd[npfd].revents = 0;
+			map[npfd++] = i;
+		}
+
+		n = poll(pfd, (nfds_t) npfd, POLL_INTERVAL_MS);
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			devbroker_log(DB_ERROR, "poll failed: %s", strerror(errno));
+			goto done;
+		}
+		for (i = 0; i < npfd && n > 0; i++)
+		{
+			if (pfd[i].revents != 0)
+				line_source_read(&sources[map[i]], handle_command_line, &st);
+		}
+		rd_kafka_poll(st.rk, 0);
+	}
+
+	devbroker_log(DB_INFO, "got shutdown signal, stopping the mock cluster");
+	rc = 0;
+
+done:
+	for (i = 0; i < nsources; i++)
+		if (sources[i].fd >= 0 && sources[i].fd != STDIN_FILENO)
+			close(sources[i].fd);
+	if (control_created)
+		unlink(control_path);
+	if (st.mcluster != NULL)
+		rd_kafka_mock_cluster_destroy(st.mcluster);
+	rd_kafka_destroy(st.rk);
+	if (rc == 0)
+		devbroker_log(DB_INFO, "stopped");
+	return rc;
+}
