@@ -48,8 +48,9 @@ tk_install_packages() {
 
 tk_build_install() {
 	tk_log "building and installing todo_kafka"
-	make -C "$TK_ROOT" -s PG_CONFIG="$PG_CONFIG" ${TK_CFLAGS:+PG_CFLAGS="$TK_CFLAGS" EXTRA_CFLAGS="$TK_CFLAGS"} >/dev/null
-	tk_sudo make -C "$TK_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	make -C "$TK_ROOT" -s PG_CONFIG="$PG_CONFIG" ${TK_CFLAGS:+PG_CFLAGS="$TK_CFLAGS" EXTRA_CFLAGS="$TK_CFLAGS"} \
+		${TK_MAKE_ARGS:-} >/dev/null
+	tk_sudo make -C "$TK_ROOT" -s PG_CONFIG="$PG_CONFIG" ${TK_MAKE_ARGS:-} install >/dev/null
 }
 
 tk_as_user() {
