@@ -9,6 +9,10 @@
  * the outbox like captured changes, in the caller's transaction, so they
  * are published only if it commits, in order per key.
  *
+ * todo_kafka.emit() is the internal twin used by the extension's own SQL
+ * (reminders): it also sets the outbox kind and the user id.  It is
+ * granted to nobody.
+ *
  * Input is checked before anything is written: the stream must exist,
  * the key must be non-empty, the event type must be a dotted name, data
  * must be present and headers must be a JSON object of string values.
@@ -29,6 +33,7 @@
 #include "todo_kafka.h"
 
 PG_FUNCTION_INFO_V1(todo_kafka_publish);
+PG_FUNCTION_INFO_V1(todo_kafka_emit);
 
 #define PUBLISH_MAX_NAME 200
 
@@ -124,29 +129,15 @@ publish_jsonb_as_json(Jsonb *jb)
 }
 
 /*
- * todo_kafka_publish
- *		publish(stream text, key text, event_type text, data jsonb,
- *				headers jsonb DEFAULT '{}') RETURNS uuid
- *
- * Writes one 'custom' outbox row and returns its event id, which is the
- * CloudEvents id the message will carry on Kafka.
+ * Check stream, key and event type and fill the common part of an event.
  */
-Datum
-todo_kafka_publish(PG_FUNCTION_ARGS)
+static void
+publish_prepare(OutboxEvent *ev, const char *kind, text *stream_t, text *key_t,
+				text *event_type_t, Jsonb *data)
 {
-	OutboxEvent ev;
-	char	   *stream;
-	char	   *key;
-	char	   *event_type;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("stream, key, event_type and data must not be null")));
-
-	stream = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	event_type = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *stream = text_to_cstring(stream_t);
+	char	   *key = text_to_cstring(key_t);
+	char	   *event_type = text_to_cstring(event_type_t);
 
 	if (!publish_stream_exists(stream))
 		ereport(ERROR,
@@ -165,14 +156,36 @@ todo_kafka_publish(PG_FUNCTION_ARGS)
 				 errmsg("invalid event type: \"%s\"", event_type),
 				 errhint("Use letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. 'invoice.paid'.")));
 
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = "custom";
-	ev.stream = stream;
-	ev.event_type = event_type;
-	ev.source = "publish";
-	ev.key = key;
-	ev.after = publish_jsonb_as_json(PG_GETARG_JSONB_P(3));
-	ev.has_after = true;
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = kind;
+	ev->stream = stream;
+	ev->event_type = event_type;
+	ev->source = "publish";
+	ev->key = key;
+	ev->after = publish_jsonb_as_json(data);
+	ev->has_after = true;
+}
+
+/*
+ * todo_kafka_publish
+ *		publish(stream text, key text, event_type text, data jsonb,
+ *				headers jsonb DEFAULT '{}') RETURNS uuid
+ *
+ * Writes one 'custom' outbox row and returns its event id, which is the
+ * CloudEvents id the message will carry on Kafka.
+ */
+Datum
+todo_kafka_publish(PG_FUNCTION_ARGS)
+{
+	OutboxEvent ev;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream, key, event_type and data must not be null")));
+
+	publish_prepare(&ev, "custom", PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
+					PG_GETARG_TEXT_PP(2), PG_GETARG_JSONB_P(3));
 	if (!PG_ARGISNULL(4))
 	{
 		Jsonb	   *headers = PG_GETARG_JSONB_P(4);
@@ -181,6 +194,41 @@ todo_kafka_publish(PG_FUNCTION_ARGS)
 		ev.headers = publish_jsonb_as_json(headers);
 		ev.has_headers = true;
 	}
+
+	PG_RETURN_DATUM(outbox_write(&ev));
+}
+
+/*
+ * todo_kafka_emit
+ *		emit(kind text, stream text, key text, event_type text,
+ *			 user_id text, data jsonb, source text) RETURNS uuid
+ *
+ * Internal: writes one outbox row of the given kind ('custom' or
+ * 'reminder') for the extension's own SQL.  user_id may be NULL.
+ */
+Datum
+todo_kafka_emit(PG_FUNCTION_ARGS)
+{
+	OutboxEvent ev;
+	char	   *kind;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) ||
+		PG_ARGISNULL(3) || PG_ARGISNULL(5) || PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kind, stream, key, event_type, data and source must not be null")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strcmp(kind, "custom") != 0 && strcmp(kind, "reminder") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid outbox kind: \"%s\"", kind),
+				 errhint("Use custom or reminder; changes are captured by the trigger.")));
+
+	publish_prepare(&ev, kind, PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					PG_GETARG_TEXT_PP(3), PG_GETARG_JSONB_P(5));
+	if (!PG_ARGISNULL(4))
+		ev.user_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	ev.source = text_to_cstring(PG_GETARG_TEXT_PP(6));
 
 	PG_RETURN_DATUM(outbox_write(&ev));
 }

@@ -232,3 +232,18 @@ tk_xact_callback(XactEvent event, void *arg)
 			break;
 	}
 }
+
+PG_FUNCTION_INFO_V1(todo_kafka_current_correlation_id);
+
+/*
+ * todo_kafka_current_correlation_id
+ *		current_correlation_id() RETURNS text
+ *
+ * The correlation id that events written now carry: the setting when set,
+ * else this transaction's generated id.  Lets SQL put it into event data.
+ */
+Datum
+todo_kafka_current_correlation_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(todo_kafka_correlation_id()));
+}
