@@ -175,28 +175,6 @@ todo_kafka_note_outbox_write(void)
 	tk_wrote_outbox = true;
 }
 
-/* Owner of todo_kafka.outbox: outbox rows are written with its rights. */
-Oid
-todo_kafka_outbox_owner(void)
-{
-	Oid			nsp = get_namespace_oid("todo_kafka", false);
-	Oid			relid = get_relname_relid("outbox", nsp);
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"todo_kafka.outbox\" does not exist"),
-				 errhint("Run CREATE EXTENSION todo_kafka in this database.")));
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
 /* Is the relay asleep, i.e. holding the sleeping advisory lock? */
 static bool
 tk_relay_sleeping(void)

@@ -51,6 +51,5 @@ extern const char *todo_kafka_actor(void);
 extern const char *todo_kafka_correlation_id(void);
 extern const char *todo_kafka_traceparent(void);
 extern void todo_kafka_note_outbox_write(void);
-extern Oid	todo_kafka_outbox_owner(void);
 
 #endif							/* TODO_KAFKA_H */
