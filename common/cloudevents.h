@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ *
+ * cloudevents.h
+ *	  turn an outbox row into Kafka messages (CloudEvents 1.0, structured)
+ *
+ * IDENTIFICATION
+ *	  common/cloudevents.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TK_CLOUDEVENTS_H
+#define TK_CLOUDEVENTS_H
+
+#include <stddef.h>
+
+/* streams every 'change' row fans out to, besides its own */
+#define TK_STREAM_AUDIT			"audit"
+#define TK_STREAM_TASK_UPDATES	"task_updates"
+#define TK_STREAM_DEAD_LETTER	"dead_letter"
+
+/*
+ * One outbox row as text, exactly as selected by the relay (see
+ * relay/outbox_reader.c for the query).  NULL means SQL NULL.
+ */
+typedef struct tk_outbox_row
+{
+	const char *id;				/* outbox id */
+	const char *xid;			/* writing transaction (xid8) */
+	const char *event_id;		/* uuid */
+	const char *kind;			/* change | custom | reminder */
+	const char *stream;			/* key into todo_kafka.topics */
+	const char *event_type;
+	const char *source;			/* table name or "/todo_kafka/<table>" */
+	const char *key;			/* task id: Kafka key and CE subject */
+	const char *user_id;
+	const char *actor;
+	const char *correlation_id;
+	const char *traceparent;
+	const char *before;			/* json row image */
+	const char *after;			/* json row image, or custom data */
+	const char *changed;		/* json array of changed column names */
+	const char *headers;		/* json object of custom headers */
+	const char *occurred_at;	/* RFC 3339, UTC */
+} tk_outbox_row;
+
+typedef struct tk_header
+{
+	char	   *name;
+	char	   *value;
+} tk_header;
+
+typedef struct tk_message
+{
+	const char *stream;			/* logical stream (static or row->stream) */
+	char	   *id;				/* CloudEvents id, also header event-id */
+	char	   *type;			/* CloudEvents type, also header event-type */
+	char	   *value;			/* JSON text */
+	size_t		value_len;
+	tk_header  *headers;
+	int			nheaders;
+} tk_message;
+
+typedef struct tk_message_list
+{
+	tk_message *msgs;
+	int			n;
+	int			cap;
+} tk_message_list;
+
+extern int	tk_ce_build(const tk_outbox_row *row, tk_message_list *out,
+						char *errbuf, size_t errlen);
+extern int	tk_ce_build_dead_letter(const tk_outbox_row *row,
+									const char *origin_topic,
+									const char *origin_id,
+									const char *origin_type,
+									size_t origin_size,
+									const char *error_name,
+									const char *reason,
+									tk_message_list *out);
+extern void tk_message_list_init(tk_message_list *l);
+extern void tk_message_list_clear(tk_message_list *l);
+extern void tk_message_list_free(tk_message_list *l);
+
+#endif							/* TK_CLOUDEVENTS_H */

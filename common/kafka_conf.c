@@ -1,0 +1,192 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka_conf.c
+ *	  librdkafka property lists, production profile, log routing
+ *
+ * Daemons collect librdkafka properties from their defaults table, the
+ * config file ("kafka.<prop> = value") and -X flags into a tk_kvlist, in
+ * that order, later settings winning; tk_kafka_conf_apply() then hands
+ * them to rd_kafka_conf_set().  Errors name the property and never echo a
+ * secret value (tk_config_is_secret()).
+ *
+ * Production profile: refuse to run unless the connection is both
+ * authenticated and encrypted, i.e. security.protocol = SASL_SSL, a SASL
+ * mechanism is chosen, and certificate verification is not switched off.
+ *
+ * tk_kafka_log_cb routes librdkafka's log lines into tk_log().  Threading
+ * contract: librdkafka calls it from its internal threads; tk_log() is
+ * thread-safe.
+ *
+ * IDENTIFICATION
+ *	  common/kafka_conf.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "kafka_conf.h"
+#include "log.h"
+
+bool
+tk_kvlist_set(tk_kvlist *l, const char *key, const char *value)
+{
+	char	   *v = strdup(value);
+	tk_kv	   *items;
+
+	if (v == NULL)
+		return false;
+	for (int i = 0; i < l->n; i++)
+	{
+		if (strcmp(l->items[i].key, key) == 0)
+		{
+			free(l->items[i].value);
+			l->items[i].value = v;
+			return true;
+		}
+	}
+	items = realloc(l->items, sizeof(tk_kv) * (l->n + 1));
+	if (items == NULL)
+	{
+		free(v);
+		return false;
+	}
+	l->items = items;
+	l->items[l->n].key = strdup(key);
+	l->items[l->n].value = v;
+	if (l->items[l->n].key == NULL)
+	{
+		free(v);
+		return false;
+	}
+	l->n++;
+	return true;
+}
+
+const char *
+tk_kvlist_get(const tk_kvlist *l, const char *key)
+{
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].key, key) == 0)
+			return l->items[i].value;
+	return NULL;
+}
+
+bool
+tk_kvlist_copy(tk_kvlist *dst, const tk_kvlist *src)
+{
+	dst->items = NULL;
+	dst->n = 0;
+	for (int i = 0; i < src->n; i++)
+		if (!tk_kvlist_set(dst, src->items[i].key, src->items[i].value))
+			return false;
+	return true;
+}
+
+void
+tk_kvlist_free(tk_kvlist *l)
+{
+	for (int i = 0; i < l->n; i++)
+	{
+		free(l->items[i].key);
+		free(l->items[i].value);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+bool
+tk_kvlist_equal(const tk_kvlist *a, const tk_kvlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+	{
+		const char *v = tk_kvlist_get(b, a->items[i].key);
+
+		if (v == NULL || strcmp(v, a->items[i].value) != 0)
+			return false;
+	}
+	return true;
+}
+
+bool
+tk_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+				  char *errbuf, size_t errlen)
+{
+	char		rkerr[512];
+
+	if (rd_kafka_conf_set(conf, key, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK)
+	{
+		if (tk_config_is_secret(key))
+			snprintf(errbuf, errlen, "invalid Kafka property \"%s\" (value redacted)", key);
+		else
+			snprintf(errbuf, errlen, "invalid Kafka property \"%s\" = \"%s\": %s",
+					 key, value, rkerr);
+		return false;
+	}
+	return true;
+}
+
+bool
+tk_kafka_conf_apply(rd_kafka_conf_t *conf, const tk_kvlist *props,
+					char *errbuf, size_t errlen)
+{
+	for (int i = 0; i < props->n; i++)
+		if (!tk_kafka_conf_set(conf, props->items[i].key, props->items[i].value,
+							   errbuf, errlen))
+			return false;
+	return true;
+}
+
+bool
+tk_kafka_check_production(const tk_kvlist *props, char *errbuf, size_t errlen)
+{
+	const char *proto = tk_kvlist_get(props, "security.protocol");
+	const char *mech = tk_kvlist_get(props, "sasl.mechanism");
+	const char *mechs = tk_kvlist_get(props, "sasl.mechanisms");
+	const char *verify = tk_kvlist_get(props, "enable.ssl.certificate.verification");
+
+	if (proto == NULL || strcasecmp(proto, "sasl_ssl") != 0)
+	{
+		snprintf(errbuf, errlen,
+				 "production profile requires security.protocol=SASL_SSL (got %s)",
+				 proto ? proto : "plaintext");
+		return false;
+	}
+	if ((mech == NULL || *mech == '\0') && (mechs == NULL || *mechs == '\0'))
+	{
+		snprintf(errbuf, errlen,
+				 "production profile requires a SASL mechanism (sasl.mechanism, e.g. SCRAM-SHA-512)");
+		return false;
+	}
+	if (verify && (strcasecmp(verify, "false") == 0 || strcmp(verify, "0") == 0))
+	{
+		snprintf(errbuf, errlen,
+				 "production profile refuses enable.ssl.certificate.verification=false");
+		return false;
+	}
+	return true;
+}
+
+/* librdkafka log callback: runs on librdkafka's internal threads */
+void
+tk_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	tk_log_level l;
+
+	(void) rk;
+	if (level <= 3)
+		l = TK_LOG_ERROR;
+	else if (level == 4)
+		l = TK_LOG_WARNING;
+	else if (level <= 6)
+		l = TK_LOG_INFO;
+	else
+		l = TK_LOG_DEBUG;
+	tk_log(l, "kafka: %s: %s", fac, buf);
+}

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka_conf.h
+ *	  librdkafka property lists, production profile, log routing
+ *
+ * IDENTIFICATION
+ *	  common/kafka_conf.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TK_KAFKA_CONF_H
+#define TK_KAFKA_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct tk_kv
+{
+	char	   *key;
+	char	   *value;
+} tk_kv;
+
+/* ordered property list; setting a key again replaces its value */
+typedef struct tk_kvlist
+{
+	tk_kv	   *items;
+	int			n;
+} tk_kvlist;
+
+extern bool tk_kvlist_set(tk_kvlist *l, const char *key, const char *value);
+extern const char *tk_kvlist_get(const tk_kvlist *l, const char *key);
+extern bool tk_kvlist_copy(tk_kvlist *dst, const tk_kvlist *src);
+extern void tk_kvlist_free(tk_kvlist *l);
+extern bool tk_kvlist_equal(const tk_kvlist *a, const tk_kvlist *b);
+
+extern bool tk_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+							  const char *value, char *errbuf, size_t errlen);
+extern bool tk_kafka_conf_apply(rd_kafka_conf_t *conf, const tk_kvlist *props,
+								char *errbuf, size_t errlen);
+extern bool tk_kafka_check_production(const tk_kvlist *props,
+									  char *errbuf, size_t errlen);
+extern void tk_kafka_log_cb(const rd_kafka_t *rk, int level,
+							const char *fac, const char *buf);
+
+#endif							/* TK_KAFKA_CONF_H */

@@ -1,0 +1,567 @@
+/*-------------------------------------------------------------------------
+ *
+ * main.c
+ *	  todo-kafka-relay: stream the todo_kafka outbox to Kafka
+ *
+ * One thread runs everything that touches PostgreSQL or the row table: the
+ * event loop below.  librdkafka has its own threads but delivers reports
+ * through rd_kafka_poll() on this thread; libmicrohttpd serves /metrics on
+ * its own thread from relay_metrics.c's locked counters.
+ *
+ * The loop (pgbouncer style: signal handlers only set flags, the loop acts):
+ *	 1. act on signals: SIGHUP reloads the config file, SIGTERM/SIGINT
+ *		drain (stop reading, wait for acks up to flush_timeout_ms, delete
+ *		what was acked, exit 0); a second SIGTERM/SIGINT cuts the drain
+ *		short (exit 1: rows not deleted are sent again by the next relay);
+ *	 2. rd_kafka_poll(rk, 0): delivery reports settle rows;
+ *	 3. no connection: reconnect with capped exponential backoff;
+ *	 4. connected but not leader: try the leadership lock every
+ *		standby_retry_ms; on success LISTEN, load the topic map, create
+ *		missing topics (once), and rescan the outbox from scratch;
+ *	 5. leader: delete acked rows (batched), run an outbox pass when due;
+ *	 6. wait in poll() on the PostgreSQL socket and on a pipe librdkafka
+ *		writes to when reports arrive, for at most 100 ms, so flags are
+ *		checked often; then PQconsumeInput + drain notifications.
+ *
+ * Sleeping and waking (the NOTIFY trap in DESIGN.md): writers NOTIFY only
+ * while the relay holds the advisory lock (29803, 2).  States:
+ *	 busy	  the last pass produced rows: pass again at once;
+ *	 idle	  empty passes for less than IDLE_GRACE_MS: pass every
+ *			  BUSY_NAP_MS without the lock (a steady stream of writes never
+ *			  pays for NOTIFY);
+ *	 sleeping lock taken, then a re-check pass in a NEW window, so a commit
+ *			  that happened before the lock is seen.  A writer that checked
+ *			  the lock before we took it but commits after the re-check's
+ *			  snapshot would only be caught by the safety-net poll: such a
+ *			  writer is in the re-check snapshot's in-progress list, so
+ *			  while any of those "suspects" is still running we re-check
+ *			  after RECHECK_FIRST_MS, doubling up to poll_interval_ms.
+ *			  Otherwise the next pass comes from NOTIFY or after
+ *			  poll_interval_ms.  A pass that finds rows releases the lock.
+ * The counter todo_kafka_relay_wakeups_total{reason} says what woke a
+ * sleeping relay that then found rows (notify, recheck or poll); "poll"
+ * means a wake-up was missed and only the safety net caught it.
+ *
+ * IDENTIFICATION
+ *	  relay/main.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "config.h"
+#include "relay.h"
+
+#define LOOP_WAIT_MAX_MS	100
+#define IDLE_GRACE_MS		20
+#define BUSY_NAP_MS			2
+#define RECHECK_FIRST_MS	5
+#define TOPIC_ADMIN_TIMEOUT_MS 5000
+
+volatile sig_atomic_t relay_shutdown_requested = 0;
+volatile sig_atomic_t relay_reload_requested = 0;
+volatile sig_atomic_t relay_fatal_error = 0;
+
+/* the relay's state, owned by the main thread */
+typedef struct relay_state
+{
+	relay_cli	cli;
+	relay_config cfg;
+	rd_kafka_t *rk;
+	int			kafka_fd[2];	/* librdkafka writes to [1] when reports wait */
+	PGconn	   *conn;
+	bool		leader;
+	bool		standby_logged;
+	bool		sleeping;		/* holding the sleep lock */
+	bool		rechecking;		/* the pass after taking it is due */
+	const char *wake_reason;	/* why a sleeping relay is passing */
+	relay_reader *reader;
+	relay_topics topics;
+	bool		topics_ensured;
+	tk_backoff	backoff;
+	int64_t		next_connect_at;
+	int64_t		next_leader_try;
+	int64_t		next_pass_at;
+	int64_t		last_rows_at;
+	int64_t		next_stats_at;
+	uint64_t   *suspects;
+	int			nsuspects;
+	int			recheck_delay;
+} relay_state;
+
+/* signal handlers: set flags only (STYLE.md rule 30) */
+static void
+handle_shutdown(int sig)
+{
+	(void) sig;
+	relay_shutdown_requested++;
+}
+
+static void
+handle_reload(int sig)
+{
+	(void) sig;
+	relay_reload_requested = 1;
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = handle_shutdown;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = handle_reload;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* forget the PostgreSQL session: leadership and the sleep lock go with it */
+static void
+drop_connection(relay_state *st, const char *why)
+{
+	int			delay = tk_backoff_next(&st->backoff);
+
+	tk_log(TK_LOG_WARNING, "%s; reconnecting in %d ms", why, delay);
+	relay_metrics_error("postgres");
+	PQfinish(st->conn);
+	st->conn = NULL;
+	st->leader = false;
+	st->sleeping = false;
+	st->rechecking = false;
+	st->standby_logged = false;
+	relay_reader_reset(st->reader);
+	st->next_connect_at = tk_monotonic_ms() + delay;
+}
+
+/* a statement failed: reconnect if the session is gone, else retry later */
+static void
+pg_failed(relay_state *st)
+{
+	if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK)
+		drop_connection(st, "lost connection to PostgreSQL");
+	else
+	{
+		int			delay = tk_backoff_next(&st->backoff);
+
+		relay_metrics_error("postgres");
+		relay_reader_reset(st->reader);
+		st->next_pass_at = tk_monotonic_ms() + delay;
+	}
+}
+
+static void
+become_leader(relay_state *st)
+{
+	tk_log(TK_LOG_INFO, "acquired leadership; streaming the outbox");
+	if (!relay_listen(st->conn) ||
+		!relay_topics_load(st->conn, st->rk, &st->topics))
+	{
+		pg_failed(st);
+		return;
+	}
+	if (!st->topics_ensured && st->cfg.create_topics)
+	{
+		relay_topics_ensure(st->rk, &st->topics, TOPIC_ADMIN_TIMEOUT_MS);
+		st->topics_ensured = true;
+	}
+	relay_reader_reset(st->reader);
+	st->sleeping = false;
+	st->rechecking = false;
+	st->next_pass_at = tk_monotonic_ms();
+	st->last_rows_at = tk_monotonic_ms();
+	st->next_stats_at = 0;
+}
+
+static void
+reload_config(relay_state *st)
+{
+	relay_config fresh;
+	char		err[1024];
+
+	if (!relay_config_load(&fresh, &st->cli, err, sizeof(err)))
+	{
+		tk_log(TK_LOG_ERROR, "could not reload configuration, keeping the old one: %s", err);
+		return;
+	}
+	tk_log(TK_LOG_INFO, "got SIGHUP, configuration reloaded");
+	tk_log_set_level(fresh.log_level);
+	if (!tk_kvlist_equal(&fresh.kafka, &st->cfg.kafka))
+		tk_log(TK_LOG_WARNING, "Kafka settings changed; they take effect when the relay restarts");
+	if (strcmp(fresh.metrics_listen, st->cfg.metrics_listen) != 0)
+	{
+		relay_metrics_stop();
+		if (!relay_metrics_start(fresh.metrics_listen, err, sizeof(err)))
+			tk_log(TK_LOG_ERROR, "%s", err);
+	}
+	if (strcmp(fresh.conninfo, st->cfg.conninfo) != 0 && st->conn != NULL)
+	{
+		relay_config_free(&st->cfg);
+		st->cfg = fresh;
+		drop_connection(st, "database connection settings changed");
+		st->next_connect_at = tk_monotonic_ms();
+		return;
+	}
+	relay_config_free(&st->cfg);
+	st->cfg = fresh;
+}
+
+/*
+ * Wait for PostgreSQL input, Kafka reports or the deadline (at most
+ * LOOP_WAIT_MAX_MS).  Notifications make the next pass due at once.
+ */
+static void
+wait_events(relay_state *st, int64_t deadline)
+{
+	struct pollfd fds[2];
+	int			nfds = 0;
+	int64_t		now = tk_monotonic_ms();
+	int			timeout = (int) (deadline - now);
+	char		drain[256];
+
+	if (timeout < 0)
+		timeout = 0;
+	if (timeout > LOOP_WAIT_MAX_MS)
+		timeout = LOOP_WAIT_MAX_MS;
+	fds[nfds].fd = st->kafka_fd[0];
+	fds[nfds++].events = POLLIN;
+	if (st->conn)
+	{
+		fds[nfds].fd = PQsocket(st->conn);
+		fds[nfds++].events = POLLIN;
+	}
+	if (poll(fds, nfds, timeout) < 0 && errno != EINTR)
+		tk_log(TK_LOG_ERROR, "poll failed: %s", strerror(errno));
+	if (fds[0].revents & POLLIN)
+		while (read(st->kafka_fd[0], drain, sizeof(drain)) > 0)
+			;
+	if (nfds > 1 && fds[1].revents)
+	{
+		int			n = relay_drain_notifies(st->conn);
+
+		if (n < 0)
+			drop_connection(st, "lost connection to PostgreSQL");
+		else if (n > 0 && st->leader)
+		{
+			if (st->sleeping && !st->rechecking)
+				st->wake_reason = "notify";
+			st->next_pass_at = tk_monotonic_ms();
+		}
+	}
+}
+
+/* what to do after a pass found nothing and closed its window */
+static void
+after_empty_pass(relay_state *st, int64_t now)
+{
+	if (st->rechecking)
+	{
+		uint64_t   *xip;
+		int			n = relay_reader_in_progress(st->reader, &xip);
+
+		/* writers in progress at the re-check may have missed the lock */
+		st->rechecking = false;
+		free(st->suspects);
+		st->suspects = NULL;
+		st->nsuspects = 0;
+		if (n > 0 && (st->suspects = malloc(sizeof(uint64_t) * n)) != NULL)
+		{
+			memcpy(st->suspects, xip, sizeof(uint64_t) * n);
+			st->nsuspects = n;
+		}
+		st->recheck_delay = RECHECK_FIRST_MS;
+	}
+	else if (!st->sleeping)
+	{
+		if (now - st->last_rows_at < IDLE_GRACE_MS)
+		{
+			st->next_pass_at = now + BUSY_NAP_MS;
+			return;
+		}
+		/* go to sleep: announce it, then re-check in a fresh window */
+		if (!relay_sleep_lock(st->conn, true))
+		{
+			pg_failed(st);
+			return;
+		}
+		st->sleeping = true;
+		st->rechecking = true;
+		st->wake_reason = "recheck";
+		st->next_pass_at = now;
+		return;
+	}
+
+	if (st->nsuspects > 0 &&
+		relay_reader_still_running(st->reader, st->suspects, st->nsuspects))
+	{
+		st->wake_reason = "recheck";
+		st->next_pass_at = now + st->recheck_delay;
+		st->recheck_delay *= 2;
+		if (st->recheck_delay > st->cfg.poll_interval_ms)
+			st->recheck_delay = st->cfg.poll_interval_ms;
+		return;
+	}
+	st->nsuspects = 0;
+	st->wake_reason = "poll";
+	st->next_pass_at = now + st->cfg.poll_interval_ms;
+}
+
+/* one outbox pass, then decide when the next one is due */
+static void
+leader_pass(relay_state *st)
+{
+	int64_t		now = tk_monotonic_ms();
+
+	switch (relay_reader_pass(st->reader, st->conn, st->rk, &st->topics,
+							  st->cfg.read_batch))
+	{
+		case PASS_ROWS:
+			if (st->sleeping)
+			{
+				relay_metrics_wakeup(st->wake_reason ? st->wake_reason : "poll");
+				st->sleeping = false;
+				st->rechecking = false;
+				if (!relay_sleep_lock(st->conn, false))
+				{
+					pg_failed(st);
+					return;
+				}
+			}
+			st->last_rows_at = now;
+			st->next_pass_at = now;
+			tk_backoff_reset(&st->backoff);
+			break;
+		case PASS_MORE:
+			st->next_pass_at = now;
+			break;
+		case PASS_BACKPRESSURE:
+			/* wait for delivery reports to free queue space */
+			st->next_pass_at = now + 1;
+			break;
+		case PASS_EMPTY:
+			tk_backoff_reset(&st->backoff);
+			after_empty_pass(st, now);
+			break;
+		case PASS_ERROR:
+			pg_failed(st);
+			break;
+	}
+}
+
+static void
+run_loop(relay_state *st)
+{
+	while (!relay_shutdown_requested && !relay_fatal_error)
+	{
+		int64_t		now;
+		int64_t		deadline;
+
+		if (relay_reload_requested)
+		{
+			relay_reload_requested = 0;
+			reload_config(st);
+		}
+		rd_kafka_poll(st->rk, 0);
+		relay_producer_service(st->rk);
+		relay_metrics_state(st->conn != NULL, st->leader, relay_kafka_up(),
+							relay_rows_in_flight());
+		now = tk_monotonic_ms();
+
+		if (st->conn == NULL)
+		{
+			if (now >= st->next_connect_at)
+			{
+				st->conn = relay_pg_connect(st->cfg.conninfo);
+				if (st->conn == NULL)
+					st->next_connect_at = now + tk_backoff_next(&st->backoff);
+				else
+					st->next_leader_try = now;
+			}
+			wait_events(st, st->conn ? now : st->next_connect_at);
+			continue;
+		}
+
+		if (!st->leader)
+		{
+			if (now >= st->next_leader_try)
+			{
+				if (!relay_try_leadership(st->conn, &st->leader))
+				{
+					pg_failed(st);
+					continue;
+				}
+				if (st->leader)
+				{
+					tk_backoff_reset(&st->backoff);
+					become_leader(st);
+					continue;
+				}
+				if (!st->standby_logged)
+					tk_log(TK_LOG_INFO, "another relay holds leadership; waiting as standby");
+				st->standby_logged = true;
+				st->next_leader_try = now + st->cfg.standby_retry_ms;
+			}
+			wait_events(st, st->next_leader_try);
+			continue;
+		}
+
+		if (relay_take_rescan())
+			relay_reader_reset(st->reader);
+		if (!relay_delete_acked(st->conn, false, st->cfg.delete_batch,
+								st->cfg.delete_delay_ms))
+		{
+			pg_failed(st);
+			continue;
+		}
+		if (now >= st->next_stats_at)
+		{
+			if (!relay_query_backlog(st->conn) && PQstatus(st->conn) != CONNECTION_OK)
+			{
+				pg_failed(st);
+				continue;
+			}
+			st->next_stats_at = now + st->cfg.stats_interval_ms;
+		}
+		if (now >= st->next_pass_at)
+		{
+			leader_pass(st);
+			if (st->conn == NULL || st->next_pass_at <= tk_monotonic_ms())
+				continue;
+		}
+
+		deadline = st->next_pass_at;
+		if (relay_oldest_ack_ms() >= 0)
+		{
+			int64_t		d = now + st->cfg.delete_delay_ms - relay_oldest_ack_ms();
+
+			if (d < deadline)
+				deadline = d;
+		}
+		wait_events(st, deadline);
+	}
+}
+
+/* SIGTERM: stop reading, wait for acks, delete what was acked */
+static int
+drain_and_exit(relay_state *st)
+{
+	int64_t		deadline = tk_monotonic_ms() + st->cfg.flush_timeout_ms;
+	int			left;
+	int			code = RELAY_EXIT_OK;
+
+	if (relay_fatal_error)
+		code = RELAY_EXIT_FAILURE;
+	else
+		tk_log(TK_LOG_INFO, "got shutdown request, draining: waiting for %d messages to be acknowledged",
+			   rd_kafka_outq_len(st->rk));
+	while (!relay_fatal_error && rd_kafka_outq_len(st->rk) > 0 &&
+		   tk_monotonic_ms() < deadline && relay_shutdown_requested < 2)
+	{
+		rd_kafka_poll(st->rk, 100);
+		relay_producer_service(st->rk);
+	}
+	if (relay_shutdown_requested >= 2)
+	{
+		tk_log(TK_LOG_WARNING, "got second shutdown request, fast exit");
+		code = RELAY_EXIT_FAILURE;
+	}
+	left = rd_kafka_outq_len(st->rk);
+	if (left > 0)
+	{
+		tk_log(TK_LOG_WARNING, "%d messages not acknowledged; their rows stay in the outbox and are sent again",
+			   left);
+		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(st->rk, 0);
+	}
+	if (st->conn && st->leader && relay_shutdown_requested < 2 &&
+		!relay_delete_acked(st->conn, true, st->cfg.delete_batch, 0))
+		tk_log(TK_LOG_WARNING, "could not delete acknowledged rows; they are sent again");
+
+	relay_topics_free(&st->topics);
+	rd_kafka_destroy(st->rk);
+	PQfinish(st->conn);
+	relay_metrics_stop();
+	tk_log(TK_LOG_INFO, "relay stopped");
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	relay_state st;
+	char		err[1024];
+	int			rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = relay_cli_parse(argc, argv, &st.cli);
+	if (rc >= 0)
+		return rc;
+	if (!relay_config_load(&st.cfg, &st.cli, err, sizeof(err)))
+	{
+		fprintf(stderr, "todo-kafka-relay: %s\n", err);
+		return RELAY_EXIT_USAGE;
+	}
+	if (st.cli.show_config)
+	{
+		relay_config_print(&st.cfg, stdout);
+		return RELAY_EXIT_OK;
+	}
+	tk_log_set_level(st.cfg.log_level);
+	install_signals();
+	relay_metrics_init();
+
+	st.rk = relay_producer_create(&st.cfg, err, sizeof(err));
+	if (st.rk == NULL)
+	{
+		fprintf(stderr, "todo-kafka-relay: %s\n", err);
+		return RELAY_EXIT_USAGE;
+	}
+	if (pipe(st.kafka_fd) != 0)
+	{
+		tk_log(TK_LOG_FATAL, "could not create pipe: %s", strerror(errno));
+		return RELAY_EXIT_FAILURE;
+	}
+	fcntl(st.kafka_fd[0], F_SETFL, O_NONBLOCK);
+	fcntl(st.kafka_fd[1], F_SETFL, O_NONBLOCK);
+	{
+		rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(st.rk);
+
+		rd_kafka_queue_io_event_enable(mainq, st.kafka_fd[1], "1", 1);
+		rd_kafka_queue_destroy(mainq);
+	}
+	if (!relay_metrics_start(st.cfg.metrics_listen, err, sizeof(err)))
+	{
+		tk_log(TK_LOG_FATAL, "%s", err);
+		rd_kafka_destroy(st.rk);
+		return RELAY_EXIT_FAILURE;
+	}
+
+	tk_log(TK_LOG_INFO, "todo-kafka-relay %s starting (profile %s, brokers %s, librdkafka %s)",
+		   RELAY_VERSION, st.cfg.profile,
+		   tk_kvlist_get(&st.cfg.kafka, "bootstrap.servers") ?
+		   tk_kvlist_get(&st.cfg.kafka, "bootstrap.servers") : "(from properties)",
+		   rd_kafka_version_str());
+	for (int i = 0; i < st.cfg.kafka.n; i++)
+		tk_log(TK_LOG_DEBUG, "kafka property %s = %s", st.cfg.kafka.items[i].key,
+			   tk_config_display_value(st.cfg.kafka.items[i].key,
+									   st.cfg.kafka.items[i].value));
+
+	st.reader = relay_reader_create();
+	tk_backoff_init(&st.backoff, 100, st.cfg.reconnect_max_ms, (uint64_t) getpid());
+	run_loop(&st);
+	return drain_and_exit(&st);
+}

@@ -1,0 +1,390 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox_reader.c
+ *	  read committed outbox rows in snapshot windows, delete acked rows
+ *
+ * The read algorithm (guarantee 2: nothing skipped).  Reading by
+ * "id > last_id" loses rows of a transaction that took a lower id but
+ * committed after a higher one (watermill#311).  Instead the reader works
+ * in snapshot windows, as PgQ's ticks do:
+ *
+ *	 S1 = the snapshot that closed the previous window (none after a
+ *		  (re)connect);
+ *	 S2 = pg_current_snapshot() of the query that opens this window;
+ *	 the window = rows whose transaction is visible in S2 and was not
+ *		  visible in S1, i.e. committed between the two snapshots,
+ *		  read in id order, page by page (id > page cursor LIMIT batch)
+ *		  with S1 and S2 fixed; the last (short) page closes the window
+ *		  and S1 := S2.
+ *
+ * A transaction that took id 10 and commits after the one that took id 11
+ * is simply in a later window.  With no S1 the window is every committed
+ * row: after a restart the rows acked but not yet deleted are sent again,
+ * with the same message ids (at-least-once, guarantee 4).
+ * pg_current_snapshot() returns the statement's own snapshot, so the query
+ * that opens a window also reads its first page in one round trip.
+ *
+ * Order (guarantee 3): changes to one task are serialized by its row lock,
+ * so the later change both takes the higher id and commits later; it is in
+ * the same or a later window, and within a window rows go out in id order.
+ * Kafka key = task id keeps them in one partition, the idempotent producer
+ * keeps them in order there.
+ *
+ * Rows still in flight (produced, not yet deleted) are skipped, so a rescan
+ * never sends them twice from one process.  Backpressure: before each row
+ * the reader checks that librdkafka's queue has room; if not it returns
+ * PASS_BACKPRESSURE and resumes the same page later.
+ *
+ * Deletion: acked rows are deleted in batches of delete_batch ids, or
+ * sooner when the oldest ack waited delete_delay_ms.  Dead rows (poison)
+ * are moved to todo_kafka.dead_letters and deleted in one statement each.
+ *
+ * All calls are synchronous libpq on the main thread.
+ *
+ * IDENTIFICATION
+ *	  relay/outbox_reader.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay.h"
+#include "strbuf.h"
+
+/* rows of a librdkafka queue reserved per row (one row makes a few messages) */
+#define ROW_QUEUE_ROOM 64
+
+#define PAGE_STMT "todo_kafka_relay_page"
+#define PAGE_SQL \
+	"SELECT pg_catalog.pg_current_snapshot()::text, o.* " \
+	"FROM (SELECT 1) AS one LEFT JOIN LATERAL (" \
+	" SELECT id, xid::text, event_id::text, kind, stream, event_type, source," \
+	"  key, user_id, actor, correlation_id, traceparent, before::text," \
+	"  after::text, pg_catalog.array_to_json(changed)::text, headers::text," \
+	"  pg_catalog.to_char(occurred_at AT TIME ZONE 'UTC'," \
+	"                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" \
+	" FROM todo_kafka.outbox" \
+	" WHERE id > $1" \
+	"  AND ($2::pg_snapshot IS NULL OR pg_catalog.pg_visible_in_snapshot(xid, $2::pg_snapshot))" \
+	"  AND ($3::pg_snapshot IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3::pg_snapshot))" \
+	" ORDER BY id LIMIT $4) AS o ON true"
+
+struct relay_reader
+{
+	bool		prepared;		/* PAGE_STMT exists on this connection */
+	char	   *s1;				/* closed the previous window; NULL = none */
+	char	   *s2;				/* current window; NULL = no window open */
+	int64_t		cursor;			/* last id read in the current window */
+	PGresult   *page;			/* page being produced */
+	int			pos;
+	int			nrows;
+	bool		last_page;		/* the page is short: it closes the window */
+	uint64_t	xmax;			/* of the newest snapshot seen */
+	uint64_t   *xip;			/* in progress in the newest snapshot */
+	int			nxip;
+};
+
+relay_reader *
+relay_reader_create(void)
+{
+	return calloc(1, sizeof(relay_reader));
+}
+
+/* after a reconnect or a rescan request: forget windows (S1 = none) */
+void
+relay_reader_reset(relay_reader *rd)
+{
+	free(rd->s1);
+	free(rd->s2);
+	rd->s1 = rd->s2 = NULL;
+	rd->cursor = 0;
+	if (rd->page)
+		PQclear(rd->page);
+	rd->page = NULL;
+	rd->prepared = false;
+}
+
+bool
+relay_reader_window_open(relay_reader *rd)
+{
+	return rd->s2 != NULL;
+}
+
+/* remember xmax and the in-progress list of "xmin:xmax:xip,xip,..." */
+static void
+parse_snapshot(relay_reader *rd, const char *snap)
+{
+	const char *p = strchr(snap, ':');
+	int			n = 0;
+
+	rd->nxip = 0;
+	if (p == NULL)
+		return;
+	rd->xmax = strtoull(p + 1, NULL, 10);
+	p = strchr(p + 1, ':');
+	if (p == NULL || p[1] == '\0')
+		return;
+	for (const char *q = p + 1; *q; q++)
+		if (*q == ',')
+			n++;
+	free(rd->xip);
+	rd->xip = malloc(sizeof(uint64_t) * (n + 1));
+	if (rd->xip == NULL)
+		return;
+	for (p = p + 1; *p;)
+	{
+		char	   *end;
+
+		rd->xip[rd->nxip++] = strtoull(p, &end, 10);
+		p = (*end == ',') ? end + 1 : end + strlen(end);
+	}
+}
+
+/* the transactions in progress in the newest snapshot */
+int
+relay_reader_in_progress(relay_reader *rd, uint64_t **xids)
+{
+	*xids = rd->xip;
+	return rd->nxip;
+}
+
+/* is any of xids still in progress according to the newest snapshot? */
+bool
+relay_reader_still_running(relay_reader *rd, const uint64_t *xids, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (xids[i] >= rd->xmax)
+			return true;
+		for (int j = 0; j < rd->nxip; j++)
+			if (rd->xip[j] == xids[i])
+				return true;
+	}
+	return false;
+}
+
+static const char *
+col(PGresult *res, int row, int c)
+{
+	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+static bool
+fetch_page(relay_reader *rd, PGconn *conn, int batch)
+{
+	char		cursor[32];
+	char		limit[16];
+	const char *params[4];
+	PGresult   *res;
+
+	if (!rd->prepared)
+	{
+		res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
+				   PQerrorMessage(conn));
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+		rd->prepared = true;
+	}
+	if (rd->s2 == NULL)
+		rd->cursor = 0;
+	snprintf(cursor, sizeof(cursor), "%" PRId64, rd->cursor);
+	snprintf(limit, sizeof(limit), "%d", batch);
+	params[0] = cursor;
+	params[1] = rd->s2;
+	params[2] = rd->s1;
+	params[3] = limit;
+	res = PQexecPrepared(conn, PAGE_STMT, 4, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
+	{
+		tk_log(TK_LOG_ERROR, "could not read the outbox: %s", PQerrorMessage(conn));
+		PQclear(res);
+		return false;
+	}
+	parse_snapshot(rd, PQgetvalue(res, 0, 0));
+	if (rd->s2 == NULL)
+		rd->s2 = strdup(PQgetvalue(res, 0, 0));
+	rd->page = res;
+	rd->pos = 0;
+	rd->nrows = PQgetisnull(res, 0, 1) ? 0 : PQntuples(res);
+	rd->last_page = rd->nrows < batch;
+	if (rd->nrows > 0)
+		rd->cursor = strtoll(PQgetvalue(res, rd->nrows - 1, 1), NULL, 10);
+	return true;
+}
+
+/*
+ * One step: fetch a page if none is pending and produce its rows.
+ */
+relay_pass_result
+relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
+				  relay_topics *topics, int batch)
+{
+	int			produced = 0;
+
+	if (rd->page == NULL && !fetch_page(rd, conn, batch))
+		return PASS_ERROR;
+
+	while (rd->pos < rd->nrows)
+	{
+		PGresult   *res = rd->page;
+		int			i = rd->pos;
+		int64_t		id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		tk_outbox_row row;
+
+		if (relay_producer_queue_room(rk) < ROW_QUEUE_ROOM)
+			return produced > 0 ? PASS_ROWS : PASS_BACKPRESSURE;
+		rd->pos++;
+		if (relay_row_in_flight(id))
+			continue;
+		row.id = PQgetvalue(res, i, 1);
+		row.xid = col(res, i, 2);
+		row.event_id = col(res, i, 3);
+		row.kind = col(res, i, 4);
+		row.stream = col(res, i, 5);
+		row.event_type = col(res, i, 6);
+		row.source = col(res, i, 7);
+		row.key = col(res, i, 8);
+		row.user_id = col(res, i, 9);
+		row.actor = col(res, i, 10);
+		row.correlation_id = col(res, i, 11);
+		row.traceparent = col(res, i, 12);
+		row.before = col(res, i, 13);
+		row.after = col(res, i, 14);
+		row.changed = col(res, i, 15);
+		row.headers = col(res, i, 16);
+		row.occurred_at = col(res, i, 17);
+		if (!relay_producer_send_row(rk, topics, &row, id))
+		{
+			rd->pos--;
+			return produced > 0 ? PASS_ROWS : PASS_BACKPRESSURE;
+		}
+		produced++;
+	}
+
+	PQclear(rd->page);
+	rd->page = NULL;
+	if (rd->last_page)
+	{
+		/* window closed: S1 := S2 */
+		free(rd->s1);
+		rd->s1 = rd->s2;
+		rd->s2 = NULL;
+		return produced > 0 ? PASS_ROWS : PASS_EMPTY;
+	}
+	return produced > 0 ? PASS_ROWS : PASS_MORE;
+}
+
+/* move settled poison rows to todo_kafka.dead_letters */
+static bool
+delete_dead(PGconn *conn)
+{
+	relay_dead_row *dead;
+	int			n = relay_take_dead(&dead);
+
+	for (int i = 0; i < n; i++)
+	{
+		char		id[32];
+		const char *params[3];
+		PGresult   *res;
+		bool		ok;
+
+		snprintf(id, sizeof(id), "%" PRId64, dead[0].id);
+		params[0] = id;
+		params[1] = dead[0].topic ? dead[0].topic : "";
+		params[2] = dead[0].reason ? dead[0].reason : "";
+		res = PQexecParams(conn,
+						   "WITH d AS (DELETE FROM todo_kafka.outbox WHERE id = $1::bigint RETURNING *) "
+						   "INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data) "
+						   "SELECT d.id, d.event_id, $2, $3, pg_catalog.row_to_json(d) FROM d",
+						   3, NULL, params, NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			tk_log(TK_LOG_ERROR, "could not move outbox row %s to todo_kafka.dead_letters: %s",
+				   id, PQerrorMessage(conn));
+		else
+			tk_log(TK_LOG_WARNING, "outbox row %s moved to todo_kafka.dead_letters: %s",
+				   id, params[2]);
+		PQclear(res);
+		if (!ok)
+			return false;
+		relay_forget_dead(dead, 1);
+	}
+	return true;
+}
+
+/*
+ * Delete acknowledged rows: when force, all of them; otherwise once a batch
+ * is full or the oldest ack waited delay_ms.
+ */
+bool
+relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms)
+{
+	static tk_strbuf sql_ids;
+	int64_t    *ids;
+	int			n;
+
+	if (!delete_dead(conn))
+		return false;
+	n = relay_take_acked(&ids);
+	if (n == 0 || (!force && n < batch && relay_oldest_ack_ms() < delay_ms))
+		return true;
+
+	while ((n = relay_take_acked(&ids)) > 0)
+	{
+		int			k = n < batch ? n : batch;
+		const char *params[1];
+		PGresult   *res;
+		bool		ok;
+
+		tk_strbuf_reset(&sql_ids);
+		tk_strbuf_puts(&sql_ids, "{");
+		for (int i = 0; i < k; i++)
+			tk_strbuf_printf(&sql_ids, "%s%" PRId64, i ? "," : "", ids[i]);
+		tk_strbuf_puts(&sql_ids, "}");
+		if (sql_ids.oom)
+			return false;
+		params[0] = sql_ids.data;
+		res = PQexecParams(conn,
+						   "DELETE FROM todo_kafka.outbox WHERE id = ANY ($1::bigint[])",
+						   1, NULL, params, NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			tk_log(TK_LOG_ERROR, "could not delete acknowledged outbox rows: %s",
+				   PQerrorMessage(conn));
+		PQclear(res);
+		if (!ok)
+			return false;
+		relay_forget_acked(ids, k);
+		if (!force && k < batch)
+			break;
+	}
+	return true;
+}
+
+/* measure the backlog for /metrics */
+bool
+relay_query_backlog(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn,
+							 "SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0) "
+							 "FROM todo_kafka.outbox");
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		tk_log(TK_LOG_WARNING, "could not measure the outbox backlog: %s", PQerrorMessage(conn));
+		PQclear(res);
+		return false;
+	}
+	relay_metrics_backlog(strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+						  strtod(PQgetvalue(res, 0, 1), NULL));
+	PQclear(res);
+	return true;
+}

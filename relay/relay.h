@@ -1,0 +1,194 @@
+/*-------------------------------------------------------------------------
+ *
+ * relay.h
+ *	  shared declarations of todo-kafka-relay
+ *
+ * Threads: everything here belongs to the main thread (the event loop in
+ * main.c), except relay_metrics, which the HTTP thread reads under its
+ * mutex.  librdkafka's delivery-report callback runs on the main thread
+ * from rd_kafka_poll().
+ *
+ * IDENTIFICATION
+ *	  relay/relay.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "cloudevents.h"
+#include "kafka_conf.h"
+#include "log.h"
+
+#define RELAY_LOCK_CLASS	29803
+#define RELAY_LOCK_LEADER	1
+#define RELAY_LOCK_SLEEPING 2
+#define RELAY_NOTIFY_CHANNEL "todo_kafka"
+
+/* exit codes */
+#define RELAY_EXIT_OK		0
+#define RELAY_EXIT_FAILURE	1
+#define RELAY_EXIT_USAGE	2
+
+/* set by signal handlers and callbacks, acted on by the main loop (main.c) */
+extern volatile sig_atomic_t relay_shutdown_requested;	/* count of TERM/INT */
+extern volatile sig_atomic_t relay_reload_requested;
+extern volatile sig_atomic_t relay_fatal_error;
+
+/* ---- relay_config.c ---- */
+
+typedef struct relay_config
+{
+	char	   *conninfo;
+	char	   *brokers;
+	char	   *config_file;
+	char	   *metrics_listen;
+	char	   *profile;		/* "development" or "production" */
+	tk_log_level log_level;
+	int			poll_interval_ms;	/* safety-net poll while asleep */
+	int			read_batch;		/* rows per outbox page */
+	int			delete_batch;	/* acked rows per DELETE */
+	int			delete_delay_ms;	/* max wait before deleting acked rows */
+	int			standby_retry_ms;	/* leadership retry period */
+	int			reconnect_max_ms;	/* backoff cap */
+	int			flush_timeout_ms;	/* at shutdown */
+	int			stats_interval_ms;	/* backlog query period */
+	bool		create_topics;
+	tk_kvlist	kafka;			/* librdkafka properties, in order */
+} relay_config;
+
+/* what came from the command line: reapplied on every (re)load */
+typedef struct relay_cli
+{
+	const char *conninfo;
+	const char *brokers;
+	const char *config_file;
+	const char *metrics_listen;
+	const char *profile;
+	const char *log_level;
+	bool		show_config;
+	tk_kvlist	kafka;
+} relay_cli;
+
+extern int	relay_cli_parse(int argc, char **argv, relay_cli *cli);
+extern bool relay_config_load(relay_config *cfg, const relay_cli *cli,
+							  char *errbuf, size_t errlen);
+extern void relay_config_free(relay_config *cfg);
+extern void relay_config_print(const relay_config *cfg, FILE *out);
+extern char *relay_conninfo_display(const char *conninfo);
+
+/* ---- relay_metrics.c ---- */
+
+extern void relay_metrics_init(void);
+extern void relay_metrics_published(const char *topic, int messages, double latency_s);
+extern void relay_metrics_row_done(const char *stream);
+extern void relay_metrics_error(const char *kind);
+extern void relay_metrics_dead_letter(void);
+extern void relay_metrics_wakeup(const char *reason);
+extern void relay_metrics_backlog(int64_t rows, double oldest_age_s);
+extern void relay_metrics_state(bool pg_connected, bool leader, bool kafka_up,
+								int64_t rows_in_flight);
+extern bool relay_metrics_start(const char *listen, char *errbuf, size_t errlen);
+extern void relay_metrics_stop(void);
+
+/* ---- topics_admin.c ---- */
+
+typedef struct relay_topic
+{
+	char	   *stream;
+	char	   *topic;
+	int			partitions;
+	int			replication_factor;
+	long long	retention_ms;
+	rd_kafka_topic_t *rkt;
+} relay_topic;
+
+typedef struct relay_topics
+{
+	relay_topic *items;
+	int			n;
+} relay_topics;
+
+extern bool relay_topics_load(PGconn *conn, rd_kafka_t *rk, relay_topics *topics);
+extern void relay_topics_free(relay_topics *topics);
+extern relay_topic *relay_topics_find(relay_topics *topics, const char *stream);
+extern void relay_topics_ensure(rd_kafka_t *rk, const relay_topics *topics,
+								int timeout_ms);
+
+/* ---- producer.c ---- */
+
+typedef struct relay_row relay_row;
+
+extern rd_kafka_t *relay_producer_create(const relay_config *cfg,
+										 char *errbuf, size_t errlen);
+extern int	relay_producer_queue_room(rd_kafka_t *rk);
+extern void relay_producer_service(rd_kafka_t *rk);
+extern bool relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
+									const tk_outbox_row *row, int64_t id);
+extern bool relay_row_in_flight(int64_t id);
+extern int64_t relay_rows_in_flight(void);
+extern bool relay_kafka_up(void);
+
+/* rows that were settled by delivery reports, for outbox_reader.c */
+extern int	relay_take_acked(int64_t **ids);
+extern void relay_forget_acked(int64_t *ids, int n);
+
+typedef struct relay_dead_row
+{
+	int64_t		id;
+	char	   *topic;
+	char	   *reason;
+} relay_dead_row;
+
+extern int	relay_take_dead(relay_dead_row **rows);
+extern void relay_forget_dead(relay_dead_row *rows, int n);
+extern bool relay_take_rescan(void);
+extern int64_t relay_oldest_ack_ms(void);
+
+/* ---- outbox_reader.c ---- */
+
+typedef struct relay_reader relay_reader;
+
+typedef enum relay_pass_result
+{
+	PASS_ROWS,					/* produced rows; call again at once */
+	PASS_MORE,					/* window or page not finished; call again */
+	PASS_EMPTY,					/* window finished with nothing new */
+	PASS_BACKPRESSURE,			/* producer queue full: poll Kafka first */
+	PASS_ERROR					/* query failed: see PQstatus */
+} relay_pass_result;
+
+extern relay_reader *relay_reader_create(void);
+extern void relay_reader_reset(relay_reader *rd);
+extern relay_pass_result relay_reader_pass(relay_reader *rd, PGconn *conn,
+										   rd_kafka_t *rk, relay_topics *topics,
+										   int batch);
+extern int	relay_reader_in_progress(relay_reader *rd, uint64_t **xids);
+extern bool relay_reader_still_running(relay_reader *rd, const uint64_t *xids, int n);
+extern bool relay_reader_window_open(relay_reader *rd);
+extern bool relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms);
+extern bool relay_query_backlog(PGconn *conn);
+
+/* ---- leader.c ---- */
+
+typedef enum relay_pg_state
+{
+	PGS_DISCONNECTED,
+	PGS_STANDBY,				/* connected, another relay leads */
+	PGS_LEADER
+} relay_pg_state;
+
+extern PGconn *relay_pg_connect(const char *conninfo);
+extern bool relay_try_leadership(PGconn *conn, bool *is_leader);
+extern bool relay_listen(PGconn *conn);
+extern bool relay_sleep_lock(PGconn *conn, bool take);
+extern int	relay_drain_notifies(PGconn *conn);
+
+#endif							/* RELAY_H */
