@@ -1,0 +1,143 @@
+# tests/101_messages.pl: exact message content per topic.
+#
+# created, updated (priority, tags, title), completed, deleted and a custom
+# publish() event go through the relay; kcat reads every topic and each
+# CloudEvents envelope, data object, key and header is checked.  Also: the
+# outbox is emptied, /metrics and /healthz answer, SIGTERM exits 0.
+
+use strict;
+use warnings;
+
+use Test::More;
+use TodoKafkaTest;
+use DevBroker;
+
+my $node = TodoKafkaTest::new_node('t101');
+my $t = TodoKafkaTest::use_topics($node, 't101');
+my $kafka = DevBroker->start(topics => [ values %$t ]);
+my $port = TodoKafkaTest::free_port();
+my $relay = TodoKafkaTest->start_relay($node, $kafka,
+	args => [ '--metrics-listen', "127.0.0.1:$port" ]);
+ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+
+my $task = $node->safe_psql('postgres',
+	"SET todo_kafka.correlation_id = 'corr-1'; SET todo_kafka.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';"
+	  . "SELECT id FROM todo_kafka.add_task('alice', 'Buy milk', 'two litres', 'low', '{home,shop}')");
+$node->safe_psql('postgres',
+	"SELECT todo_kafka.update_task('alice', '$task', p_title => 'Buy oat milk', p_priority => 'high', p_tags => '{shop,urgent}')");
+$node->safe_psql('postgres', "SELECT todo_kafka.complete_task('alice', '$task')");
+$node->safe_psql('postgres', "SELECT todo_kafka.delete_task('alice', '$task')");
+$node->safe_psql('postgres',
+	qq{SELECT todo_kafka.publish('task_events', 'k1', 'custom.thing', '{"a": 1}', '{"x-tenant": "acme"}')});
+
+ok(TodoKafkaTest::wait_outbox_empty($node), 'outbox emptied after acks');
+
+my $rows = $node->safe_psql('postgres', 'SELECT 1');    # keep connection warm
+my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 5, timeout => 30);
+is(scalar @$ev, 5, 'five task events');
+my %by_type = map { $_->{event}{type} => $_ } @$ev;
+is_deeply([ sort keys %by_type ],
+	[ 'custom.thing', 'task.completed', 'task.created', 'task.deleted', 'task.updated' ],
+	'task event types');
+
+my $c = $by_type{'task.created'};
+is($c->{key}, $task, 'key is the task id');
+my $e = $c->{event};
+is($e->{specversion}, '1.0', 'specversion');
+is($e->{source}, '/todo_kafka/todo_kafka.tasks', 'source');
+is($e->{subject}, $task, 'subject is the task id');
+is($e->{datacontenttype}, 'application/json', 'datacontenttype');
+is($e->{correlationid}, 'corr-1', 'correlationid from the GUC');
+is($e->{userid}, 'alice', 'userid');
+is($e->{traceparent}, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'traceparent');
+like($e->{time}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'time is RFC 3339 UTC');
+like($e->{id}, qr/^[0-9a-f-]{36}$/, 'id is the event uuid');
+is($e->{data}{event_type}, 'created', 'data.event_type');
+is($e->{data}{task_id}, $task, 'data.task_id');
+is($e->{data}{user_id}, 'alice', 'data.user_id');
+is($e->{data}{task_data}{title}, 'Buy milk', 'data.task_data.title');
+is_deeply($e->{data}{task_data}{tags}, [ 'home', 'shop' ], 'data.task_data.tags');
+is($e->{data}{timestamp}, $e->{time}, 'data.timestamp = time');
+is($e->{data}{correlation_id}, 'corr-1', 'data.correlation_id');
+is($c->{hdr}{'content-type'}, 'application/cloudevents+json', 'content-type header');
+is($c->{hdr}{'event-id'}, $e->{id}, 'event-id header');
+is($c->{hdr}{'event-type'}, 'task.created', 'event-type header');
+is($c->{hdr}{'correlation-id'}, 'corr-1', 'correlation-id header');
+is($c->{hdr}{traceparent}, $e->{traceparent}, 'traceparent header');
+ok(!exists $by_type{'task.updated'}{event}{traceparent}, 'no traceparent when unset');
+
+is($by_type{'task.updated'}{event}{data}{task_data}{title}, 'Buy oat milk', 'updated carries the new image');
+is($by_type{'task.completed'}{event}{data}{task_data}{completed}, JSON::PP::true, 'completed');
+is($by_type{'task.deleted'}{event}{data}{task_data}{title}, 'Buy oat milk', 'deleted carries the old image');
+
+my $cu = $by_type{'custom.thing'};
+is($cu->{key}, 'k1', 'custom key');
+is_deeply($cu->{event}{data}, { a => 1 }, 'custom data as published');
+is($cu->{event}{source}, '/todo_kafka/publish', 'custom source');
+is($cu->{hdr}{'x-tenant'}, 'acme', 'custom header passed through');
+
+# per-task order on the task topic
+my @order = map { $_->{event}{type} } grep { ($_->{key} // '') eq $task } @$ev;
+is_deeply(\@order, [ 'task.created', 'task.updated', 'task.completed', 'task.deleted' ],
+	'task events in commit order');
+
+# audit
+my $au = TodoKafkaTest::consume_events($kafka, $t->{audit}, count => 4, timeout => 30);
+is(scalar @$au, 4, 'four audit records (custom events are not audited)');
+my %au = map { $_->{event}{data}{event_type} => $_ } @$au;
+my $ua = $au{updated}{event};
+is($ua->{type}, 'audit.updated', 'audit type');
+is($ua->{id}, $by_type{'task.updated'}{event}{id} . ':audit', 'audit id = event id + :audit');
+is($ua->{data}{operation}, 'UPDATE', 'operation');
+is($ua->{data}{table}, 'todo_kafka.tasks', 'table');
+is($ua->{data}{before}{priority}, 'low', 'before image');
+is($ua->{data}{after}{priority}, 'high', 'after image');
+is_deeply([ sort @{ $ua->{data}{changed_fields} } ],
+	[ sort qw(title priority tags updated_at) ], 'changed_fields');
+like($ua->{data}{txid}, qr/^\d+$/, 'txid');
+ok(length $ua->{data}{actor}, 'actor');
+is($au{created}{event}{data}{operation}, 'INSERT', 'INSERT operation');
+is($au{deleted}{event}{data}{operation}, 'DELETE', 'DELETE operation');
+is($au{deleted}{event}{data}{after}, undef, 'delete has no after image');
+
+# task_updates: title, priority, tags (+urgent, -home), completed
+my $up = TodoKafkaTest::consume_events($kafka, $t->{task_updates}, count => 5, timeout => 30);
+is(scalar @$up, 5, 'five task_updates messages');
+my @u = sort { $a->{event}{id} cmp $b->{event}{id} } @$up;
+my $uid = $by_type{'task.updated'}{event}{id};
+my %ut = map { $_->{event}{id} => $_->{event} } @u;
+my @mine = map { $ut{"$uid:update:$_"} } 0 .. 3;
+ok(!grep({ !defined } @mine), 'update ids are <event_id>:update:0..3');
+my %f = map { ($_->{data}{event_type} . ':' . ($_->{data}{new_value} // $_->{data}{previous_value})) => $_ } @mine;
+ok($f{'field_updated:Buy oat milk'}, 'title -> field_updated');
+is($f{'field_updated:Buy oat milk'}{data}{previous_value}, 'Buy milk', 'previous title');
+ok($f{'priority_changed:high'}, 'priority -> priority_changed');
+is($f{'priority_changed:high'}{data}{previous_value}, 'low', 'previous priority');
+ok($f{'tag_added:urgent'}, 'tag_added urgent');
+is($f{'tag_added:urgent'}{data}{previous_value}, undef, 'tag_added has no previous value');
+ok($f{'tag_removed:home'}, 'tag_removed home');
+is($f{'tag_removed:home'}{data}{field_changed}, 'tags', 'tag field_changed = tags');
+is($f{'tag_removed:home'}{type}, 'task.tag_removed', 'tag_removed type');
+my ($st) = grep { $_->{data}{event_type} eq 'status_changed' } values %ut;
+ok($st, 'completed -> status_changed');
+is($st->{data}{previous_value}, JSON::PP::false, 'status previous false');
+is($st->{data}{new_value}, JSON::PP::true, 'status new true');
+ok(!grep({ $_->{data}{field_changed} eq 'updated_at' } values %ut), 'updated_at is skipped');
+
+# metrics and health
+my $metrics = TodoKafkaTest::http_get("127.0.0.1:$port", '/metrics');
+like($metrics, qr/^todo_kafka_relay_messages_published_total\{topic="\Q$t->{task_events}\E"\} 5$/m,
+	'metrics count task events');
+like($metrics, qr/^todo_kafka_relay_leader 1$/m, 'metrics: leader');
+like($metrics, qr/^todo_kafka_relay_publish_latency_seconds_count 14$/m, 'latency histogram counts messages');
+my ($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$port", '/healthz');
+is($code, 200, 'healthz 200');
+like($health, qr/^ok leader/, 'healthz ok');
+
+is($relay->stop, 0, 'SIGTERM: exit 0');
+like($relay->log_text, qr/relay stopped/, 'clean shutdown logged');
+unlike($relay->log_text, qr/ERROR/, 'no errors logged');
+
+$kafka->stop;
+$node->stop;
+done_testing();

@@ -1,0 +1,41 @@
+# tests/106_leader.pl: one leader per database; a standby takes over.
+#
+# The second relay waits as standby; when the leader is killed with
+# SIGKILL the standby takes leadership within 5 s and streams new writes.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time);
+use TodoKafkaTest;
+use DevBroker;
+
+my $node = TodoKafkaTest::new_node('t106');
+my $t = TodoKafkaTest::use_topics($node, 't106');
+my $kafka = DevBroker->start(topics => [ values %$t ]);
+my $a = TodoKafkaTest->start_relay($node, $kafka, name => 'relayA');
+ok($a->wait_log(qr/acquired leadership/), 'A leads');
+my $b = TodoKafkaTest->start_relay($node, $kafka, name => 'relayB');
+ok($b->wait_log(qr/waiting as standby/), 'B waits as standby');
+
+$node->safe_psql('postgres', "SELECT todo_kafka.add_task('erin', 'led by A')");
+ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'A streams');
+unlike($b->log_text, qr/acquired leadership/, 'B did not lead');
+
+my $killed = time;
+$a->kill9;
+ok($b->wait_log(qr/acquired leadership/, 10), 'B takes over');
+my $took = time - $killed;
+cmp_ok($took, '<=', 5, sprintf('within 5 s (%.2f s)', $took));
+
+$node->safe_psql('postgres', "SELECT todo_kafka.add_task('erin', 'led by B')");
+ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'B streams');
+my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 2, timeout => 30);
+is_deeply([ sort map { $_->{event}{data}{task_data}{title} } @$ev ], [ 'led by A', 'led by B' ],
+	'both events published');
+
+is($b->stop, 0, 'B stops cleanly');
+$kafka->stop;
+$node->stop;
+done_testing();

@@ -1,0 +1,233 @@
+=pod
+
+=head1 NAME
+
+TodoKafkaTest - PostgreSQL with todo_kafka plus todo-kafka-relay for TAP tests
+
+=head1 SYNOPSIS
+
+  use TodoKafkaTest;
+  my $node   = TodoKafkaTest::new_node('t101');
+  my $topics = TodoKafkaTest::use_topics($node, 't101');   # stream => topic
+  my $kafka  = DevBroker->start(topics => [ values %$topics ]);
+  my $relay  = TodoKafkaTest->start_relay($node, $kafka, args => [...]);
+  $relay->wait_log(qr/acquired leadership/);
+  TodoKafkaTest::wait_outbox_empty($node);
+  my $events = TodoKafkaTest::consume_events($kafka, $topic, count => 3);
+  is($relay->stop, 0);
+
+=head1 DESCRIPTION
+
+Each test starts its own cluster (PostgreSQL::Test::Cluster, CREATE
+EXTENSION todo_kafka), gives the streams topic names of its own, starts a
+devbroker with those topics and one or more relays (binary from
+$ENV{TODO_KAFKA_RELAY} or relay/todo-kafka-relay), whose stderr goes to a
+log file under tmp_check/log.  The relay connects as the bootstrap
+superuser.
+
+=cut
+
+package TodoKafkaTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use IPC::Run;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use DevBroker;
+
+my $serial = 0;
+
+sub repo_root { return abs_path(dirname(__FILE__) . '/../..'); }
+
+sub relay_binary
+{
+	return $ENV{TODO_KAFKA_RELAY} // repo_root() . '/relay/todo-kafka-relay';
+}
+
+sub new_node
+{
+	my ($name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "max_connections = 60\n" . ($opt{conf} // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION todo_kafka');
+	return $node;
+}
+
+# rename every stream's topic to "<prefix>.<stream>"; returns stream => topic
+sub use_topics
+{
+	my ($node, $prefix) = @_;
+	$node->safe_psql('postgres',
+		"UPDATE todo_kafka.topics SET topic = '$prefix.' || replace(stream, '_', '-')");
+	my %t = map { split /\|/ } split /\n/,
+	  $node->safe_psql('postgres', 'SELECT stream, topic FROM todo_kafka.topics');
+	return \%t;
+}
+
+sub start_relay
+{
+	my ($class, $node, $kafka, %opt) = @_;
+	my $bin = relay_binary();
+	croak "relay binary $bin is missing: run make" unless -x $bin;
+	$serial++;
+	my $name = $opt{name} // 'relay';
+	my $log = "$PostgreSQL::Test::Utils::log_path/${name}_$serial.log";
+	my @cmd = ($bin, '-d', $node->connstr('postgres'), '-b', $kafka->bootstrap,
+		'--log-level', $opt{log_level} // 'info', @{ $opt{args} // [] });
+	my $self = bless { log => $log, name => $name, cmd => \@cmd }, $class;
+	my $pid = fork;
+	croak "fork failed: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>', '/dev/null');
+		open(STDERR, '>>', $log);
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	$self->{pid} = $pid;
+	return $self;
+}
+
+sub log_file { return $_[0]->{log}; }
+
+sub log_text
+{
+	my ($self) = @_;
+	open my $fh, '<', $self->{log} or return '';
+	local $/;
+	my $t = <$fh>;
+	return $t // '';
+}
+
+# wait until the log matches; returns true on success
+sub wait_log
+{
+	my ($self, $re, $timeout) = @_;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline)
+	{
+		return 1 if $self->log_text =~ $re;
+		sleep(0.05);
+	}
+	diag("relay log did not match $re; log:\n" . $self->log_text);
+	return 0;
+}
+
+sub pid { return $_[0]->{pid}; }
+
+sub signal
+{
+	my ($self, $sig) = @_;
+	kill($sig, $self->{pid}) if $self->{pid};
+}
+
+# wait for the exit; returns the exit code, undef on timeout
+sub wait_exit
+{
+	my ($self, $timeout) = @_;
+	return $self->{code} unless $self->{pid};
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline)
+	{
+		my $r = waitpid($self->{pid}, WNOHANG);
+		if ($r == $self->{pid})
+		{
+			$self->{code} = ($? & 127) ? -1 : ($? >> 8);
+			delete $self->{pid};
+			return $self->{code};
+		}
+		sleep(0.05);
+	}
+	return undef;
+}
+
+# SIGTERM and wait; returns the exit code (undef if it had to be killed)
+sub stop
+{
+	my ($self, $timeout) = @_;
+	return $self->{code} unless $self->{pid};
+	$self->signal('TERM');
+	my $code = $self->wait_exit($timeout);
+	return $code if defined $code || !$self->{pid};
+	$self->kill9;
+	return undef;
+}
+
+sub kill9
+{
+	my ($self) = @_;
+	return unless $self->{pid};
+	kill('KILL', $self->{pid});
+	waitpid($self->{pid}, 0);
+	delete $self->{pid};
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	$self->kill9 if $self->{pid};
+}
+
+sub outbox_count
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.outbox');
+}
+
+sub wait_outbox_empty
+{
+	my ($node, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	while (time < $deadline)
+	{
+		return 1 if outbox_count($node) == 0;
+		sleep(0.1);
+	}
+	diag('outbox still holds ' . outbox_count($node) . ' rows');
+	return 0;
+}
+
+# consume a topic; each message with its payload decoded and headers as a hash
+sub consume_events
+{
+	my ($kafka, $topic, %opt) = @_;
+	my $msgs = $kafka->consume($topic, %opt);
+	my $json = JSON::PP->new;
+	for my $m (@$msgs)
+	{
+		$m->{event} = eval { $json->decode($m->{payload}) };
+		my %h = @{ $m->{headers} };
+		$m->{hdr} = \%h;
+	}
+	return $msgs;
+}
+
+# fetch the /metrics or /healthz text, or undef
+sub http_get
+{
+	my ($hostport, $path) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'curl', '-s', '-w', '\n%{http_code}', "http://$hostport$path" ],
+		'>', \$out, '2>', \$err);
+	return undef unless $out =~ /^(.*)\n(\d+)$/s;
+	return wantarray ? ($1, $2) : $1;
+}
+
+sub free_port
+{
+	return PostgreSQL::Test::Cluster::get_free_port();
+}
+
+1;
