@@ -1,0 +1,359 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_unit.c
+ *	  unit tests of the pure common code, TAP output
+ *
+ * No PostgreSQL, no Kafka: config file parsing and redaction, backoff,
+ * the RFC 3339 parser, the histogram, and the CloudEvents builder
+ * (fan-out, ids, types, task_updates diff).  Run by "make -C common check"
+ * and by tests/100_unit.pl.
+ *
+ * IDENTIFICATION
+ *	  common/test_unit.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "cloudevents.h"
+#include "config.h"
+#include "prom.h"
+
+static int	ntests = 0;
+static int	nfailed = 0;
+
+static void
+ok(int cond, const char *name)
+{
+	ntests++;
+	if (!cond)
+		nfailed++;
+	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
+}
+
+/* ---- config ---- */
+
+typedef struct kv_seen
+{
+	char		text[1024];
+} kv_seen;
+
+static const char *
+collect(void *arg, const char *key, const char *value, char *errbuf, size_t errlen)
+{
+	kv_seen    *s = arg;
+
+	if (strcmp(key, "reject") == 0)
+	{
+		snprintf(errbuf, errlen, "rejected \"%s\"", value);
+		return errbuf;
+	}
+	snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text),
+			 "[%s=%s]", key, value);
+	return NULL;
+}
+
+static void
+test_config(void)
+{
+	kv_seen		s = {""};
+	char		err[256];
+
+	ok(tk_config_parse_text("# c\n a = 1 \n\nb=two words # note\nc = \"  q #x \"\n"
+							"pw = ab#cd\nkafka.sasl.password=p\n",
+							"f.conf", collect, &s, err, sizeof(err)),
+	   "config: valid text parses");
+	ok(strcmp(s.text, "[a=1][b=two words][c=  q #x ][pw=ab#cd][kafka.sasl.password=p]") == 0,
+	   "config: values trimmed, comments stripped, quotes kept");
+	ok(!tk_config_parse_text("a = 1\nnovalue\n", "f.conf", collect, &s, err, sizeof(err)) &&
+	   strcmp(err, "f.conf:2: syntax error: expected \"key = value\"") == 0,
+	   "config: syntax error names path:line");
+	ok(!tk_config_parse_text("reject = x\n", "g.conf", collect, &s, err, sizeof(err)) &&
+	   strcmp(err, "g.conf:1: rejected \"x\"") == 0,
+	   "config: setter errors name path:line");
+	ok(!tk_config_parse_text("c = \"open\n", "h", collect, &s, err, sizeof(err)) &&
+	   strstr(err, "unterminated") != NULL, "config: unterminated quote");
+	ok(!tk_config_parse_text(" = 3\n", "h", collect, &s, err, sizeof(err)),
+	   "config: missing key");
+	ok(tk_config_is_secret("sasl.password") && tk_config_is_secret("ssl.key.password") &&
+	   tk_config_is_secret("ssl.key.pem") && tk_config_is_secret("sasl.oauthbearer.config") &&
+	   tk_config_is_secret("sasl.oauthbearer.client.secret") &&
+	   !tk_config_is_secret("sasl.username") && !tk_config_is_secret("linger.ms"),
+	   "config: secret names recognized");
+	ok(strcmp(tk_config_display_value("sasl.password", "x"), "[redacted]") == 0,
+	   "config: secrets displayed redacted");
+	{
+		long		v;
+		bool		b;
+
+		ok(tk_config_parse_int("42", 0, 100, &v) && v == 42 &&
+		   !tk_config_parse_int("101", 0, 100, &v) && !tk_config_parse_int("4x", 0, 100, &v),
+		   "config: integers with range");
+		ok(tk_config_parse_bool("on", &b) && b && tk_config_parse_bool("false", &b) && !b &&
+		   !tk_config_parse_bool("maybe", &b), "config: booleans");
+	}
+}
+
+/* ---- backoff ---- */
+
+static void
+test_backoff(void)
+{
+	tk_backoff	b;
+	int			prev = 0;
+	bool		capped = true;
+	bool		grows = true;
+
+	ok(tk_backoff_delay(0, 100, 10000, 0) == 50 && tk_backoff_delay(0, 100, 10000, 0.999999) == 99,
+	   "backoff: first delay is base * [0.5, 1)");
+	ok(tk_backoff_delay(3, 100, 10000, 0) == 400, "backoff: doubles per attempt");
+	ok(tk_backoff_delay(40, 100, 10000, 0.999999) <= 10000 &&
+	   tk_backoff_delay(40, 100, 10000, 0) == 5000, "backoff: capped");
+	tk_backoff_init(&b, 100, 3000, 42);
+	for (int i = 0; i < 20; i++)
+	{
+		int			d = tk_backoff_next(&b);
+
+		if (d > 3000 || d < 50)
+			capped = false;
+		if (i < 4 && d < prev / 2)
+			grows = false;
+		prev = d;
+	}
+	ok(capped, "backoff: next() stays within [base/2, max]");
+	ok(grows, "backoff: next() grows");
+	tk_backoff_reset(&b);
+	ok(tk_backoff_next(&b) < 100, "backoff: reset starts over");
+}
+
+/* ---- clock and histogram ---- */
+
+static void
+test_clock_hist(void)
+{
+	tk_histogram h;
+
+	ok(tk_parse_rfc3339_us("1970-01-01T00:00:01.5Z") == 1500000, "clock: fraction parsed");
+	ok(tk_parse_rfc3339_us("2026-01-22T10:00:00.000001Z") == 1769076000000001LL,
+	   "clock: RFC 3339 to microseconds");
+	ok(tk_parse_rfc3339_us("garbage") == 0, "clock: garbage is 0");
+	memset(&h, 0, sizeof(h));
+	for (int i = 0; i < 99; i++)
+		tk_hist_observe(&h, 0.004);
+	tk_hist_observe(&h, 0.2);
+	ok(h.count == 100 && tk_hist_quantile(&h, 0.5) == 0.005 && tk_hist_quantile(&h, 1.0) == 0.2,
+	   "histogram: quantiles from buckets, max exact");
+}
+
+/* ---- cloudevents ---- */
+
+static cJSON *
+value_of(const tk_message *m)
+{
+	return cJSON_Parse(m->value);
+}
+
+static const char *
+hdr(const tk_message *m, const char *name)
+{
+	for (int i = 0; i < m->nheaders; i++)
+		if (strcmp(m->headers[i].name, name) == 0)
+			return m->headers[i].value;
+	return NULL;
+}
+
+static const char *
+jstr(cJSON *o, const char *a, const char *b)
+{
+	cJSON	   *x = cJSON_GetObjectItemCaseSensitive(o, a);
+
+	if (b)
+		x = cJSON_GetObjectItemCaseSensitive(x, b);
+	return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static void
+test_cloudevents(void)
+{
+	tk_message_list l;
+	char		err[256];
+	tk_outbox_row row = {
+		.id = "7", .xid = "1234", .event_id = "e1", .kind = "change",
+		.stream = "task_events", .event_type = "updated",
+		.source = "todo_kafka.tasks", .key = "t1", .user_id = "alice",
+		.actor = "app", .correlation_id = "c1", .traceparent = NULL,
+		.before = "{\"title\":\"a\",\"priority\":\"low\",\"completed\":false,\"tags\":[\"x\",\"y\"],\"updated_at\":\"1\"}",
+		.after = "{\"title\":\"b\",\"priority\":\"high\",\"completed\":true,\"tags\":[\"y\",\"z\"],\"updated_at\":\"2\"}",
+		.changed = "[\"title\",\"priority\",\"completed\",\"tags\",\"updated_at\"]",
+		.headers = NULL, .occurred_at = "2026-01-22T10:00:00.000001Z"
+	};
+	cJSON	   *v;
+	int			n;
+
+	tk_message_list_init(&l);
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	/* task event, audit, title, priority, completed, tag_added z, tag_removed x */
+	ok(n == 7, "ce: update fans out to 7 messages");
+	if (n != 7)
+		return;
+	v = value_of(&l.msgs[0]);
+	ok(strcmp(l.msgs[0].stream, "task_events") == 0 &&
+	   strcmp(jstr(v, "type", NULL), "task.updated") == 0 &&
+	   strcmp(jstr(v, "id", NULL), "e1") == 0 &&
+	   strcmp(jstr(v, "specversion", NULL), "1.0") == 0 &&
+	   strcmp(jstr(v, "source", NULL), "/todo_kafka/todo_kafka.tasks") == 0 &&
+	   strcmp(jstr(v, "subject", NULL), "t1") == 0 &&
+	   strcmp(jstr(v, "time", NULL), "2026-01-22T10:00:00.000001Z") == 0 &&
+	   strcmp(jstr(v, "data", "task_id"), "t1") == 0 &&
+	   cJSON_GetObjectItemCaseSensitive(v, "traceparent") == NULL,
+	   "ce: task event envelope");
+	ok(strcmp(jstr(cJSON_GetObjectItemCaseSensitive(v, "data"), "task_data", "title"), "b") == 0,
+	   "ce: task_data is the after image");
+	cJSON_Delete(v);
+	ok(strcmp(hdr(&l.msgs[0], "content-type"), "application/cloudevents+json") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "event-id"), "e1") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "event-type"), "task.updated") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "correlation-id"), "c1") == 0 &&
+	   hdr(&l.msgs[0], "traceparent") == NULL, "ce: headers");
+
+	v = value_of(&l.msgs[1]);
+	ok(strcmp(l.msgs[1].stream, "audit") == 0 &&
+	   strcmp(jstr(v, "id", NULL), "e1:audit") == 0 &&
+	   strcmp(jstr(v, "type", NULL), "audit.updated") == 0 &&
+	   strcmp(jstr(v, "data", "operation"), "UPDATE") == 0 &&
+	   strcmp(jstr(v, "data", "table"), "todo_kafka.tasks") == 0 &&
+	   cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "txid")->valuedouble == 1234,
+	   "ce: audit record");
+	cJSON_Delete(v);
+
+	{
+		const char *want[][4] = {
+			{"e1:update:0", "task.field_updated", "title", "b"},
+			{"e1:update:1", "task.priority_changed", "priority", "high"},
+			{"e1:update:2", "task.status_changed", "completed", NULL},
+			{"e1:update:3", "task.tag_added", "tags", "z"},
+			{"e1:update:4", "task.tag_removed", "tags", NULL},
+		};
+		bool		good = true;
+
+		for (int i = 0; i < 5; i++)
+		{
+			v = value_of(&l.msgs[2 + i]);
+			if (strcmp(l.msgs[2 + i].stream, "task_updates") != 0 ||
+				strcmp(jstr(v, "id", NULL), want[i][0]) != 0 ||
+				strcmp(jstr(v, "type", NULL), want[i][1]) != 0 ||
+				strcmp(jstr(v, "data", "field_changed"), want[i][2]) != 0 ||
+				(want[i][3] && strcmp(jstr(v, "data", "new_value"), want[i][3]) != 0) ||
+				strcmp(jstr(v, "data", "changed_by"), "app") != 0)
+			{
+				good = false;
+				printf("# mismatch at update %d: %s\n", i, l.msgs[2 + i].value);
+			}
+			cJSON_Delete(v);
+		}
+		ok(good, "ce: task_updates ids, types, fields in order; updated_at skipped");
+		v = value_of(&l.msgs[6]);
+		ok(strcmp(jstr(v, "data", "previous_value"), "x") == 0 &&
+		   cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "new_value")),
+		   "ce: tag_removed has previous tag and null new value");
+		cJSON_Delete(v);
+	}
+	tk_message_list_clear(&l);
+
+	/* resend: identical bytes */
+	{
+		tk_message_list l2;
+		bool		same;
+
+		tk_message_list_init(&l2);
+		tk_ce_build(&row, &l, err, sizeof(err));
+		tk_ce_build(&row, &l2, err, sizeof(err));
+		same = l.n == l2.n;
+		for (int i = 0; same && i < l.n; i++)
+			same = strcmp(l.msgs[i].value, l2.msgs[i].value) == 0;
+		ok(same, "ce: building a row twice gives identical messages");
+		tk_message_list_free(&l2);
+		tk_message_list_clear(&l);
+	}
+
+	/* custom */
+	row.kind = "custom";
+	row.event_type = "custom.thing";
+	row.source = "publish";
+	row.after = "{\"a\": 1}";
+	row.before = NULL;
+	row.changed = NULL;
+	row.traceparent = "00-aa-bb-01";
+	row.headers = "{\"x-tenant\":\"acme\",\"event-id\":\"spoof\",\"n\":5}";
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	v = n == 1 ? value_of(&l.msgs[0]) : NULL;
+	ok(n == 1 && strcmp(jstr(v, "type", NULL), "custom.thing") == 0 &&
+	   cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "a")->valuedouble == 1 &&
+	   strcmp(jstr(v, "traceparent", NULL), "00-aa-bb-01") == 0 &&
+	   strcmp(jstr(v, "source", NULL), "/todo_kafka/publish") == 0,
+	   "ce: custom event: one message, data as published");
+	ok(n == 1 && strcmp(hdr(&l.msgs[0], "x-tenant"), "acme") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "event-id"), "e1") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "n"), "5") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "traceparent"), "00-aa-bb-01") == 0,
+	   "ce: custom headers added, reserved ones not overridden");
+	cJSON_Delete(v);
+	tk_message_list_clear(&l);
+
+	/* reminders */
+	row.kind = "reminder";
+	row.stream = "reminders";
+	row.event_type = "sent";
+	row.headers = NULL;
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	ok(n == 1 && strcmp(l.msgs[0].type, "task.reminder") == 0, "ce: sent reminder is task.reminder");
+	tk_message_list_clear(&l);
+	row.event_type = "scheduled";
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	ok(n == 1 && strcmp(l.msgs[0].type, "reminder.scheduled") == 0, "ce: scheduled reminder type");
+	tk_message_list_clear(&l);
+
+	/* insert: no updates; bad kind */
+	row.kind = "change";
+	row.stream = "task_events";
+	row.event_type = "created";
+	row.changed = NULL;
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	v = n == 2 ? value_of(&l.msgs[1]) : NULL;
+	ok(n == 2 && strcmp(jstr(v, "data", "operation"), "INSERT") == 0, "ce: insert gives task event + audit");
+	cJSON_Delete(v);
+	tk_message_list_clear(&l);
+	row.kind = "weird";
+	ok(tk_ce_build(&row, &l, err, sizeof(err)) == -1 && l.n == 0 && strstr(err, "unknown kind"),
+	   "ce: unknown kind is refused");
+
+	row.kind = "change";
+	n = tk_ce_build_dead_letter(&row, "topic.x", "e1:audit", "audit.created", 123456,
+								"MSG_SIZE_TOO_LARGE", "too large", &l);
+	v = n == 1 ? value_of(&l.msgs[0]) : NULL;
+	ok(n == 1 && strcmp(l.msgs[0].stream, "dead_letter") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "dlq-reason"), "too large") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "dlq-origin-topic"), "topic.x") == 0 &&
+	   strcmp(jstr(v, "id", NULL), "e1:audit:dead-letter") == 0 &&
+	   strcmp(jstr(v, "data", "error"), "MSG_SIZE_TOO_LARGE") == 0,
+	   "ce: dead-letter envelope");
+	cJSON_Delete(v);
+	tk_message_list_free(&l);
+}
+
+int
+main(void)
+{
+	test_config();
+	test_backoff();
+	test_clock_hist();
+	test_cloudevents();
+	printf("1..%d\n", ntests);
+	return nfailed ? 1 : 0;
+}
