@@ -176,6 +176,9 @@ render_metrics(void *arg, tk_strbuf *out)
 	tk_prom_histogram(out, "todo_kafka_relay_publish_latency_seconds",
 					  "Time from the outbox row's occurred_at to Kafka's acknowledgement.",
 					  &metrics.latency);
+	tk_prom_header(out, "todo_kafka_relay_publish_latency_max_seconds", "gauge",
+				   "Largest commit->ack latency seen since start.");
+	tk_prom_sample(out, "todo_kafka_relay_publish_latency_max_seconds", NULL, NULL, metrics.latency.max);
 	tk_prom_header(out, "todo_kafka_relay_dead_letters_total", "counter",
 				   "Messages Kafka refused for good, sent to the dead-letter topic.");
 	tk_prom_sample(out, "todo_kafka_relay_dead_letters_total", NULL, NULL, metrics.dead_letters);
