@@ -1,0 +1,91 @@
+-- upgrade: 0.1.0 -> 0.2.0 keeps the data and gives the objects of a fresh install
+\set VERBOSITY terse
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SET IntervalStyle = 'postgres';
+SELECT * FROM pg_extension_update_paths('todo_kafka') WHERE path IS NOT NULL ORDER BY 1, 2;
+
+-- what a fresh CREATE EXTENSION made: members with their privileges, the
+-- task table's columns, constraints and triggers (the view names the
+-- extension's objects by text only, so it does not hold DROP EXTENSION up)
+CREATE TEMP VIEW shape AS
+  SELECT 'member' AS what, pg_describe_object(d.classid, d.objid, d.objsubid) AS obj,
+         coalesce((SELECT relacl::text FROM pg_class WHERE d.classid = 'pg_class'::regclass AND oid = d.objid),
+                  (SELECT proacl::text FROM pg_proc WHERE d.classid = 'pg_proc'::regclass AND oid = d.objid)) AS detail
+    FROM pg_depend d
+   WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'todo_kafka') AND d.deptype = 'e'
+  UNION ALL
+  SELECT 'column', attname, format_type(atttypid, atttypmod) || ' #' || attnum
+    FROM pg_attribute WHERE attrelid = to_regclass('todo_kafka.tasks') AND attnum > 0 AND NOT attisdropped
+  UNION ALL
+  SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'todo_kafka')
+  UNION ALL
+  SELECT 'trigger', tgname, pg_get_triggerdef(oid)
+    FROM pg_trigger WHERE tgrelid = to_regclass('todo_kafka.tasks') AND NOT tgisinternal
+  UNION ALL
+  SELECT 'index', indexrelid::regclass::text, pg_get_indexdef(indexrelid)
+    FROM pg_index WHERE indrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.reminders'));
+CREATE TEMP TABLE fresh AS SELECT * FROM shape;
+
+DROP EXTENSION todo_kafka;
+CREATE EXTENSION todo_kafka VERSION '0.1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
+SELECT to_regclass('todo_kafka.reminders') AS reminders,
+       to_regprocedure('todo_kafka.fire_due_reminders(interval, integer)') AS fire;
+-- data written under 0.1.0; the open task due in the future already has offsets
+INSERT INTO todo_kafka.tasks (id, user_id, title, due_date, reminder_offsets, notification_methods, completed)
+  VALUES ('a0000000-0000-4000-8000-000000000001', 'alice', 'Open, due later', '2030-01-02 09:00+00', '{1 day}', '{email}', false),
+         ('a0000000-0000-4000-8000-000000000002', 'alice', 'Completed', '2030-01-02 09:00+00', '{1 day}', '{email}', true),
+         ('a0000000-0000-4000-8000-000000000003', 'alice', 'Due long ago', '2020-01-02 09:00+00', '{1 day}', '{email}', false),
+         ('a0000000-0000-4000-8000-000000000004', 'alice', 'Odd method', '2030-01-02 09:00+00', '{1 day}', '{sms}', false);
+SELECT (todo_kafka.add_task('bob', 'Old API', 'made by 0.1.0', 'low', '{x}', '2030-02-01 09:00+00')).title;
+TRUNCATE todo_kafka.outbox;
+
+ALTER EXTENSION todo_kafka UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
+ALTER EXTENSION todo_kafka UPDATE TO '0.2.0';
+
+-- the same objects, privileges, columns, constraints and triggers as fresh
+SELECT 'fresh only' AS diff, * FROM (SELECT * FROM fresh EXCEPT SELECT * FROM shape) a
+UNION ALL
+SELECT 'upgraded only', * FROM (SELECT * FROM shape EXCEPT SELECT * FROM fresh) b
+ORDER BY 1, 2, 3;
+SELECT count(*) > 40 AS compared_many FROM fresh;
+
+-- the old rows are kept; the open one got its reminder, with its event
+SELECT title, completed, recurrence, recurrence_day, reminder_offsets, notification_methods
+  FROM todo_kafka.tasks ORDER BY title;
+SELECT t.title, r."offset", r.notification_method, r.scheduled_time, r.status
+  FROM todo_kafka.reminders r JOIN todo_kafka.tasks t ON t.id = r.task_id;
+SELECT kind, event_type, key, after->>'message' AS message FROM todo_kafka.outbox ORDER BY id;
+TRUNCATE todo_kafka.outbox;
+
+-- 0.1.0 calls still work, positionally and by name
+SELECT title, priority, due_date, recurrence, reminder_offsets, notification_methods
+  FROM todo_kafka.add_task('bob', 'Old call', 'still fine', 'high', '{y}', '2030-03-01 09:00+00');
+SELECT title, due_date FROM todo_kafka.update_task('bob',
+  (SELECT id FROM todo_kafka.tasks WHERE title = 'Old call'), 'Old call, renamed', NULL, NULL, NULL,
+  NULL, NULL, true);
+SELECT (todo_kafka.add_task(p_user_id => 'bob', p_title => 'Named', p_due_date => '2030-03-02 09:00+00')).title;
+SELECT kind, event_type FROM todo_kafka.outbox ORDER BY id;
+
+-- the roles get the new API (nothing for PUBLIC: the comparison above
+-- covered every member's privileges, and install checks the fresh ones)
+SELECT r.rolname, f.fn, has_function_privilege(r.rolname, f.fn, 'EXECUTE') AS can_execute
+  FROM (VALUES ('todo_kafka_app'), ('todo_kafka_relay'), ('todo_kafka_auditor')) r(rolname),
+       (VALUES ('todo_kafka.add_task(text, text, text, text, text[], timestamptz, text, interval[], text[])'),
+               ('todo_kafka.update_task(text, uuid, text, text, text, text[], timestamptz, boolean, boolean, text, interval[], text[])'),
+               ('todo_kafka.set_user_time_zone(text, text)'),
+               ('todo_kafka.fire_due_reminders(interval, integer)'),
+               ('todo_kafka.emit(text, text, text, text, text, jsonb, text)'),
+               ('todo_kafka.current_correlation_id()')) f(fn)
+ ORDER BY 1, 2;
+SELECT r.rolname, t.tbl, has_table_privilege(r.rolname, t.tbl, 'SELECT') AS can_select,
+       has_table_privilege(r.rolname, t.tbl, 'INSERT, UPDATE, DELETE') AS can_write
+  FROM (VALUES ('todo_kafka_app'), ('todo_kafka_relay'), ('todo_kafka_auditor')) r(rolname),
+       (VALUES ('todo_kafka.reminders'), ('todo_kafka.user_settings')) t(tbl)
+ ORDER BY 1, 2;
+
+DELETE FROM todo_kafka.tasks;
+TRUNCATE todo_kafka.outbox;
