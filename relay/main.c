@@ -18,10 +18,13 @@
  *	 4. connected but not leader: try the leadership lock every
  *		standby_retry_ms; on success LISTEN, load the topic map, create
  *		missing topics (once), and rescan the outbox from scratch;
- *	 5. leader: delete acked rows (batched), run an outbox pass when due;
+ *	 5. leader: delete acked rows (batched), fire due reminders when the
+ *		next one is due (reminders.c), run an outbox pass when due;
  *	 6. wait in poll() on the PostgreSQL socket and on a pipe librdkafka
- *		writes to when reports arrive, for at most 100 ms, so flags are
- *		checked often; then PQconsumeInput + drain notifications.
+ *		writes to when reports arrive, until the earliest of the next
+ *		pass, the next reminder and the next delete, for at most 100 ms,
+ *		so flags are checked often; then PQconsumeInput + drain
+ *		notifications.
  *
  * Sleeping and waking (the NOTIFY trap in DESIGN.md): writers NOTIFY only
  * while the relay holds the advisory lock (29803, 2).  States:
@@ -39,8 +42,14 @@
  *			  Otherwise the next pass comes from NOTIFY or after
  *			  poll_interval_ms.  A pass that finds rows releases the lock.
  * The counter todo_kafka_relay_wakeups_total{reason} says what woke a
- * sleeping relay that then found rows (notify, recheck or poll); "poll"
- * means a wake-up was missed and only the safety net caught it.
+ * sleeping relay that then found rows (notify, recheck, reminder or poll);
+ * "poll" means a wake-up was missed and only the safety net caught it.
+ *
+ * Reminders: the leader sleeps until the next due reminder too (the
+ * deadline comes from reminders.c), not a fixed poll.  A call that fired
+ * reminders wrote their events into the outbox, so the next pass is made
+ * due at once.  NOTIFY and passes that found rows tell reminders.c to
+ * re-query, as a newly scheduled reminder may be due earlier.
  *
  * IDENTIFICATION
  *	  relay/main.c
@@ -180,6 +189,7 @@ become_leader(relay_state *st)
 		st->topics_ensured = true;
 	}
 	relay_reader_reset(st->reader);
+	relay_reminders_reset();	/* fires what fell due while nobody led */
 	st->sleeping = false;
 	st->rechecking = false;
 	st->next_pass_at = tk_monotonic_ms();
@@ -200,6 +210,8 @@ reload_config(relay_state *st)
 	}
 	tk_log(TK_LOG_INFO, "got SIGHUP, configuration reloaded");
 	tk_log_set_level(fresh.log_level);
+	if (fresh.reminders && !st->cfg.reminders)
+		relay_reminders_reset();
 	if (!tk_kvlist_equal(&fresh.kafka, &st->cfg.kafka))
 		tk_log(TK_LOG_WARNING, "Kafka settings changed; they take effect when the relay restarts");
 	if (strcmp(fresh.metrics_listen, st->cfg.metrics_listen) != 0)
@@ -260,6 +272,7 @@ wait_events(relay_state *st, int64_t deadline)
 			if (st->sleeping && !st->rechecking)
 				st->wake_reason = "notify";
 			st->next_pass_at = tk_monotonic_ms();
+			relay_reminders_changed();	/* maybe a new, earlier reminder */
 		}
 	}
 }
@@ -344,6 +357,7 @@ leader_pass(relay_state *st)
 			st->last_rows_at = now;
 			st->next_pass_at = now;
 			tk_backoff_reset(&st->backoff);
+			relay_reminders_changed();	/* the rows may schedule reminders */
 			break;
 		case PASS_MORE:
 			st->next_pass_at = now;
@@ -436,6 +450,23 @@ run_loop(relay_state *st)
 			}
 			st->next_stats_at = now + st->cfg.stats_interval_ms;
 		}
+		/* fire due reminders; their events leave with the next pass, now */
+		if (st->cfg.reminders && now >= relay_reminders_due_at())
+		{
+			int			fired = relay_reminders_fire(st->conn, st->cfg.reminder_grace);
+
+			if (fired < 0)
+			{
+				pg_failed(st);
+				continue;
+			}
+			if (fired > 0)
+			{
+				if (st->sleeping && !st->rechecking)
+					st->wake_reason = "reminder";
+				st->next_pass_at = now;
+			}
+		}
 		if (now >= st->next_pass_at)
 		{
 			leader_pass(st);
@@ -444,6 +475,9 @@ run_loop(relay_state *st)
 		}
 
 		deadline = st->next_pass_at;
+		/* sleep no longer than until the next reminder is due */
+		if (st->cfg.reminders && relay_reminders_due_at() < deadline)
+			deadline = relay_reminders_due_at();
 		if (relay_oldest_ack_ms() >= 0)
 		{
 			int64_t		d = now + st->cfg.delete_delay_ms - relay_oldest_ack_ms();

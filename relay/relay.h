@@ -61,6 +61,8 @@ typedef struct relay_config
 	int			flush_timeout_ms;	/* at shutdown */
 	int			stats_interval_ms;	/* backlog query period */
 	bool		create_topics;
+	bool		reminders;		/* fire due reminders (reminders.c) */
+	int			reminder_grace;	/* seconds after which a late one is missed */
 	tk_kvlist	kafka;			/* librdkafka properties, in order */
 } relay_config;
 
@@ -73,6 +75,7 @@ typedef struct relay_cli
 	const char *metrics_listen;
 	const char *profile;
 	const char *log_level;
+	const char *reminder_grace;
 	bool		show_config;
 	tk_kvlist	kafka;
 } relay_cli;
@@ -92,6 +95,7 @@ extern void relay_metrics_row_done(const char *stream);
 extern void relay_metrics_error(const char *kind);
 extern void relay_metrics_dead_letter(void);
 extern void relay_metrics_wakeup(const char *reason);
+extern void relay_metrics_reminders_fired(const char *status, int n, double max_late_s);
 extern void relay_metrics_backlog(int64_t rows, double oldest_age_s);
 extern void relay_metrics_state(bool pg_connected, bool leader, bool kafka_up,
 								int64_t rows_in_flight);
@@ -175,6 +179,13 @@ extern bool relay_reader_still_running(relay_reader *rd, const uint64_t *xids, i
 extern bool relay_reader_window_open(relay_reader *rd);
 extern bool relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms);
 extern bool relay_query_backlog(PGconn *conn);
+
+/* ---- reminders.c ---- */
+
+extern void relay_reminders_reset(void);
+extern void relay_reminders_changed(void);
+extern int64_t relay_reminders_due_at(void);
+extern int	relay_reminders_fire(PGconn *conn, int grace_s);
 
 /* ---- leader.c ---- */
 

@@ -9,7 +9,7 @@
  *		table, plus "kafka.<property> = value" for any librdkafka property,
  *	 3. the environment: TODO_KAFKA_DB, TODO_KAFKA_BROKERS,
  *	 4. the command line: -d, -b, --metrics-listen, --profile, --log-level,
- *		-X property=value.
+ *		--reminder-grace, -X property=value.
  * relay_config_load() builds a complete new relay_config from scratch on
  * every call, so a reload (SIGHUP) with a bad file returns false and the
  * caller keeps its old configuration (pgbouncer: "tolerant to errors").
@@ -90,6 +90,10 @@ static const relay_option relay_options[] = {
 	"how often the outbox backlog is measured for /metrics"},
 	{"create_topics", OPT_BOOL, OFF(create_topics), "true", 0, 0,
 	"create missing topics from todo_kafka.topics at start-up"},
+	{"reminders", OPT_BOOL, OFF(reminders), "on", 0, 0,
+	"fire due reminders (leader only)"},
+	{"reminder_grace", OPT_INT, OFF(reminder_grace), "300", 0, 31536000,
+	"seconds late after which a reminder fires as missed (--reminder-grace)"},
 	{NULL}
 };
 
@@ -271,7 +275,8 @@ relay_config_load(relay_config *out, const relay_cli *cli, char *errbuf, size_t 
 		!apply_override(&cfg, "brokers", cli->brokers, "-b", errbuf, errlen) ||
 		!apply_override(&cfg, "metrics_listen", cli->metrics_listen, "--metrics-listen", errbuf, errlen) ||
 		!apply_override(&cfg, "profile", cli->profile, "--profile", errbuf, errlen) ||
-		!apply_override(&cfg, "log_level", cli->log_level, "--log-level", errbuf, errlen))
+		!apply_override(&cfg, "log_level", cli->log_level, "--log-level", errbuf, errlen) ||
+		!apply_override(&cfg, "reminder_grace", cli->reminder_grace, "--reminder-grace", errbuf, errlen))
 		goto fail;
 	for (int i = 0; i < cli->kafka.n; i++)
 		tk_kvlist_set(&cfg.kafka, cli->kafka.items[i].key, cli->kafka.items[i].value);
@@ -413,6 +418,7 @@ usage(FILE *out)
 			"      --metrics-listen=HOST:PORT  serve /metrics and /healthz\n"
 			"      --profile=NAME         development (default) or production\n"
 			"      --log-level=LEVEL      debug, info (default), warning, error\n"
+			"      --reminder-grace=SECS  late reminders fire as missed after SECS (default 300)\n"
 			"      --show-config          print the effective configuration and exit\n"
 			"  -h, --help                 show this help and exit\n"
 			"  -V, --version              show the version and exit\n\n"
@@ -444,6 +450,7 @@ relay_cli_parse(int argc, char **argv, relay_cli *cli)
 		{"profile", required_argument, NULL, 2},
 		{"log-level", required_argument, NULL, 3},
 		{"show-config", no_argument, NULL, 4},
+		{"reminder-grace", required_argument, NULL, 5},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -487,6 +494,9 @@ relay_cli_parse(int argc, char **argv, relay_cli *cli)
 				break;
 			case 4:
 				cli->show_config = true;
+				break;
+			case 5:
+				cli->reminder_grace = optarg;
 				break;
 			case 'h':
 				usage(stdout);

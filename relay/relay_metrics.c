@@ -46,6 +46,8 @@ static struct
 	labelled_set rows;			/* per stream */
 	labelled_set errors;		/* per kind */
 	labelled_set wakeups;		/* per reason */
+	labelled_set reminders;		/* fired, per status (sent, missed) */
+	double		reminder_late_max;	/* fire time - scheduled time */
 	tk_histogram latency;
 	double		dead_letters;
 	int64_t		backlog;
@@ -129,6 +131,16 @@ relay_metrics_wakeup(const char *reason)
 }
 
 void
+relay_metrics_reminders_fired(const char *status, int n, double max_late_s)
+{
+	pthread_mutex_lock(&metrics.lock);
+	labelled_add(&metrics.reminders, status, n);
+	if (max_late_s > metrics.reminder_late_max)
+		metrics.reminder_late_max = max_late_s;
+	pthread_mutex_unlock(&metrics.lock);
+}
+
+void
 relay_metrics_backlog(int64_t rows, double oldest_age_s)
 {
 	pthread_mutex_lock(&metrics.lock);
@@ -173,6 +185,13 @@ render_metrics(void *arg, tk_strbuf *out)
 	render_set(out, "todo_kafka_relay_wakeups_total", "counter",
 			   "Passes over the outbox started from sleep, per reason.", "reason",
 			   &metrics.wakeups);
+	render_set(out, "todo_kafka_relay_reminders_fired_total", "counter",
+			   "Reminders fired by this relay, per status (sent, missed).", "status",
+			   &metrics.reminders);
+	tk_prom_header(out, "todo_kafka_relay_reminder_lateness_max_seconds", "gauge",
+				   "Largest fire time minus scheduled time of a reminder since start.");
+	tk_prom_sample(out, "todo_kafka_relay_reminder_lateness_max_seconds", NULL, NULL,
+				   metrics.reminder_late_max);
 	tk_prom_histogram(out, "todo_kafka_relay_publish_latency_seconds",
 					  "Time from the outbox row's occurred_at to Kafka's acknowledgement.",
 					  &metrics.latency);

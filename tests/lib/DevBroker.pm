@@ -244,8 +244,9 @@ sub produce
 Reads the topic from the beginning to its end with C<kcat -C -J -e>; with
 C<count>, reads again until at least N messages are there or C<timeout>
 (default: the start timeout) passes.  Returns an arrayref of
-{topic, partition, offset, key, payload, headers => [k, v, ...]} sorted by
-partition and offset (undef key/payload for null).
+{topic, partition, offset, key, payload, headers => [k, v, ...], timestamp}
+sorted by partition and offset (undef key/payload for null; timestamp is
+the message's Kafka timestamp in Unix milliseconds, undef when it has none).
 
 =cut
 
@@ -269,6 +270,7 @@ sub consume
 				key => $m->{key},
 				payload => $m->{payload},
 				headers => $m->{headers} // [],
+				timestamp => ($m->{ts} // -1) >= 0 ? $m->{ts} : undef,
 			}
 		} grep { /^\{/ } split /\n/, $out;
 		last if !defined $opt{count} || @msgs >= $opt{count} || time >= $deadline;

@@ -1,0 +1,228 @@
+/*-------------------------------------------------------------------------
+ *
+ * reminders.c
+ *	  fire due reminders from the leader relay, and know when the next is due
+ *
+ * What fires a reminder: SELECT todo_kafka.fire_due_reminders(grace,
+ * max_rows), sent in autocommit mode, so one statement is one transaction.
+ * In that transaction the function marks each due reminder sent (missed
+ * when later than scheduled_time + grace) and writes its reminder event
+ * into the outbox; both commit or neither does, so a reminder fires exactly
+ * once across relay restarts and failovers.  Only the leader calls it (the
+ * call sits in the leader branch of main.c's loop), and the function's
+ * FOR UPDATE SKIP LOCKED keeps even two concurrent callers from firing one
+ * reminder twice.  The events then leave through the ordinary outbox pass:
+ * after a call that fired something the caller makes the next pass due at
+ * once rather than waiting for NOTIFY.
+ *
+ * When to call (the relay sleeps until the next reminder, not a fixed
+ * poll): the function returns the scheduled time of the next pending
+ * reminder.  The statement also returns the milliseconds from the server's
+ * clock_timestamp() to that time, so clock skew between the relay's host
+ * and the database does not matter; relay_reminders_due_at() turns it into
+ * a deadline on the monotonic clock, rounded up by a millisecond (waking a
+ * hair early is harmless: the function fires only what is due and we call
+ * again).  main.c's loop sleeps until min(next reminder, next outbox pass,
+ * poll) and calls relay_reminders_fire() when the deadline has come.
+ * The deadline moves earlier (a re-query) when:
+ *	 - leadership is gained (relay_reminders_reset): that first call also
+ *	   fires everything that fell due while no relay ran, as missed when
+ *	   later than the grace, sent otherwise;
+ *	 - a NOTIFY arrives or an outbox pass produced rows
+ *	   (relay_reminders_changed): a reminder scheduled meanwhile may be
+ *	   earlier than the one we sleep for.  The outbox reader does not tell
+ *	   reminder rows from others, so any rows count; re-queries are then
+ *	   spaced by REQUERY_MIN_MS, which bounds their cost under a steady
+ *	   write load and delays a new reminder's first check by at most that;
+ *	 - the result says more are due (over max_rows: at once; rows locked by
+ *	   another transaction: after LOCKED_RETRY_MS, not in a busy loop).
+ * With nothing pending the relay still re-queries every SAFETY_MS.
+ *
+ * Metrics: when the call fired something its transaction has an xid
+ * (pg_current_xact_id_if_assigned() in the same statement), and a second
+ * query counts that transaction's sent/missed outbox rows and their
+ * largest lateness (occurred_at, i.e. fire time, minus scheduled_time).
+ * It reads only ids above the outbox's highest id visible before the call
+ * (taken in the first statement, whose snapshot predates the function's
+ * writes), so it is an index range scan over the newest rows.  A call that
+ * fired nothing costs one round trip.
+ *
+ * Errors: a failed statement on a healthy connection is retried with
+ * capped backoff; an extension without fire_due_reminders (older than
+ * 0.2.0) disables firing until the next leadership gain, with one warning.
+ * A broken connection is reported to the caller (-1), which reconnects.
+ *
+ * All state is static and owned by the main thread; libpq calls are
+ * synchronous.
+ *
+ * IDENTIFICATION
+ *	  relay/reminders.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "relay.h"
+
+#define FIRE_BATCH			1000	/* max_rows per call */
+#define REQUERY_MIN_MS		50		/* spacing of re-queries caused by rows */
+#define LOCKED_RETRY_MS		20		/* due rows locked by someone else */
+#define SAFETY_MS			60000	/* re-query at least this often */
+#define RETRY_FIRST_MS		100
+#define RETRY_MAX_MS		10000
+
+#define FIRE_SQL \
+	"SELECT pg_catalog.ceil(extract(epoch FROM f.next - pg_catalog.clock_timestamp()) * 1000)," \
+	" pg_catalog.pg_current_xact_id_if_assigned()::text," \
+	" (SELECT coalesce(max(id), 0) FROM todo_kafka.outbox)" \
+	" FROM todo_kafka.fire_due_reminders($1::integer * interval '1 second', $2::integer) AS f(next)"
+
+#define COUNT_SQL \
+	"SELECT event_type, count(*)," \
+	" max(extract(epoch FROM occurred_at - (after->>'scheduled_time')::timestamptz))" \
+	" FROM todo_kafka.outbox" \
+	" WHERE id > $1::bigint AND xid = $2::xid8" \
+	"  AND kind = 'reminder' AND event_type IN ('sent', 'missed')" \
+	" GROUP BY event_type"
+
+static int64_t due_at = 0;		/* monotonic ms of the next call */
+static int64_t last_call_at = 0;
+static bool disabled = false;	/* fire_due_reminders() is missing */
+static int	retry_delay = RETRY_FIRST_MS;
+
+/* leadership (re)gained or reminders switched on: call at once */
+void
+relay_reminders_reset(void)
+{
+	due_at = 0;
+	disabled = false;
+	retry_delay = RETRY_FIRST_MS;
+}
+
+/* a NOTIFY or outbox rows: a new reminder may be due earlier than due_at */
+void
+relay_reminders_changed(void)
+{
+	int64_t		soon = last_call_at + REQUERY_MIN_MS;
+
+	if (!disabled && soon < due_at)
+		due_at = soon;
+}
+
+/* monotonic ms at which relay_reminders_fire() should run next */
+int64_t
+relay_reminders_due_at(void)
+{
+	return disabled ? INT64_MAX : due_at;
+}
+
+/* count what the call's transaction fired, for /metrics */
+static void
+count_fired(PGconn *conn, const char *xid, const char *max_id_before, int *fired)
+{
+	const char *params[2] = {max_id_before, xid};
+	PGresult   *res = PQexecParams(conn, COUNT_SQL, 2, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		/* only metrics are lost: the reminders fired */
+		tk_log(TK_LOG_WARNING, "could not count fired reminders: %s", PQerrorMessage(conn));
+		PQclear(res);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		int			n = atoi(PQgetvalue(res, i, 1));
+		double		late = strtod(PQgetvalue(res, i, 2), NULL);
+
+		relay_metrics_reminders_fired(PQgetvalue(res, i, 0), n, late);
+		*fired += n;
+		if (strcmp(PQgetvalue(res, i, 0), "missed") == 0)
+			tk_log(TK_LOG_INFO, "fired %d missed reminders, up to %.0f s late", n, late);
+		else
+			tk_log(TK_LOG_DEBUG, "fired %d reminders, up to %.3f s late", n, late);
+	}
+	PQclear(res);
+}
+
+/*
+ * Fire what is due and set the next deadline.  Returns the number of
+ * reminders fired (at least 1 when the call's transaction wrote anything,
+ * even if counting failed), 0 when none, or -1 when the connection is
+ * broken (the caller reconnects; the deadline is reset on leadership).
+ */
+int
+relay_reminders_fire(PGconn *conn, int grace_s)
+{
+	char		grace[16];
+	char		batch[16];
+	const char *params[2];
+	PGresult   *res;
+	int64_t		now;
+	int			fired = 0;
+	bool		locked_by_others;
+
+	snprintf(grace, sizeof(grace), "%d", grace_s);
+	snprintf(batch, sizeof(batch), "%d", FIRE_BATCH);
+	params[0] = grace;
+	params[1] = batch;
+	last_call_at = tk_monotonic_ms();
+	res = PQexecParams(conn, FIRE_SQL, 2, NULL, params, NULL, NULL, 0);
+	now = tk_monotonic_ms();
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (PQstatus(conn) != CONNECTION_OK)
+		{
+			PQclear(res);
+			return -1;
+		}
+		relay_metrics_error("reminders");
+		if (state && strcmp(state, "42883") == 0)
+		{
+			tk_log(TK_LOG_WARNING, "todo_kafka.fire_due_reminders() does not exist (extension older than 0.2.0?); reminders are not fired");
+			disabled = true;
+		}
+		else
+		{
+			tk_log(TK_LOG_ERROR, "could not fire due reminders, retrying in %d ms: %s",
+				   retry_delay, PQerrorMessage(conn));
+			due_at = now + retry_delay;
+			retry_delay = retry_delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_delay * 2;
+		}
+		PQclear(res);
+		return 0;
+	}
+	retry_delay = RETRY_FIRST_MS;
+
+	if (!PQgetisnull(res, 0, 1))
+	{
+		count_fired(conn, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), &fired);
+		if (fired == 0)
+			fired = 1;			/* rows were locked or counting failed */
+	}
+
+	/* the next deadline */
+	if (PQgetisnull(res, 0, 0))
+		due_at = now + SAFETY_MS;	/* nothing pending */
+	else
+	{
+		double		ms = strtod(PQgetvalue(res, 0, 0), NULL);
+
+		if (ms > SAFETY_MS)
+			ms = SAFETY_MS;
+		locked_by_others = ms <= 0 && PQgetisnull(res, 0, 1);
+		if (ms <= 0)
+			due_at = locked_by_others ? now + LOCKED_RETRY_MS : now;
+		else
+			due_at = now + (int64_t) ms + 1;
+	}
+	PQclear(res);
+	return fired;
+}
