@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "strbuf.h"
+
 /* streams every 'change' row fans out to, besides its own */
 #define TK_STREAM_AUDIT			"audit"
 #define TK_STREAM_TASK_UPDATES	"task_updates"
@@ -43,28 +45,53 @@ typedef struct tk_outbox_row
 	const char *occurred_at;	/* RFC 3339, UTC */
 } tk_outbox_row;
 
+/*
+ * A built message.  Every pointer points into the list's own storage or
+ * into the row's strings (the caller keeps the row alive while it uses the
+ * messages); all of them stay valid until the list is cleared or the next
+ * build appends to it.
+ */
 typedef struct tk_header
 {
-	char	   *name;
-	char	   *value;
+	const char *name;
+	const char *value;
 } tk_header;
 
 typedef struct tk_message
 {
 	const char *stream;			/* logical stream (static or row->stream) */
-	char	   *id;				/* CloudEvents id, also header event-id */
-	char	   *type;			/* CloudEvents type, also header event-type */
-	char	   *value;			/* JSON text */
+	const char *id;				/* CloudEvents id, also header event-id */
+	const char *type;			/* CloudEvents type, also header event-type */
+	const char *value;			/* JSON text, NUL-terminated */
 	size_t		value_len;
-	tk_header  *headers;
+	const tk_header *headers;
 	int			nheaders;
 } tk_message;
 
+typedef struct tk_msg_slot tk_msg_slot;
+typedef struct tk_hdr_slot tk_hdr_slot;
+typedef struct tk_json_span tk_json_span;
+
+/*
+ * Messages of one or more rows.  Reused row after row (clear, build): its
+ * buffers grow to the largest row seen and are not freed in between, so a
+ * steady stream of rows allocates nothing here.
+ */
 typedef struct tk_message_list
 {
 	tk_message *msgs;
 	int			n;
 	int			cap;
+	/* storage (private to cloudevents.c) */
+	tk_strbuf	text;			/* ids, types, values, custom headers */
+	tk_strbuf	scratch;		/* per-row envelope parts */
+	tk_msg_slot *slots;			/* offsets into text, per message */
+	tk_hdr_slot *hslots;		/* header slots, per message in order */
+	int			nh;
+	int			cap_h;			/* of hslots and headers */
+	tk_header  *headers;		/* resolved headers (msgs[i].headers) */
+	tk_json_span *spans;		/* JSON members and elements of a row */
+	int			cap_spans;
 } tk_message_list;
 
 extern int	tk_ce_build(const tk_outbox_row *row, tk_message_list *out,

@@ -7,6 +7,12 @@
  * "oom" and leaves the previous contents in place, so callers check once at
  * the end instead of after every append.  Not thread-safe: one owner.
  *
+ * tk_strbuf_json_string() appends a JSON string literal (RFC 8259): '"' and
+ * '\\' are escaped, control characters below 0x20 become \b \f \n \r \t
+ * or \u00XX, everything else (UTF-8 included) is copied as is, in runs.
+ * That is the set cJSON's printer escapes, so the messages built with it
+ * (common/cloudevents.c) read the same as the cJSON-built ones did.
+ *
  * IDENTIFICATION
  *	  common/strbuf.c
  *
@@ -67,6 +73,13 @@ strbuf_reserve(tk_strbuf *sb, size_t n)
 	return true;
 }
 
+/* make room for n more bytes: data does not move until len + n is passed */
+bool
+tk_strbuf_reserve(tk_strbuf *sb, size_t n)
+{
+	return strbuf_reserve(sb, n);
+}
+
 void
 tk_strbuf_append(tk_strbuf *sb, const char *s, size_t n)
 {
@@ -108,4 +121,83 @@ tk_strbuf_printf(tk_strbuf *sb, const char *fmt,...)
 		va_end(ap);
 	}
 	sb->len += (size_t) n;
+}
+
+void
+tk_strbuf_putc(tk_strbuf *sb, char c)
+{
+	if (sb->len + 1 < sb->cap || strbuf_reserve(sb, 1))
+	{
+		sb->data[sb->len++] = c;
+		sb->data[sb->len] = '\0';
+	}
+}
+
+/* append s as a JSON string literal, or null when s is NULL */
+void
+tk_strbuf_json_string(tk_strbuf *sb, const char *s)
+{
+	if (s == NULL)
+	{
+		tk_strbuf_append(sb, "null", 4);
+		return;
+	}
+	tk_strbuf_putc(sb, '"');
+	tk_strbuf_json_chars(sb, s);
+	tk_strbuf_putc(sb, '"');
+}
+
+/* append s escaped for the inside of a JSON string literal */
+void
+tk_strbuf_json_chars(tk_strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *run;
+
+	for (run = p;; p++)
+	{
+		char		esc[7];
+		size_t		elen = 2;
+
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		if (p > run)
+			tk_strbuf_append(sb, (const char *) run, p - run);
+		if (*p == '\0')
+			break;
+		esc[0] = '\\';
+		switch (*p)
+		{
+			case '"':
+				esc[1] = '"';
+				break;
+			case '\\':
+				esc[1] = '\\';
+				break;
+			case '\b':
+				esc[1] = 'b';
+				break;
+			case '\f':
+				esc[1] = 'f';
+				break;
+			case '\n':
+				esc[1] = 'n';
+				break;
+			case '\r':
+				esc[1] = 'r';
+				break;
+			case '\t':
+				esc[1] = 't';
+				break;
+			default:
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[*p >> 4];
+				esc[5] = hex[*p & 15];
+				elen = 6;
+				break;
+		}
+		tk_strbuf_append(sb, esc, elen);
+		run = p + 1;
+	}
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -24,6 +25,7 @@
 #include "cloudevents.h"
 #include "config.h"
 #include "prom.h"
+#include "strbuf.h"
 
 static int	ntests = 0;
 static int	nfailed = 0;
@@ -143,6 +145,30 @@ test_clock_hist(void)
 	ok(tk_parse_rfc3339_us("2026-01-22T10:00:00.000001Z") == 1769076000000001LL,
 	   "clock: RFC 3339 to microseconds");
 	ok(tk_parse_rfc3339_us("garbage") == 0, "clock: garbage is 0");
+	{
+		/* against timegm over leap years, month ends and centuries */
+		bool		same = true;
+		const char *days[] = {"1970-01-01", "1999-12-31", "2000-02-29", "2000-03-01",
+		"2024-02-29", "2026-12-31", "2100-03-01", "2038-01-19"};
+
+		for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++)
+		{
+			struct tm	tm;
+			char		ts[40];
+
+			memset(&tm, 0, sizeof(tm));
+			sscanf(days[i], "%d-%d-%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+			tm.tm_year -= 1900;
+			tm.tm_mon -= 1;
+			tm.tm_hour = 23;
+			tm.tm_min = 59;
+			tm.tm_sec = 58;
+			snprintf(ts, sizeof(ts), "%sT23:59:58.25Z", days[i]);
+			if (tk_parse_rfc3339_us(ts) != (int64_t) timegm(&tm) * 1000000 + 250000)
+				same = false;
+		}
+		ok(same, "clock: RFC 3339 parser agrees with timegm");
+	}
 	memset(&h, 0, sizeof(h));
 	for (int i = 0; i < 99; i++)
 		tk_hist_observe(&h, 0.004);
@@ -347,6 +373,149 @@ test_cloudevents(void)
 	tk_message_list_free(&l);
 }
 
+/*
+ * The hand-written JSON (no cJSON trees since the relay's performance work):
+ * every message must parse, strings must round-trip through the escaper,
+ * row images are spliced, tags with escapes diff by their string value.
+ */
+static void
+test_cloudevents_json(void)
+{
+	tk_message_list l;
+	char		err[256];
+	const char *odd = "q\"uote \\ back\nnl\ttab\001ctl \xc3\xa9t\xc3\xa9 /";
+	tk_outbox_row row = {
+		.id = "8", .xid = "99", .event_id = "e2", .kind = "change",
+		.stream = "task_events", .event_type = "updated",
+		.source = "/todo_kafka/app.items", .key = "k\"1", .user_id = NULL,
+		.actor = odd, .correlation_id = odd, .traceparent = "tp",
+		.before = "{\"n\": 1.50, \"tags\": [\"a\\\"b\", \"x\", \"x\", 3], \"o\": {\"k\": [1, {\"z\": null}]}, \"s\": \"caf\\u00e9\"}",
+		.after = "{\"n\": 2, \"tags\": [\"x\", \"\\u0079\", \"y\"], \"o\": null, \"s\": \"caf\u00e9\"}",
+		.changed = "[\"n\", \"tags\", \"o\", \"s\"]",
+		.headers = NULL, .occurred_at = "2026-01-22T10:00:00.000001Z"
+	};
+	tk_message_list one;
+	bool		all_parse = true;
+	cJSON	   *v;
+	int			n;
+
+	tk_message_list_init(&l);
+	tk_message_list_init(&one);
+	{
+		tk_strbuf	sb;
+		cJSON	   *j;
+
+		tk_strbuf_init(&sb);
+		tk_strbuf_json_string(&sb, odd);
+		j = cJSON_Parse(sb.data);
+		ok(cJSON_IsString(j) && strcmp(j->valuestring, odd) == 0 &&
+		   strstr(sb.data, "\\u0001") != NULL, "json: escaper round-trips quotes, controls, UTF-8");
+		cJSON_Delete(j);
+		tk_strbuf_reset(&sb);
+		tk_strbuf_json_string(&sb, NULL);
+		ok(strcmp(sb.data, "null") == 0, "json: NULL string is null");
+		tk_strbuf_free(&sb);
+	}
+
+	/* n, tag_added y (once: \u0079 and y are the same), tag_removed a"b, o, s */
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	for (int i = 0; i < l.n; i++)
+	{
+		cJSON	   *x = value_of(&l.msgs[i]);
+
+		if (x == NULL || strlen(l.msgs[i].value) != l.msgs[i].value_len)
+		{
+			all_parse = false;
+			printf("# not JSON: %s\n", l.msgs[i].value);
+		}
+		cJSON_Delete(x);
+	}
+	ok(n == 7 && all_parse, "json: every message of an odd row parses");
+	if (n != 7)
+	{
+		printf("# n = %d (%s)\n", n, n < 0 ? err : "");
+		for (int i = 0; i < l.n; i++)
+			printf("# %s\n", l.msgs[i].value);
+		tk_message_list_free(&l);
+		return;
+	}
+	v = value_of(&l.msgs[0]);
+	ok(strcmp(jstr(v, "actor", NULL), odd) == 0 &&
+	   strcmp(jstr(v, "correlationid", NULL), odd) == 0 &&
+	   strcmp(jstr(v, "subject", NULL), "k\"1") == 0 &&
+	   strcmp(jstr(v, "source", NULL), "/todo_kafka/app.items") == 0 &&
+	   cJSON_GetObjectItemCaseSensitive(v, "userid") == NULL &&
+	   strcmp(hdr(&l.msgs[0], "correlation-id"), odd) == 0 &&
+	   strcmp(hdr(&l.msgs[0], "traceparent"), "tp") == 0,
+	   "json: envelope strings round-trip; no userid when NULL");
+	cJSON_Delete(v);
+	v = value_of(&l.msgs[1]);
+	ok(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "txid")->valuedouble == 99 &&
+	   strcmp(jstr(v, "data", "table"), "app.items") == 0 &&
+	   cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "user_id")),
+	   "json: audit txid is a number, table from source, null user_id");
+	cJSON_Delete(v);
+	{
+		const char *want[][3] = {
+			{"task.field_updated", "n", NULL},
+			{"task.tag_added", "tags", "y"},
+			{"task.tag_removed", "tags", "a\"b"},
+			{"task.field_updated", "o", NULL},
+			{"task.field_updated", "s", NULL},
+		};
+		bool		good = true;
+
+		for (int i = 0; i < 5; i++)
+		{
+			cJSON	   *d;
+
+			v = value_of(&l.msgs[2 + i]);
+			d = cJSON_GetObjectItemCaseSensitive(v, "data");
+			if (strcmp(jstr(v, "type", NULL), want[i][0]) != 0 ||
+				strcmp(jstr(d, "field_changed", NULL), want[i][1]) != 0 ||
+				(i == 1 && strcmp(jstr(d, "new_value", NULL), want[i][2]) != 0) ||
+				(i == 2 && strcmp(jstr(d, "previous_value", NULL), want[i][2]) != 0) ||
+				(i == 0 && (cJSON_GetObjectItemCaseSensitive(d, "previous_value")->valuedouble != 1.5 ||
+							cJSON_GetObjectItemCaseSensitive(d, "new_value")->valuedouble != 2)) ||
+				(i == 3 && (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(d, "previous_value")) ||
+							!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "new_value")))) ||
+				(i == 4 && strcmp(jstr(d, "new_value", NULL), "caf\u00e9") != 0))
+			{
+				good = false;
+				printf("# mismatch at update %d: %s\n", i, l.msgs[2 + i].value);
+			}
+			cJSON_Delete(v);
+		}
+		ok(good, "json: values spliced (numbers, objects, null); tags diffed by string value");
+	}
+
+	/* appending a second row keeps the first row's messages intact */
+	{
+		tk_outbox_row ins = row;
+		char	   *first = strdup(l.msgs[0].value);
+
+		ins.before = NULL;
+		ins.changed = NULL;
+		ins.event_type = "created";
+		n = tk_ce_build(&ins, &l, err, sizeof(err));
+		ok(n == 2 && l.n == 9 && strcmp(l.msgs[0].value, first) == 0 &&
+		   strcmp(l.msgs[8].id, "e2:audit") == 0 &&
+		   strcmp(hdr(&l.msgs[0], "event-id"), "e2") == 0,
+		   "json: a second row appends, earlier messages stay valid");
+		free(first);
+	}
+
+	/* malformed images: poison, nothing appended */
+	row.after = "{\"n\": 2, \"tags\": [\"x\"";
+	n = tk_ce_build(&row, &l, err, sizeof(err));
+	ok(n == -1 && l.n == 9 && strstr(err, "malformed"), "json: malformed after image is refused");
+	row.after = "{\"n\": 2} trailing";
+	ok(tk_ce_build(&row, &one, err, sizeof(err)) == -1 && one.n == 0,
+	   "json: trailing garbage is refused");
+	tk_message_list_free(&one);
+	tk_message_list_free(&l);
+}
+
 int
 main(void)
 {
@@ -354,6 +523,7 @@ main(void)
 	test_backoff();
 	test_clock_hist();
 	test_cloudevents();
+	test_cloudevents_json();
 	printf("1..%d\n", ntests);
 	return nfailed ? 1 : 0;
 }
