@@ -49,6 +49,23 @@
 #include "clock.h"
 #include "relay.h"
 
+/*
+ * A row in flight: ONE allocation holds the relay_row, its messages'
+ * opaques (msgs[]) and every string they point to (the row's small fields
+ * for dead-letter envelopes, each message's topic, id and type).  Only
+ * dead-letter replacements get their own allocation (relay_msg.own).
+ */
+typedef struct relay_msg
+{
+	relay_row  *row;
+	bool		is_dead_letter;
+	bool		own;			/* allocated by itself: free when settled */
+	size_t		size;
+	const char *topic;
+	const char *id;
+	const char *type;
+} relay_msg;
+
 struct relay_row
 {
 	int64_t		id;
@@ -59,20 +76,10 @@ struct relay_row
 	char	   *dead_topic;		/* first permanent failure */
 	char	   *dead_reason;
 	tk_outbox_row meta;			/* small fields, for dead-letter envelopes */
-	char	   *meta_buf;
 	relay_row  *hnext;
+	int			nmsgs;
+	relay_msg	msgs[];			/* then the strings */
 };
-
-typedef struct relay_msg
-{
-	relay_row  *row;
-	bool		is_dead_letter;
-	size_t		size;
-	const char *topic;			/* point into text[] */
-	const char *id;
-	const char *type;
-	char		text[];
-} relay_msg;
 
 /* a refused message waiting to be replaced by its dead-letter envelope */
 typedef struct relay_refused
@@ -168,7 +175,6 @@ row_free(relay_row *r)
 {
 	free(r->dead_topic);
 	free(r->dead_reason);
-	free(r->meta_buf);
 	free(r);
 }
 
@@ -211,49 +217,83 @@ relay_kafka_up(void)
 	return P.kafka_up;
 }
 
-/* copy the small fields of a row into one allocation */
-static relay_row *
-row_new(const tk_outbox_row *row, int64_t id)
+/* append string s to the row block at *p; NULL stays NULL */
+static const char *
+block_str(char **p, const char *s)
 {
-	relay_row  *r = calloc(1, sizeof(relay_row));
+	char	   *d = *p;
+	size_t		n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*p += n;
+	return d;
+}
+
+/*
+ * One allocation for the row, its n messages' opaques and their strings:
+ * the small fields of the row, and topic/id/type of each message (topic
+ * names are copied: the topic map may be reloaded while messages fly).
+ */
+static relay_row *
+row_new(const tk_outbox_row *row, int64_t id, const tk_message_list *msgs,
+		relay_topic *const *topics)
+{
 	const char *const *src[] = {
 		&row->id, &row->xid, &row->event_id, &row->kind, &row->stream,
 		&row->event_type, &row->source, &row->key, &row->user_id,
 		&row->actor, &row->correlation_id, &row->traceparent,
 		&row->occurred_at
 	};
-	const char **dst[] = {
-		&r->meta.id, &r->meta.xid, &r->meta.event_id, &r->meta.kind,
-		&r->meta.stream, &r->meta.event_type, &r->meta.source, &r->meta.key,
-		&r->meta.user_id, &r->meta.actor, &r->meta.correlation_id,
-		&r->meta.traceparent, &r->meta.occurred_at
-	};
 	size_t		len = 0;
+	int			n = msgs ? msgs->n : 0;
+	relay_row  *r;
 	char	   *p;
 
-	if (r == NULL)
-		return NULL;
 	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
 		len += *src[i] ? strlen(*src[i]) + 1 : 0;
-	r->meta_buf = p = malloc(len + 1);
-	if (p == NULL)
-	{
-		free(r);
+	for (int i = 0; i < n; i++)
+		len += (topics[i] ? strlen(topics[i]->topic) + 1 : 0) +
+			strlen(msgs->msgs[i].id) + 1 + strlen(msgs->msgs[i].type) + 1;
+	r = malloc(sizeof(relay_row) + sizeof(relay_msg) * n + len);
+	if (r == NULL)
 		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+	memset(r, 0, sizeof(relay_row));
+	p = (char *) &r->msgs[n];
+	r->meta.id = block_str(&p, row->id);
+	r->meta.xid = block_str(&p, row->xid);
+	r->meta.event_id = block_str(&p, row->event_id);
+	r->meta.kind = block_str(&p, row->kind);
+	r->meta.stream = block_str(&p, row->stream);
+	r->meta.event_type = block_str(&p, row->event_type);
+	r->meta.source = block_str(&p, row->source);
+	r->meta.key = block_str(&p, row->key);
+	r->meta.user_id = block_str(&p, row->user_id);
+	r->meta.actor = block_str(&p, row->actor);
+	r->meta.correlation_id = block_str(&p, row->correlation_id);
+	r->meta.traceparent = block_str(&p, row->traceparent);
+	r->meta.occurred_at = block_str(&p, row->occurred_at);
+	for (int i = 0; i < n; i++)
 	{
-		if (*src[i] == NULL)
-			continue;
-		strcpy(p, *src[i]);
-		*dst[i] = p;
-		p += strlen(p) + 1;
+		relay_msg  *m = &r->msgs[i];
+
+		m->row = r;
+		m->is_dead_letter = false;
+		m->own = false;
+		m->size = msgs->msgs[i].value_len;
+		m->topic = topics[i] ? block_str(&p, topics[i]->topic) : NULL;
+		m->id = block_str(&p, msgs->msgs[i].id);
+		m->type = block_str(&p, msgs->msgs[i].type);
 	}
+	r->nmsgs = n;
 	r->id = id;
 	r->occurred_us = tk_parse_rfc3339_us(row->occurred_at);
 	return r;
 }
 
+/* a dead-letter replacement's opaque: its own allocation */
 static relay_msg *
 msg_new(relay_row *r, const char *topic, const char *id, const char *type,
 		size_t size, bool is_dead_letter)
@@ -262,19 +302,29 @@ msg_new(relay_row *r, const char *topic, const char *id, const char *type,
 				li = strlen(id) + 1,
 				ly = strlen(type) + 1;
 	relay_msg  *m = malloc(sizeof(relay_msg) + lt + li + ly);
+	char	   *text;
 
 	if (m == NULL)
 		return NULL;
+	text = (char *) (m + 1);
 	m->row = r;
 	m->is_dead_letter = is_dead_letter;
+	m->own = true;
 	m->size = size;
-	memcpy(m->text, topic, lt);
-	memcpy(m->text + lt, id, li);
-	memcpy(m->text + lt + li, type, ly);
-	m->topic = m->text;
-	m->id = m->text + lt;
-	m->type = m->text + lt + li;
+	memcpy(text, topic, lt);
+	memcpy(text + lt, id, li);
+	memcpy(text + lt + li, type, ly);
+	m->topic = text;
+	m->id = text + lt;
+	m->type = text + lt + li;
 	return m;
+}
+
+static void
+msg_free(relay_msg *m)
+{
+	if (m->own)
+		free(m);
 }
 
 /* ---- settling ---- */
@@ -418,10 +468,16 @@ produce_one(rd_kafka_t *rk, relay_topic *t, const char *key, const tk_message *m
 		for (int i = 0; i < m->nheaders; i++)
 			rd_kafka_header_add(hdrs, m->headers[i].name, -1,
 								m->headers[i].value, -1);
+		/*
+		 * F_COPY, not F_FREE: librdkafka allocates each message with its
+		 * payload inline (one malloc either way), so copying ~1 kB out of
+		 * the reusable build buffer is cheaper than a malloc of our own
+		 * per message that librdkafka would free.
+		 */
 		err = rd_kafka_producev(rk,
 								RD_KAFKA_V_RKT(t->rkt),
 								RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-								RD_KAFKA_V_VALUE(m->value, m->value_len),
+								RD_KAFKA_V_VALUE((void *) m->value, m->value_len),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_HEADERS(hdrs),
 								RD_KAFKA_V_OPAQUE(opaque),
@@ -472,7 +528,7 @@ send_dead_letter(rd_kafka_t *rk, relay_row *r, const char *origin_topic,
 	{
 		tk_log(TK_LOG_ERROR, "outbox row %lld: dead-letter produce failed: %s",
 			   (long long) r->id, rd_kafka_err2str(err));
-		free(m);
+		msg_free(m);
 		r->failed = true;
 	}
 	else
@@ -488,19 +544,33 @@ bool
 relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 						const tk_outbox_row *row, int64_t id)
 {
-	static tk_message_list msgs;
-	relay_row  *r = row_new(row, id);
+	static tk_message_list msgs;	/* reused: grows to the largest row */
+	static relay_topic **tl;
+	static int	cap_tl;
+	relay_row  *r;
 	char		err[512];
 	int			n;
 
+	P.topics = topics;
+	tk_message_list_clear(&msgs);
+	n = tk_ce_build(row, &msgs, err, sizeof(err));
+	if (n > cap_tl)
+	{
+		relay_topic **a = realloc(tl, sizeof(relay_topic *) * n);
+
+		if (a == NULL)
+			return false;
+		tl = a;
+		cap_tl = n;
+	}
+	for (int i = 0; i < n; i++)
+		tl[i] = relay_topics_find(topics, msgs.msgs[i].stream);
+	r = row_new(row, id, n > 0 ? &msgs : NULL, tl);
 	if (r == NULL)
 		return false;
-	P.topics = topics;
 	table_insert(r);
 	r->pending = 1;				/* held until every message is handed over */
 
-	tk_message_list_clear(&msgs);
-	n = tk_ce_build(row, &msgs, err, sizeof(err));
 	if (n < 0)
 	{
 		relay_topic *t = relay_topics_find(topics, row->stream ? row->stream : "");
@@ -512,8 +582,8 @@ relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 	for (int i = 0; i < n; i++)
 	{
 		tk_message *m = &msgs.msgs[i];
-		relay_topic *t = relay_topics_find(topics, m->stream);
-		relay_msg  *opaque;
+		relay_topic *t = tl[i];
+		relay_msg  *opaque = &r->msgs[i];
 		rd_kafka_resp_err_t e;
 
 		if (t == NULL)
@@ -526,19 +596,12 @@ relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 							 RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, reason);
 			continue;
 		}
-		opaque = msg_new(r, t->topic, m->id, m->type, m->value_len, false);
-		if (opaque == NULL)
-		{
-			r->failed = true;
-			continue;
-		}
 		e = produce_one(rk, t, row->key, m, opaque);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			r->pending++;
 			continue;
 		}
-		free(opaque);
 		if (err_is_permanent(e))
 			send_dead_letter(rk, r, t->topic, m->id, m->type, m->value_len, e,
 							 rd_kafka_err2str(e));
@@ -607,7 +670,7 @@ relay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
 		relay_metrics_error("delivery");
 		r->failed = true;
 	}
-	free(m);
+	msg_free(m);
 	row_message_done(r);
 }
 
@@ -622,7 +685,7 @@ relay_producer_service(rd_kafka_t *rk)
 
 		send_dead_letter(rk, r, f.msg->topic, f.msg->id, f.msg->type,
 						 f.msg->size, f.err, rd_kafka_err2str(f.err));
-		free(f.msg);
+		msg_free(f.msg);
 		row_message_done(r);
 	}
 }
