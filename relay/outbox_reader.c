@@ -30,6 +30,9 @@
  * Kafka key = task id keeps them in one partition, the idempotent producer
  * keeps them in order there.
  *
+ * Pipelining: while a full page's rows are produced, the query for the
+ * next page of the same window is already running (relay_reader_pass()).
+ *
  * Rows still in flight (produced, not yet deleted) are skipped, so a rescan
  * never sends them twice from one process.  Backpressure: before each row
  * the reader checks that librdkafka's queue has room; if not it returns
@@ -39,7 +42,8 @@
  * sooner when the oldest ack waited delete_delay_ms.  Dead rows (poison)
  * are moved to todo_kafka.dead_letters and deleted in one statement each.
  *
- * All calls are synchronous libpq on the main thread.
+ * All calls are libpq on the main thread; the one asynchronous query (the
+ * prefetch) is always collected before relay_reader_pass() returns.
  *
  * IDENTIFICATION
  *	  relay/outbox_reader.c
@@ -79,6 +83,7 @@ struct relay_reader
 	char	   *s2;				/* current window; NULL = no window open */
 	int64_t		cursor;			/* last id read in the current window */
 	PGresult   *page;			/* page being produced */
+	PGresult   *next;			/* prefetched following page, or NULL */
 	int			pos;
 	int			nrows;
 	bool		last_page;		/* the page is short: it closes the window */
@@ -103,7 +108,9 @@ relay_reader_reset(relay_reader *rd)
 	rd->cursor = 0;
 	if (rd->page)
 		PQclear(rd->page);
-	rd->page = NULL;
+	if (rd->next)
+		PQclear(rd->next);
+	rd->page = rd->next = NULL;
 	rd->prepared = false;
 }
 
@@ -172,17 +179,18 @@ col(PGresult *res, int row, int c)
 	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
 }
 
+/* send the page query for the rows after rd->cursor (no wait) */
 static bool
-fetch_page(relay_reader *rd, PGconn *conn, int batch)
+send_page(relay_reader *rd, PGconn *conn, int batch)
 {
 	char		cursor[32];
 	char		limit[16];
 	const char *params[4];
-	PGresult   *res;
 
 	if (!rd->prepared)
 	{
-		res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
+		PGresult   *res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
+
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
 			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
@@ -201,13 +209,36 @@ fetch_page(relay_reader *rd, PGconn *conn, int batch)
 	params[1] = rd->s2;
 	params[2] = rd->s1;
 	params[3] = limit;
-	res = PQexecPrepared(conn, PAGE_STMT, 4, params, NULL, NULL, 0);
+	if (!PQsendQueryPrepared(conn, PAGE_STMT, 4, params, NULL, NULL, 0))
+	{
+		tk_log(TK_LOG_ERROR, "could not read the outbox: %s", PQerrorMessage(conn));
+		return false;
+	}
+	return true;
+}
+
+/* wait for the result of send_page(); NULL on error */
+static PGresult *
+recv_page(PGconn *conn)
+{
+	PGresult   *res = PQgetResult(conn);
+	PGresult   *extra;
+
+	while ((extra = PQgetResult(conn)) != NULL)
+		PQclear(extra);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
 	{
 		tk_log(TK_LOG_ERROR, "could not read the outbox: %s", PQerrorMessage(conn));
 		PQclear(res);
-		return false;
+		return NULL;
 	}
+	return res;
+}
+
+/* make res the page being produced */
+static void
+install_page(relay_reader *rd, PGresult *res, int batch)
+{
 	parse_snapshot(rd, PQgetvalue(res, 0, 0));
 	if (rd->s2 == NULL)
 		rd->s2 = strdup(PQgetvalue(res, 0, 0));
@@ -217,21 +248,41 @@ fetch_page(relay_reader *rd, PGconn *conn, int batch)
 	rd->last_page = rd->nrows < batch;
 	if (rd->nrows > 0)
 		rd->cursor = strtoll(PQgetvalue(res, rd->nrows - 1, 1), NULL, 10);
-	return true;
 }
 
 /*
- * One step: fetch a page if none is pending and produce its rows.
+ * One step: take the next page (prefetched, or fetched now) and produce its
+ * rows.  Pipelining: as soon as a full page is installed, the query for the
+ * following page (same window, cursor = this page's last id) is sent, so
+ * PostgreSQL computes it while this page's messages are built and produced;
+ * its result is collected before this function returns (on every path), so
+ * no query is outstanding when the caller uses the connection again.
  */
 relay_pass_result
 relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 				  relay_topics *topics, int batch)
 {
 	int			produced = 0;
+	bool		prefetching = false;
+	relay_pass_result result;
 
-	if (rd->page == NULL && !fetch_page(rd, conn, batch))
-		return PASS_ERROR;
+	if (rd->page == NULL)
+	{
+		PGresult   *res = rd->next;
 
+		rd->next = NULL;
+		if (res == NULL && (!send_page(rd, conn, batch) || (res = recv_page(conn)) == NULL))
+			return PASS_ERROR;
+		install_page(rd, res, batch);
+	}
+	if (!rd->last_page && rd->next == NULL)
+	{
+		if (!send_page(rd, conn, batch))
+			return PASS_ERROR;
+		prefetching = true;
+	}
+
+	result = PASS_MORE;
 	while (rd->pos < rd->nrows)
 	{
 		PGresult   *res = rd->page;
@@ -240,7 +291,10 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 		tk_outbox_row row;
 
 		if (relay_producer_queue_room(rk) < ROW_QUEUE_ROOM)
-			return produced > 0 ? PASS_ROWS : PASS_BACKPRESSURE;
+		{
+			result = PASS_BACKPRESSURE;
+			break;
+		}
 		rd->pos++;
 		if (relay_row_in_flight(id))
 			continue;
@@ -264,10 +318,16 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 		if (!relay_producer_send_row(rk, topics, &row, id))
 		{
 			rd->pos--;
-			return produced > 0 ? PASS_ROWS : PASS_BACKPRESSURE;
+			result = PASS_BACKPRESSURE;
+			break;
 		}
 		produced++;
 	}
+
+	if (prefetching && (rd->next = recv_page(conn)) == NULL)
+		return PASS_ERROR;
+	if (result == PASS_BACKPRESSURE)
+		return produced > 0 ? PASS_ROWS : PASS_BACKPRESSURE;
 
 	PQclear(rd->page);
 	rd->page = NULL;
