@@ -19,7 +19,15 @@ my $kafka = DevBroker->start(topics => [ values %$t ]);
 $node->safe_psql('postgres',
 	"INSERT INTO todo_kafka.tasks (user_id, title) SELECT 'dave', 'task ' || g FROM generate_series(1, $N) g");
 
-my $relay = TodoKafkaTest->start_relay($node, $kafka, args => [ '-X', 'linger.ms=50' ]);
+# Small delete batches: the outbox then shrinks step by step, so the kill
+# below lands mid-stream however fast the relay drains (with the default
+# 5000 a fast relay deletes all 5000 rows in one statement).
+my $conf = "${PostgreSQL::Test::Utils::tmp_check}/t105_relay.conf";
+open(my $fh, '>', $conf) or die "$conf: $!";
+print $fh "delete_batch = 100\n";
+close $fh;
+my $relay = TodoKafkaTest->start_relay($node, $kafka,
+	args => [ '-X', 'linger.ms=50', '-c', $conf ]);
 ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 my $left;
 for (1 .. 400)
