@@ -22,8 +22,9 @@ Each test starts its own cluster (PostgreSQL::Test::Cluster, CREATE
 EXTENSION todo_kafka), gives the streams topic names of its own, starts a
 devbroker with those topics and one or more relays (binary from
 $ENV{TODO_KAFKA_RELAY} or relay/todo-kafka-relay), whose stderr goes to a
-log file under tmp_check/log.  The relay connects as the bootstrap
-superuser.
+log file under tmp_check/log named after the test, the relay and a serial
+(tmp_check/log is shared by every test of a run).  The relay connects as
+the bootstrap superuser.
 
 =cut
 
@@ -34,7 +35,7 @@ use warnings;
 
 use Carp;
 use Cwd qw(abs_path);
-use File::Basename qw(dirname);
+use File::Basename qw(basename dirname);
 use IPC::Run;
 use JSON::PP;
 use POSIX qw(WNOHANG);
@@ -83,7 +84,9 @@ sub start_relay
 	croak "relay binary $bin is missing: run make" unless -x $bin;
 	$serial++;
 	my $name = $opt{name} // 'relay';
-	my $log = "$PostgreSQL::Test::Utils::log_path/${name}_$serial.log";
+	# tests share tmp_check/log: name the file after the test too
+	my $test = basename($0, '.pl');
+	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_${name}_$serial.log";
 	my @cmd = ($bin, '-d', $node->connstr('postgres'), '-b', $kafka->bootstrap,
 		'--log-level', $opt{log_level} // 'info', @{ $opt{args} // [] });
 	my $self = bless { log => $log, name => $name, cmd => \@cmd }, $class;
