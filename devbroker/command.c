@@ -315,7 +315,7 @@ cmd_updown(devbroker_state *st, bool up, char **w, int nw,
 			return;
 		}
 		st->broker_up[id] = up;
-		devbroker_log(DB_INFO, "broker %d is %s", id, up ? "up" : "down");
+		tk_log(TK_LOG_INFO, "broker %d is %s", id, up ? "up" : "down");
 	}
 	if (first == last)
 		answer(ans, anslen, "ok %s %d", w[0], first);
@@ -373,7 +373,7 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 			return;
 		}
 		rd_kafka_mock_topic_set_error(st->mcluster, w[1], err);
-		devbroker_log(DB_INFO, "topic %s: Metadata error %s until cleared",
+		tk_log(TK_LOG_INFO, "topic %s: Metadata error %s until cleared",
 					  w[1], rd_kafka_err2name(err));
 		answer(ans, anslen, "ok error topic %s Metadata %s (until \"clear %s\")",
 			   w[1], rd_kafka_err2name(err), w[1]);
@@ -443,10 +443,10 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 	}
 
 	if (broker < 0)
-		devbroker_log(DB_INFO, "next %ld %s request(s) fail with %s",
+		tk_log(TK_LOG_INFO, "next %ld %s request(s) fail with %s",
 					  cnt, api_key_name(key), rd_kafka_err2name(err));
 	else
-		devbroker_log(DB_INFO, "next %ld %s request(s) on broker %ld fail with %s",
+		tk_log(TK_LOG_INFO, "next %ld %s request(s) on broker %ld fail with %s",
 					  cnt, api_key_name(key), broker, rd_kafka_err2name(err));
 	if (broker < 0)
 		answer(ans, anslen, "ok error %s %s x%ld", api_key_name(key),
@@ -469,7 +469,7 @@ cmd_clear(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 	if (parse_api_key(w[1], &key))
 	{
 		rd_kafka_mock_clear_request_errors(st->mcluster, key);
-		devbroker_log(DB_INFO, "cleared pending %s errors", api_key_name(key));
+		tk_log(TK_LOG_INFO, "cleared pending %s errors", api_key_name(key));
 		answer(ans, anslen, "ok clear %s", api_key_name(key));
 		return;
 	}
@@ -479,7 +479,7 @@ cmd_clear(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		return;
 	}
 	rd_kafka_mock_topic_set_error(st->mcluster, w[1], RD_KAFKA_RESP_ERR_NO_ERROR);
-	devbroker_log(DB_INFO, "topic %s: Metadata error cleared", w[1]);
+	tk_log(TK_LOG_INFO, "topic %s: Metadata error cleared", w[1]);
 	answer(ans, anslen, "ok clear topic %s", w[1]);
 }
 
@@ -505,7 +505,7 @@ cmd_topic(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: %s", msg);
 		return;
 	}
-	devbroker_log(DB_INFO, "created %s", msg);
+	tk_log(TK_LOG_INFO, "created %s", msg);
 	answer(ans, anslen, "ok %s", msg);
 }
 
@@ -545,7 +545,7 @@ cmd_leader(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: could not set leader: %s", rd_kafka_err2str(err));
 		return;
 	}
-	devbroker_log(DB_INFO, "leader of %s [%ld] is now broker %ld",
+	tk_log(TK_LOG_INFO, "leader of %s [%ld] is now broker %ld",
 				  w[1], partition, broker);
 	answer(ans, anslen, "ok leader %s %ld %ld", w[1], partition, broker);
 }
@@ -583,7 +583,7 @@ cmd_rtt(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 			return;
 		}
 	}
-	devbroker_log(DB_INFO, "rtt of broker(s) %s is now %ld ms", w[1], ms);
+	tk_log(TK_LOG_INFO, "rtt of broker(s) %s is now %ld ms", w[1], ms);
 	answer(ans, anslen, "ok rtt %s %ld", w[1], ms);
 }
 

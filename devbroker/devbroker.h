@@ -32,17 +32,10 @@
 #define DEVBROKER_MAX_PARTITIONS	10000
 #define DEVBROKER_LINE_MAX			1024
 
-/* log.c */
-typedef enum devbroker_level
-{
-	DB_DEBUG,
-	DB_INFO,
-	DB_WARNING,
-	DB_ERROR
-} devbroker_level;
-
-extern void devbroker_log(devbroker_level level, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
+/* logging and signals come from common/ */
+#include "kafka_conf.h"
+#include "log.h"
+#include "signals.h"
 
 /* command.c */
 typedef struct devbroker_state

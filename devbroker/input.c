@@ -59,7 +59,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	{
 		if (!S_ISFIFO(sb.st_mode))
 		{
-			devbroker_log(DB_ERROR, "control path \"%s\" exists and is not a FIFO",
+			tk_log(TK_LOG_ERROR, "control path \"%s\" exists and is not a FIFO",
 						  path);
 			errno = EEXIST;
 			return -1;
@@ -69,7 +69,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	{
 		if (mkfifo(path, 0600) != 0)
 		{
-			devbroker_log(DB_ERROR, "could not create FIFO \"%s\": %s",
+			tk_log(TK_LOG_ERROR, "could not create FIFO \"%s\": %s",
 						  path, strerror(errno));
 			return -1;
 		}
@@ -77,7 +77,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	}
 	else
 	{
-		devbroker_log(DB_ERROR, "could not stat \"%s\": %s",
+		tk_log(TK_LOG_ERROR, "could not stat \"%s\": %s",
 					  path, strerror(errno));
 		return -1;
 	}
@@ -85,7 +85,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	src->fd = fifo_open(path);
 	if (src->fd < 0)
 	{
-		devbroker_log(DB_ERROR, "could not open FIFO \"%s\": %s",
+		tk_log(TK_LOG_ERROR, "could not open FIFO \"%s\": %s",
 					  path, strerror(errno));
 		return -1;
 	}
@@ -134,14 +134,14 @@ handle_eof(line_source *src, line_handler handler, void *arg)
 	src->fd = -1;
 	if (!src->is_fifo)
 	{
-		devbroker_log(DB_INFO, "%s closed; still running, stop with SIGTERM or SIGINT",
+		tk_log(TK_LOG_INFO, "%s closed; still running, stop with SIGTERM or SIGINT",
 					  src->name);
 		return;
 	}
 
 	src->fd = fifo_open(src->name);
 	if (src->fd < 0)
-		devbroker_log(DB_ERROR, "could not reopen FIFO \"%s\": %s; control commands through it are disabled",
+		tk_log(TK_LOG_ERROR, "could not reopen FIFO \"%s\": %s; control commands through it are disabled",
 					  src->name, strerror(errno));
 }
 
@@ -170,7 +170,7 @@ line_source_read(line_source *src, line_handler handler, void *arg)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
-			devbroker_log(DB_WARNING, "could not read %s: %s",
+			tk_log(TK_LOG_WARNING, "could not read %s: %s",
 						  src->name, strerror(errno));
 			handle_eof(src, handler, arg);
 			return;

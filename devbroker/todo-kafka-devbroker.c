@@ -18,7 +18,7 @@
  *	  is written to a file, atomically: temporary file + rename);
  *	- after that stdout carries only answers to control commands, one line
  *	  each ("ok ..." / "error: ..."), see command.c;
- *	- stderr carries the log, one timestamped line per event (log.c);
+ *	- stderr carries the log, one timestamped line per event (common/log.c);
  *	- control commands are read from stdin and from the optional --control
  *	  FIFO (input.c).  End of file on stdin does not stop the broker: only
  *	  SIGTERM or SIGINT do, and it then exits 0.  A second signal during
@@ -74,8 +74,6 @@ typedef struct topic_spec
 	int			partitions;		/* 0: use the -p default */
 } topic_spec;
 
-static volatile sig_atomic_t shutdown_requested = 0;
-static volatile sig_atomic_t hangup_received = 0;
 
 static void
 usage(FILE *out)
@@ -170,67 +168,17 @@ parse_topic_arg(const char *arg, topic_spec *spec)
 }
 
 /*
- * Signal handlers only set flags; the main loop acts on them.  A second
- * SIGTERM/SIGINT while shutting down means: exit now.
- */
-static void
-handle_shutdown_signal(int signo)
-{
-	(void) signo;
-	if (shutdown_requested)
-		_exit(0);
-	shutdown_requested = 1;
-}
-
-static void
-handle_hangup_signal(int signo)
-{
-	(void) signo;
-	hangup_received = 1;
-}
-
-static void
-install_signal_handlers(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = handle_shutdown_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = handle_hangup_signal;
-	sigaction(SIGHUP, &sa, NULL);
-	/* a reader that went away must not kill the cluster */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-}
-
-/*
- * librdkafka log callback: called from librdkafka's threads.  devbroker_log
+ * librdkafka log callback: called from librdkafka's threads.  tk_log
  * writes each line with one write(), so this is safe.
  */
 static void
 rdkafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 			   const char *buf)
 {
-	devbroker_level lvl;
-
-	(void) rk;
-
 	/* the handle owning the mock cluster has no bootstrap.servers on purpose */
 	if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers") != NULL)
 		return;
-
-	if (level <= 3)
-		lvl = DB_ERROR;
-	else if (level == 4)
-		lvl = DB_WARNING;
-	else if (level <= 6)
-		lvl = DB_INFO;
-	else
-		lvl = DB_DEBUG;
-	devbroker_log(lvl, "librdkafka %s: %s", fac, buf);
+	tk_kafka_log_cb(rk, level, fac, buf);
 }
 
 /* Write "line\n" to "path" atomically: temporary file + rename. */
@@ -243,25 +191,25 @@ write_file_atomically(const char *path, const char *line)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long) getpid())
 		>= (int) sizeof(tmp))
 	{
-		devbroker_log(DB_ERROR, "output path \"%s\" is too long", path);
+		tk_log(TK_LOG_ERROR, "output path \"%s\" is too long", path);
 		return -1;
 	}
 	f = fopen(tmp, "w");
 	if (f == NULL)
 	{
-		devbroker_log(DB_ERROR, "could not create \"%s\": %s", tmp, strerror(errno));
+		tk_log(TK_LOG_ERROR, "could not create \"%s\": %s", tmp, strerror(errno));
 		return -1;
 	}
 	if (fprintf(f, "%s\n", line) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
 	{
-		devbroker_log(DB_ERROR, "could not write \"%s\": %s", tmp, strerror(errno));
+		tk_log(TK_LOG_ERROR, "could not write \"%s\": %s", tmp, strerror(errno));
 		fclose(f);
 		unlink(tmp);
 		return -1;
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 	{
-		devbroker_log(DB_ERROR, "could not write \"%s\": %s", path, strerror(errno));
+		tk_log(TK_LOG_ERROR, "could not write \"%s\": %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}
@@ -283,7 +231,7 @@ handle_command_line(const char *line, void *arg)
 		devbroker_execute(st, line, ans, sizeof(ans));
 		if (ans[0] == '\0')
 			return;				/* blank or comment line */
-		devbroker_log(DB_INFO, "command \"%s\": %s", line, ans);
+		tk_log(TK_LOG_INFO, "command \"%s\": %s", line, ans);
 	}
 	/* answers go to stdout, one line each; a gone reader is not an error */
 	printf("%s\n", ans);
@@ -374,7 +322,8 @@ main(int argc, char **argv)
 		}
 	}
 
-	install_signal_handlers();
+	/* a second SIGTERM/SIGINT while shutting down: exit now */
+	tk_signals_install(true, 0);
 
 	/* the handle that owns the mock cluster; it never produces anything */
 	conf = rd_kafka_conf_new();
@@ -382,13 +331,13 @@ main(int argc, char **argv)
 	st.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (st.rk == NULL)
 	{
-		devbroker_log(DB_ERROR, "could not create librdkafka handle: %s", errstr);
+		tk_log(TK_LOG_ERROR, "could not create librdkafka handle: %s", errstr);
 		return 1;
 	}
 	st.mcluster = rd_kafka_mock_cluster_new(st.rk, st.broker_cnt);
 	if (st.mcluster == NULL)
 	{
-		devbroker_log(DB_ERROR, "could not create mock cluster with %d brokers",
+		tk_log(TK_LOG_ERROR, "could not create mock cluster with %d brokers",
 					  st.broker_cnt);
 		goto done;
 	}
@@ -406,10 +355,10 @@ main(int argc, char **argv)
 		if (devbroker_create_topic(&st, topics[i].name, partitions,
 								   msg, sizeof(msg)) != 0)
 		{
-			devbroker_log(DB_ERROR, "%s", msg);
+			tk_log(TK_LOG_ERROR, "%s", msg);
 			goto done;
 		}
-		devbroker_log(DB_INFO, "created %s", msg);
+		tk_log(TK_LOG_INFO, "created %s", msg);
 	}
 
 	if (control_path != NULL)
@@ -427,21 +376,21 @@ main(int argc, char **argv)
 
 	printf("%s\n", st.bootstrap);
 	fflush(stdout);
-	devbroker_log(DB_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s",
+	tk_log(TK_LOG_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s",
 				  st.broker_cnt, st.topic_cnt, rd_kafka_version_str(),
 				  st.bootstrap);
 
-	while (!shutdown_requested)
+	while (!tk_shutdown_requested)
 	{
 		struct pollfd pfd[2];
 		int			map[2];
 		int			npfd = 0;
 		int			n;
 
-		if (hangup_received)
+		if (tk_reload_requested)
 		{
-			hangup_received = 0;
-			devbroker_log(DB_INFO, "got SIGHUP, nothing to reload");
+			tk_reload_requested = 0;
+			tk_log(TK_LOG_INFO, "got SIGHUP, nothing to reload");
 		}
 
 		for (i = 0; i < nsources; i++)
@@ -459,7 +408,7 @@ main(int argc, char **argv)
 		{
 			if (errno == EINTR)
 				continue;
-			devbroker_log(DB_ERROR, "poll failed: %s", strerror(errno));
+			tk_log(TK_LOG_ERROR, "poll failed: %s", strerror(errno));
 			goto done;
 		}
 		for (i = 0; i < npfd && n > 0; i++)
@@ -470,7 +419,7 @@ main(int argc, char **argv)
 		rd_kafka_poll(st.rk, 0);
 	}
 
-	devbroker_log(DB_INFO, "got shutdown signal, stopping the mock cluster");
+	tk_log(TK_LOG_INFO, "got shutdown signal, stopping the mock cluster");
 	rc = 0;
 
 done:
@@ -483,6 +432,6 @@ done:
 		rd_kafka_mock_cluster_destroy(st.mcluster);
 	rd_kafka_destroy(st.rk);
 	if (rc == 0)
-		devbroker_log(DB_INFO, "stopped");
+		tk_log(TK_LOG_INFO, "stopped");
 	return rc;
 }

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "signals.h"
 #include "clock.h"
 #include "config.h"
 #include "relay.h"
@@ -77,8 +78,6 @@
 #define RECHECK_FIRST_MS	5
 #define TOPIC_ADMIN_TIMEOUT_MS 5000
 
-volatile sig_atomic_t relay_shutdown_requested = 0;
-volatile sig_atomic_t relay_reload_requested = 0;
 volatile sig_atomic_t relay_fatal_error = 0;
 
 /* the relay's state, owned by the main thread */
@@ -107,37 +106,6 @@ typedef struct relay_state
 	int			nsuspects;
 	int			recheck_delay;
 } relay_state;
-
-/* signal handlers: set flags only (STYLE.md rule 30) */
-static void
-handle_shutdown(int sig)
-{
-	(void) sig;
-	relay_shutdown_requested++;
-}
-
-static void
-handle_reload(int sig)
-{
-	(void) sig;
-	relay_reload_requested = 1;
-}
-
-static void
-install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = handle_shutdown;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = handle_reload;
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-}
 
 /* forget the PostgreSQL session: leadership and the sleep lock go with it */
 static void
@@ -379,14 +347,14 @@ leader_pass(relay_state *st)
 static void
 run_loop(relay_state *st)
 {
-	while (!relay_shutdown_requested && !relay_fatal_error)
+	while (!tk_shutdown_requested && !relay_fatal_error)
 	{
 		int64_t		now;
 		int64_t		deadline;
 
-		if (relay_reload_requested)
+		if (tk_reload_requested)
 		{
-			relay_reload_requested = 0;
+			tk_reload_requested = 0;
 			reload_config(st);
 		}
 		rd_kafka_poll(st->rk, 0);
@@ -503,12 +471,12 @@ drain_and_exit(relay_state *st)
 		tk_log(TK_LOG_INFO, "got shutdown request, draining: waiting for %d messages to be acknowledged",
 			   rd_kafka_outq_len(st->rk));
 	while (!relay_fatal_error && rd_kafka_outq_len(st->rk) > 0 &&
-		   tk_monotonic_ms() < deadline && relay_shutdown_requested < 2)
+		   tk_monotonic_ms() < deadline && tk_shutdown_requested < 2)
 	{
 		rd_kafka_poll(st->rk, 100);
 		relay_producer_service(st->rk);
 	}
-	if (relay_shutdown_requested >= 2)
+	if (tk_shutdown_requested >= 2)
 	{
 		tk_log(TK_LOG_WARNING, "got second shutdown request, fast exit");
 		code = RELAY_EXIT_FAILURE;
@@ -521,7 +489,7 @@ drain_and_exit(relay_state *st)
 		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(st->rk, 0);
 	}
-	if (st->conn && st->leader && relay_shutdown_requested < 2 &&
+	if (st->conn && st->leader && tk_shutdown_requested < 2 &&
 		!relay_delete_acked(st->conn, true, st->cfg.delete_batch, 0))
 		tk_log(TK_LOG_WARNING, "could not delete acknowledged rows; they are sent again");
 
@@ -555,7 +523,7 @@ main(int argc, char **argv)
 		return RELAY_EXIT_OK;
 	}
 	tk_log_set_level(st.cfg.log_level);
-	install_signals();
+	tk_signals_install(false, 1);
 	relay_metrics_init();
 
 	st.rk = relay_producer_create(&st.cfg, err, sizeof(err));

@@ -48,6 +48,7 @@
 
 #include "clock.h"
 #include "relay.h"
+#include "signals.h"
 
 /*
  * A row in flight: ONE allocation holds the relay_row, its messages'
@@ -485,7 +486,7 @@ produce_one(rd_kafka_t *rk, relay_topic *t, const char *key, const tk_message *m
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return err;
 		rd_kafka_headers_destroy(hdrs);
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || relay_shutdown_requested > 1)
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tk_shutdown_requested > 1)
 			return err;
 		/* backpressure: serve delivery reports until there is room */
 		rd_kafka_poll(rk, 100);

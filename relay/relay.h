@@ -38,8 +38,6 @@
 #define RELAY_EXIT_USAGE	2
 
 /* set by signal handlers and callbacks, acted on by the main loop (main.c) */
-extern volatile sig_atomic_t relay_shutdown_requested;	/* count of TERM/INT */
-extern volatile sig_atomic_t relay_reload_requested;
 extern volatile sig_atomic_t relay_fatal_error;
 
 /* ---- relay_config.c ---- */
