@@ -202,7 +202,7 @@ render_metrics(void *arg, tk_strbuf *out)
 				   "Messages Kafka refused for good, sent to the dead-letter topic.");
 	tk_prom_sample(out, "todo_kafka_relay_dead_letters_total", NULL, NULL, metrics.dead_letters);
 	tk_prom_header(out, "todo_kafka_relay_outbox_backlog_rows", "gauge",
-				   "Rows in the outbox at the last measurement.");
+				   "Outbox rows waiting at the last measurement (id span: an upper bound).");
 	tk_prom_sample(out, "todo_kafka_relay_outbox_backlog_rows", NULL, NULL, (double) metrics.backlog);
 	tk_prom_header(out, "todo_kafka_relay_outbox_oldest_age_seconds", "gauge",
 				   "Age of the oldest outbox row at the last measurement.");
