@@ -77,12 +77,6 @@ capture_column_equal(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc, int 
 	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
 }
 
-static Datum
-capture_row_json(HeapTuple tuple, TupleDesc tupdesc)
-{
-	return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, tupdesc));
-}
-
 static bool
 capture_bool(HeapTuple tuple, TupleDesc tupdesc, int attnum)
 {
@@ -218,12 +212,12 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 
 	if (oldtup)
 	{
-		ev.before = capture_row_json(oldtup, tupdesc);
+		ev.before = todo_kafka_row_json(rel, oldtup);
 		ev.has_before = true;
 	}
 	if (newtup)
 	{
-		ev.after = capture_row_json(newtup, tupdesc);
+		ev.after = todo_kafka_row_json(rel, newtup);
 		ev.has_after = true;
 	}
 

@@ -13,6 +13,9 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "utils/relcache.h"
+
 /*
  * Advisory lock keys (pg_advisory_lock(int4, int4) form).  The relay holds
  * TODO_KAFKA_LOCK_LEADER while it is the active relay of the database, and
@@ -45,6 +48,9 @@ typedef struct OutboxEvent
 
 /* outbox.c */
 extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
+
+/* rowjson.c */
+extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple);
 
 /* todo_kafka.c: per-transaction context */
 extern const char *todo_kafka_actor(void);

@@ -48,8 +48,8 @@
  * Reminders: the leader sleeps until the next due reminder too (the
  * deadline comes from reminders.c), not a fixed poll.  A call that fired
  * reminders wrote their events into the outbox, so the next pass is made
- * due at once.  NOTIFY and passes that found rows tell reminders.c to
- * re-query, as a newly scheduled reminder may be due earlier.
+ * due at once.  The outbox pass tells reminders.c to re-query when it sees
+ * a reminder scheduled or cancelled, as the next one may now be earlier.
  *
  * IDENTIFICATION
  *	  relay/main.c
@@ -240,7 +240,6 @@ wait_events(relay_state *st, int64_t deadline)
 			if (st->sleeping && !st->rechecking)
 				st->wake_reason = "notify";
 			st->next_pass_at = tk_monotonic_ms();
-			relay_reminders_changed();	/* maybe a new, earlier reminder */
 		}
 	}
 }
@@ -325,7 +324,6 @@ leader_pass(relay_state *st)
 			st->last_rows_at = now;
 			st->next_pass_at = now;
 			tk_backoff_reset(&st->backoff);
-			relay_reminders_changed();	/* the rows may schedule reminders */
 			break;
 		case PASS_MORE:
 			st->next_pass_at = now;

@@ -315,6 +315,11 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 		row.changed = col(res, i, 15);
 		row.headers = col(res, i, 16);
 		row.occurred_at = col(res, i, 17);
+		/* a (re)scheduled or cancelled reminder may move the next due time */
+		if (strcmp(row.kind, "reminder") == 0 &&
+			(strcmp(row.event_type, "scheduled") == 0 ||
+			 strcmp(row.event_type, "cancelled") == 0))
+			relay_reminders_changed();
 		if (!relay_producer_send_row(rk, topics, &row, id))
 		{
 			rd->pos--;

@@ -28,12 +28,11 @@
  *	 - leadership is gained (relay_reminders_reset): that first call also
  *	   fires everything that fell due while no relay ran, as missed when
  *	   later than the grace, sent otherwise;
- *	 - a NOTIFY arrives or an outbox pass produced rows
- *	   (relay_reminders_changed): a reminder scheduled meanwhile may be
- *	   earlier than the one we sleep for.  The outbox reader does not tell
- *	   reminder rows from others, so any rows count; re-queries are then
- *	   spaced by REQUERY_MIN_MS, which bounds their cost under a steady
- *	   write load and delays a new reminder's first check by at most that;
+ *	 - the outbox pass reads a reminder `scheduled` or `cancelled` event
+ *	   (relay_reminders_changed): the next reminder may now be earlier than
+ *	   the one we sleep for.  Re-queries are spaced by REQUERY_MIN_MS, which
+ *	   bounds their cost when many tasks with reminders are written and
+ *	   delays a new reminder's first check by at most that;
  *	 - the result says more are due (over max_rows: at once; rows locked by
  *	   another transaction: after LOCKED_RETRY_MS, not in a busy loop).
  * With nothing pending the relay still re-queries every SAFETY_MS.
@@ -104,7 +103,7 @@ relay_reminders_reset(void)
 	retry_delay = RETRY_FIRST_MS;
 }
 
-/* a NOTIFY or outbox rows: a new reminder may be due earlier than due_at */
+/* the outbox pass saw a reminder scheduled or cancelled: re-query soon */
 void
 relay_reminders_changed(void)
 {
