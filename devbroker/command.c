@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "devbroker.h"
 
 #define MAX_WORDS			8
@@ -124,30 +125,13 @@ answer(char *buf, size_t len, const char *fmt,...)
 	va_end(ap);
 }
 
-/* Parse a whole decimal integer in [min, max]; false if not one. */
-static bool
-parse_int(const char *s, long min, long max, long *out)
-{
-	char	   *end;
-	long		v;
-
-	if (*s == '\0')
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 static bool
 parse_api_key(const char *s, int16_t *key)
 {
 	long		v;
 	size_t		i;
 
-	if (parse_int(s, 0, SHRT_MAX, &v))
+	if (tk_config_parse_int(s, 0, SHRT_MAX, &v))
 	{
 		*key = (int16_t) v;
 		return true;
@@ -187,7 +171,7 @@ parse_error_code(const char *s, rd_kafka_resp_err_t *err)
 	long		v;
 	bool		numeric;
 
-	numeric = parse_int(s, INT_MIN, INT_MAX, &v);
+	numeric = tk_config_parse_int(s, INT_MIN, INT_MAX, &v);
 	if (!numeric && strncasecmp(s, "RD_KAFKA_RESP_ERR_", 18) == 0)
 		s += 18;
 
@@ -239,7 +223,7 @@ parse_broker_range(devbroker_state *st, const char *s, int *first, int *last,
 		*last = st->broker_cnt;
 		return true;
 	}
-	if (parse_int(s, 1, st->broker_cnt, &id))
+	if (tk_config_parse_int(s, 1, st->broker_cnt, &id))
 	{
 		*first = *last = (int) id;
 		return true;
@@ -338,7 +322,7 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 
 	if (nw >= 3 && strcmp(w[1], "broker") == 0)
 	{
-		if (!parse_int(w[2], 1, st->broker_cnt, &broker))
+		if (!tk_config_parse_int(w[2], 1, st->broker_cnt, &broker))
 		{
 			answer(ans, anslen, "error: invalid broker \"%s\": use a broker id from 1 to %d",
 				   w[2], st->broker_cnt);
@@ -397,7 +381,7 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 			   w[i + 1]);
 		return;
 	}
-	if (nw - i == 3 && !parse_int(w[i + 2], 1, MAX_ERROR_COUNT, &cnt))
+	if (nw - i == 3 && !tk_config_parse_int(w[i + 2], 1, MAX_ERROR_COUNT, &cnt))
 	{
 		answer(ans, anslen, "error: invalid count \"%s\": use 1 to %d",
 			   w[i + 2], MAX_ERROR_COUNT);
@@ -494,7 +478,7 @@ cmd_topic(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: usage: topic NAME PARTITIONS");
 		return;
 	}
-	if (!parse_int(w[2], 1, DEVBROKER_MAX_PARTITIONS, &partitions))
+	if (!tk_config_parse_int(w[2], 1, DEVBROKER_MAX_PARTITIONS, &partitions))
 	{
 		answer(ans, anslen, "error: invalid partition count \"%s\": use 1 to %d",
 			   w[2], DEVBROKER_MAX_PARTITIONS);
@@ -526,12 +510,12 @@ cmd_leader(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: invalid topic name \"%s\"", w[1]);
 		return;
 	}
-	if (!parse_int(w[2], 0, DEVBROKER_MAX_PARTITIONS - 1, &partition))
+	if (!tk_config_parse_int(w[2], 0, DEVBROKER_MAX_PARTITIONS - 1, &partition))
 	{
 		answer(ans, anslen, "error: invalid partition \"%s\"", w[2]);
 		return;
 	}
-	if (!parse_int(w[3], -1, st->broker_cnt, &broker) || broker == 0)
+	if (!tk_config_parse_int(w[3], -1, st->broker_cnt, &broker) || broker == 0)
 	{
 		answer(ans, anslen, "error: invalid broker \"%s\": use 1 to %d, or -1 for no leader",
 			   w[3], st->broker_cnt);
@@ -565,7 +549,7 @@ cmd_rtt(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 	}
 	if (!parse_broker_range(st, w[1], &first, &last, ans, anslen))
 		return;
-	if (!parse_int(w[2], 0, MAX_RTT_MS, &ms))
+	if (!tk_config_parse_int(w[2], 0, MAX_RTT_MS, &ms))
 	{
 		answer(ans, anslen, "error: invalid delay \"%s\": use 0 to %d ms",
 			   w[2], MAX_RTT_MS);
