@@ -3,8 +3,8 @@
  * prom.c
  *	  Prometheus text exposition helpers and a latency histogram
  *
- * The histogram has fixed buckets from 1 ms to 60 s, fine enough around
- * the relay's 25 ms latency goal.  Observing is O(buckets) with no
+ * The histogram has fixed buckets from 1 ms to 60 s, 5 ms apart or closer
+ * between 5 and 50 ms, around the relay's 25 ms latency goal.  Observing is O(buckets) with no
  * allocation.  These functions keep no state of their own: the caller
  * serializes access to a histogram (the relay holds its metrics mutex).
  *
@@ -21,8 +21,8 @@
 #include "prom.h"
 
 const double tk_hist_bounds[TK_HIST_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1,
-	0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+	0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04,
+	0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 };
 
 void

@@ -15,7 +15,7 @@
 
 #include "strbuf.h"
 
-#define TK_HIST_BUCKETS 16
+#define TK_HIST_BUCKETS 21
 
 typedef struct tk_histogram
 {
