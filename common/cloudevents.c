@@ -23,7 +23,9 @@
  *					 2. audit: type audit.<event_type>, id = <event_id>:audit,
  *					   data {event_id, actor, operation, event_type, table,
  *					   task_id, user_id, before, after, changed_fields, txid,
- *					   timestamp, correlation_id}
+ *					   timestamp, correlation_id}; an UPDATE's before image,
+ *					   kept in the outbox for the changed columns only, is
+ *					   completed from the after image (put_full_before)
  *					 3. task_updates (UPDATE only): one message per changed
  *					   column in the order of outbox.changed, updated_at
  *					   skipped; "tags" gives one tag_added per new tag (in
@@ -931,6 +933,48 @@ add_task_event(ce_ctx *c)
 	msg_end(c);
 }
 
+/*
+ * The audit record's before image of an UPDATE.  The outbox keeps only the
+ * changed columns in an UPDATE's before image (the capture trigger saves
+ * the json work and WAL); the others equal the after image.  So walk the
+ * after image's members in order and take each value from the before image
+ * when it has that member: the result is the text row_to_json() gives for
+ * the old row.  A full before image (older rows) comes out unchanged.
+ */
+static void
+put_full_before(ce_ctx *c)
+{
+	const tk_outbox_row *row = c->row;
+	tk_message_list *l = c->l;
+	tk_strbuf  *t = &l->text;
+	int			nb = 0,
+				na;
+
+	if (!json_items(l, row->before, true, &nb) ||
+		!(na = nb, json_items(l, row->after, true, &na)))
+	{
+		/* not two objects: pass them on as they are */
+		put_raw(t, ",\"before\":", row->before);
+		return;
+	}
+	put(t, ",\"before\":{");
+	for (int i = nb; i < na; i++)
+	{
+		const tk_json_span *a = &l->spans[i];
+		const tk_json_span *b = member(l, 0, nb, a->key, a->key_len);
+
+		if (i > nb)
+			put(t, ",");
+		tk_strbuf_append(t, a->key, a->key_len);
+		put(t, ":");
+		if (b)
+			tk_strbuf_append(t, b->val, b->val_len);
+		else
+			tk_strbuf_append(t, a->val, a->val_len);
+	}
+	put(t, "}");
+}
+
 static void
 add_audit(ce_ctx *c)
 {
@@ -947,7 +991,10 @@ add_audit(ce_ctx *c)
 	put_field(t, ",\"table\":", row_table(row));
 	put_field(t, ",\"task_id\":", row->key);
 	put_field(t, ",\"user_id\":", row->user_id);
-	put_raw(t, ",\"before\":", row->before);
+	if (row->before && row->after)
+		put_full_before(c);
+	else
+		put_raw(t, ",\"before\":", row->before);
 	put_raw(t, ",\"after\":", row->after);
 	put_raw(t, ",\"changed_fields\":", row->changed);
 	if (is_digits(row->xid))

@@ -258,6 +258,30 @@ test_cloudevents(void)
 	   "ce: audit record");
 	cJSON_Delete(v);
 
+	/* the outbox keeps only the changed columns in an UPDATE's before image */
+	{
+		tk_outbox_row partial = row;
+		const char *full = "\"before\":{\"id\":\"t1\",\"title\":\"a \\\"q\\\"\",\"n\":1,\"tags\":[\"x\"]}";
+		int			m;
+
+		partial.after = "{\"id\":\"t1\",\"title\":\"b\",\"n\":1,\"tags\":[\"x\"]}";
+		partial.before = "{\"title\":\"a \\\"q\\\"\"}";
+		partial.changed = "[\"title\"]";
+		tk_message_list_clear(&l);
+		m = tk_ce_build(&partial, &l, err, sizeof(err));
+		ok(m == 3 && strstr(l.msgs[1].value, full) != NULL,
+		   "ce: audit before image completed from the after image, in column order");
+		partial.before = "{\"id\":\"t1\",\"title\":\"a\",\"n\":1,\"tags\":[\"x\"]}";
+		tk_message_list_clear(&l);
+		m = tk_ce_build(&partial, &l, err, sizeof(err));
+		ok(m == 3 && strstr(l.msgs[1].value,
+							"\"before\":{\"id\":\"t1\",\"title\":\"a\",\"n\":1,\"tags\":[\"x\"]}") != NULL,
+		   "ce: a full before image comes out unchanged");
+		tk_message_list_clear(&l);
+		m = tk_ce_build(&row, &l, err, sizeof(err));
+		ok(m == 7, "ce: rebuild the first row");
+	}
+
 	{
 		const char *want[][4] = {
 			{"e1:update:0", "task.field_updated", "title", "b"},

@@ -30,9 +30,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/tupdesc.h"
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "common/jsonapi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -248,10 +250,49 @@ rowjson_value(StringInfo buf, RowJsonColumn *col, Datum value)
 }
 
 /*
- * The row as json, the same text row_to_json() would give.
+ * row_to_json() of the row; with only_cols, of a row made of just those
+ * columns (a blessed record type with the same names and types), which is
+ * the text row_to_json() gives with the other members left out.
+ */
+static Datum
+rowjson_fallback(TupleDesc tupdesc, HeapTuple tuple, const bool *only_cols)
+{
+	TupleDesc	kept;
+	Datum	   *values;
+	bool	   *nulls;
+	int			n = 0;
+	int			i;
+
+	if (only_cols == NULL)
+		return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, tupdesc));
+
+	for (i = 0; i < tupdesc->natts; i++)
+		if (only_cols[i] && !TupleDescAttr(tupdesc, i)->attisdropped)
+			n++;
+	kept = CreateTemplateTupleDesc(n);
+	values = palloc(sizeof(Datum) * Max(n, 1));
+	nulls = palloc(sizeof(bool) * Max(n, 1));
+	n = 0;
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		if (!only_cols[i] || TupleDescAttr(tupdesc, i)->attisdropped)
+			continue;
+		TupleDescCopyEntry(kept, n + 1, tupdesc, i + 1);
+		values[n] = heap_getattr(tuple, i + 1, tupdesc, &nulls[n]);
+		n++;
+	}
+	kept = BlessTupleDesc(kept);
+	return DirectFunctionCall1(row_to_json,
+							   heap_copy_tuple_as_datum(heap_form_tuple(kept, values, nulls), kept));
+}
+
+/*
+ * The row as json, the same text row_to_json() would give.  With only_cols
+ * (indexed by attnum - 1), just those columns, in column order: the text
+ * row_to_json() gives with the other members left out.
  */
 Datum
-todo_kafka_row_json(Relation rel, HeapTuple tuple)
+todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	RowJsonEntry *entry = rowjson_entry(rel);
@@ -260,7 +301,7 @@ todo_kafka_row_json(Relation rel, HeapTuple tuple)
 	int			i;
 
 	if (entry->fallback || entry->natts != tupdesc->natts)
-		return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, tupdesc));
+		return rowjson_fallback(tupdesc, tuple, only_cols);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -270,7 +311,7 @@ todo_kafka_row_json(Relation rel, HeapTuple tuple)
 		bool		isnull;
 		Datum		value;
 
-		if (col->dropped)
+		if (col->dropped || (only_cols && !only_cols[i]))
 			continue;
 		if (!first)
 			appendStringInfoChar(&buf, ',');

@@ -679,3 +679,12 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION todo_kafka.fire_due_reminders(interval, integer) TO todo_kafka_relay;
 
 GRANT SELECT ON todo_kafka.reminders TO todo_kafka_auditor;
+
+/* ---------------------------------------------------------------------------
+ * Documentation of the outbox row images (the module writes them this way
+ * since 0.2.0; the relay reads both forms).
+ * ------------------------------------------------------------------------- */
+COMMENT ON COLUMN todo_kafka.outbox.before IS
+	'row before the change as json: the whole row for DELETE; for UPDATE only the changed columns (the others equal "after"); NULL for INSERT';
+COMMENT ON COLUMN todo_kafka.outbox.after IS
+	'row after the change as json (NULL for DELETE); the data of custom and reminder events';

@@ -50,7 +50,7 @@ typedef struct OutboxEvent
 extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
 
 /* rowjson.c */
-extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple);
+extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols);
 
 /* todo_kafka.c: per-transaction context */
 extern const char *todo_kafka_actor(void);

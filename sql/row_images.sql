@@ -13,12 +13,19 @@ CREATE TABLE public.kinds (
 );
 ALTER TABLE public.kinds DROP COLUMN drop_me;
 SELECT todo_kafka.track('public.kinds', 'id', 'owner');
--- a plain trigger records row_to_json() of each image, to compare with
+-- a plain trigger records row_to_json() of each image, to compare with;
+-- an UPDATE's before image keeps only the changed members, in column order
 CREATE TABLE public.kinds_log (seq serial, image text);
 CREATE FUNCTION public.kinds_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF TG_OP <> 'INSERT' THEN
+	IF TG_OP = 'DELETE' THEN
 		INSERT INTO public.kinds_log (image) VALUES (row_to_json(OLD)::text);
+	ELSIF TG_OP = 'UPDATE' THEN
+		INSERT INTO public.kinds_log (image)
+		SELECT '{' || string_agg(to_json(o.key)::text || ':' || o.value::text, ',' ORDER BY o.n) || '}'
+		  FROM json_each(row_to_json(OLD)) WITH ORDINALITY AS o(key, value, n)
+		  JOIN json_each(row_to_json(NEW)) AS nw(key, value) USING (key)
+		 WHERE o.value::text IS DISTINCT FROM nw.value::text;
 	END IF;
 	IF TG_OP <> 'DELETE' THEN
 		INSERT INTO public.kinds_log (image) VALUES (row_to_json(NEW)::text);
@@ -39,7 +46,8 @@ DELETE FROM public.kinds WHERE id = 2;
 -- a column added later shows up in later images
 ALTER TABLE public.kinds ADD COLUMN added text DEFAULT 'new';
 UPDATE public.kinds SET t = 'changed' WHERE id = 1;
--- every image, in order, is exactly row_to_json() of its row
+-- every image, in order, is exactly row_to_json() of its row (UPDATE
+-- before images: of its changed columns)
 WITH images AS (
 	SELECT row_number() OVER (ORDER BY o.id, i.n) AS seq, i.image
 	  FROM todo_kafka.outbox o,
@@ -50,6 +58,7 @@ SELECT count(*) AS images,
   FROM images JOIN public.kinds_log l ON l.seq = images.seq;
 SELECT after FROM todo_kafka.outbox WHERE event_type = 'created' AND key = '1';
 SELECT before FROM todo_kafka.outbox WHERE event_type = 'deleted';
+SELECT before, changed FROM todo_kafka.outbox WHERE event_type = 'updated' ORDER BY id;
 SELECT after->>'added' AS added_column FROM todo_kafka.outbox
  WHERE source = 'public.kinds' ORDER BY id DESC LIMIT 1;
 

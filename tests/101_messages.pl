@@ -91,6 +91,14 @@ is($ua->{id}, $by_type{'task.updated'}{event}{id} . ':audit', 'audit id = event 
 is($ua->{data}{operation}, 'UPDATE', 'operation');
 is($ua->{data}{table}, 'todo_kafka.tasks', 'table');
 is($ua->{data}{before}{priority}, 'low', 'before image');
+# the outbox keeps only changed columns in an UPDATE's before image; the
+# audit record carries the whole old row
+is_deeply([ sort keys %{ $ua->{data}{before} } ], [ sort keys %{ $ua->{data}{after} } ],
+	'audit before image has every column');
+is($ua->{data}{before}{description}, $ua->{data}{after}{description},
+	'unchanged columns of the before image come from the row');
+is($ua->{data}{before}{created_at}, $au{created}{event}{data}{after}{created_at},
+	'before image equals the created row where unchanged');
 is($ua->{data}{after}{priority}, 'high', 'after image');
 is_deeply([ sort @{ $ua->{data}{changed_fields} } ],
 	[ sort qw(title priority tags updated_at) ], 'changed_fields');
