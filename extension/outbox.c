@@ -135,20 +135,6 @@ outbox_cache_fill(void)
 	outbox_cache.valid = true;
 }
 
-static Datum
-outbox_new_event_id(void)
-{
-	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
-
-	if (!pg_strong_random(uuid->data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	return UUIDPGetDatum(uuid);
-}
-
 static void
 outbox_set(Datum *values, bool *nulls, OutboxColumn col, Datum d, bool present)
 {
@@ -171,7 +157,7 @@ outbox_write(const OutboxEvent *ev)
 	TupleDesc	tupdesc;
 	Datum	   *values;
 	bool	   *nulls;
-	Datum		event_id = outbox_new_event_id();
+	Datum		event_id = todo_kafka_random_uuid();
 	HeapTuple	tuple;
 	int			i;
 

@@ -31,19 +31,12 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "commands/async.h"
-#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 #include "utils/uuid.h"
 
 #include "todo_kafka.h"
@@ -138,6 +131,21 @@ todo_kafka_actor(void)
 	return GetUserNameFromId(GetOuterUserId(), false);
 }
 
+/* a new random (version 4) uuid, palloc'd */
+Datum
+todo_kafka_random_uuid(void)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+
+	if (!pg_strong_random(uuid->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}
+
 const char *
 todo_kafka_correlation_id(void)
 {
@@ -145,16 +153,8 @@ todo_kafka_correlation_id(void)
 		return tk_correlation_id;
 	if (tk_xact_correlation_id[0] == '\0')
 	{
-		pg_uuid_t	uuid;
-		Datum		text;
+		Datum		text = DirectFunctionCall1(uuid_out, todo_kafka_random_uuid());
 
-		if (!pg_strong_random(uuid.data, UUID_LEN))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate random values")));
-		uuid.data[6] = (uuid.data[6] & 0x0f) | 0x40;	/* version 4 */
-		uuid.data[8] = (uuid.data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-		text = DirectFunctionCall1(uuid_out, UUIDPGetDatum(&uuid));
 		strlcpy(tk_xact_correlation_id, DatumGetCString(text),
 				sizeof(tk_xact_correlation_id));
 	}

@@ -53,6 +53,7 @@ extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
 extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols);
 
 /* todo_kafka.c: per-transaction context */
+extern Datum todo_kafka_random_uuid(void);
 extern const char *todo_kafka_actor(void);
 extern const char *todo_kafka_correlation_id(void);
 extern const char *todo_kafka_traceparent(void);
