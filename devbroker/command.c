@@ -358,7 +358,7 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		}
 		rd_kafka_mock_topic_set_error(st->mcluster, w[1], err);
 		tk_log(TK_LOG_INFO, "topic %s: Metadata error %s until cleared",
-					  w[1], rd_kafka_err2name(err));
+			   w[1], rd_kafka_err2name(err));
 		answer(ans, anslen, "ok error topic %s Metadata %s (until \"clear %s\")",
 			   w[1], rd_kafka_err2name(err), w[1]);
 		return;
@@ -428,10 +428,10 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 
 	if (broker < 0)
 		tk_log(TK_LOG_INFO, "next %ld %s request(s) fail with %s",
-					  cnt, api_key_name(key), rd_kafka_err2name(err));
+			   cnt, api_key_name(key), rd_kafka_err2name(err));
 	else
 		tk_log(TK_LOG_INFO, "next %ld %s request(s) on broker %ld fail with %s",
-					  cnt, api_key_name(key), broker, rd_kafka_err2name(err));
+			   cnt, api_key_name(key), broker, rd_kafka_err2name(err));
 	if (broker < 0)
 		answer(ans, anslen, "ok error %s %s x%ld", api_key_name(key),
 			   rd_kafka_err2name(err), cnt);
@@ -530,7 +530,7 @@ cmd_leader(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		return;
 	}
 	tk_log(TK_LOG_INFO, "leader of %s [%ld] is now broker %ld",
-				  w[1], partition, broker);
+		   w[1], partition, broker);
 	answer(ans, anslen, "ok leader %s %ld %ld", w[1], partition, broker);
 }
 

@@ -60,7 +60,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 		if (!S_ISFIFO(sb.st_mode))
 		{
 			tk_log(TK_LOG_ERROR, "control path \"%s\" exists and is not a FIFO",
-						  path);
+				   path);
 			errno = EEXIST;
 			return -1;
 		}
@@ -70,7 +70,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 		if (mkfifo(path, 0600) != 0)
 		{
 			tk_log(TK_LOG_ERROR, "could not create FIFO \"%s\": %s",
-						  path, strerror(errno));
+				   path, strerror(errno));
 			return -1;
 		}
 		*created = true;
@@ -78,7 +78,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	else
 	{
 		tk_log(TK_LOG_ERROR, "could not stat \"%s\": %s",
-					  path, strerror(errno));
+			   path, strerror(errno));
 		return -1;
 	}
 
@@ -86,7 +86,7 @@ line_source_open_fifo(line_source *src, const char *path, bool *created)
 	if (src->fd < 0)
 	{
 		tk_log(TK_LOG_ERROR, "could not open FIFO \"%s\": %s",
-					  path, strerror(errno));
+			   path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -135,14 +135,14 @@ handle_eof(line_source *src, line_handler handler, void *arg)
 	if (!src->is_fifo)
 	{
 		tk_log(TK_LOG_INFO, "%s closed; still running, stop with SIGTERM or SIGINT",
-					  src->name);
+			   src->name);
 		return;
 	}
 
 	src->fd = fifo_open(src->name);
 	if (src->fd < 0)
 		tk_log(TK_LOG_ERROR, "could not reopen FIFO \"%s\": %s; control commands through it are disabled",
-					  src->name, strerror(errno));
+			   src->name, strerror(errno));
 }
 
 /*
@@ -171,7 +171,7 @@ line_source_read(line_source *src, line_handler handler, void *arg)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			tk_log(TK_LOG_WARNING, "could not read %s: %s",
-						  src->name, strerror(errno));
+				   src->name, strerror(errno));
 			handle_eof(src, handler, arg);
 			return;
 		}

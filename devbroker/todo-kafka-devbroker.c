@@ -338,7 +338,7 @@ main(int argc, char **argv)
 	if (st.mcluster == NULL)
 	{
 		tk_log(TK_LOG_ERROR, "could not create mock cluster with %d brokers",
-					  st.broker_cnt);
+			   st.broker_cnt);
 		goto done;
 	}
 	st.bootstrap = rd_kafka_mock_cluster_bootstraps(st.mcluster);
@@ -377,8 +377,8 @@ main(int argc, char **argv)
 	printf("%s\n", st.bootstrap);
 	fflush(stdout);
 	tk_log(TK_LOG_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s",
-				  st.broker_cnt, st.topic_cnt, rd_kafka_version_str(),
-				  st.bootstrap);
+		   st.broker_cnt, st.topic_cnt, rd_kafka_version_str(),
+		   st.bootstrap);
 
 	while (!tk_shutdown_requested)
 	{
