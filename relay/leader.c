@@ -70,7 +70,7 @@ relay_pg_connect(const char *conninfo)
 		PQfinish(conn);
 		return NULL;
 	}
-	display = relay_conninfo_display(conninfo);
+	display = tk_conninfo_display(conninfo);
 	tk_log(TK_LOG_INFO, "connected to PostgreSQL (%s)", display ? display : "");
 	free(display);
 	return conn;

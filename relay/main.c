@@ -83,7 +83,7 @@ volatile sig_atomic_t relay_fatal_error = 0;
 /* the relay's state, owned by the main thread */
 typedef struct relay_state
 {
-	relay_cli	cli;
+	tk_cli		cli;
 	relay_config cfg;
 	rd_kafka_t *rk;
 	int			kafka_fd[2];	/* librdkafka writes to [1] when reports wait */
@@ -177,18 +177,18 @@ reload_config(relay_state *st)
 		return;
 	}
 	tk_log(TK_LOG_INFO, "got SIGHUP, configuration reloaded");
-	tk_log_set_level(fresh.log_level);
+	tk_log_set_level(fresh.d.log_level);
 	if (fresh.reminders && !st->cfg.reminders)
 		relay_reminders_reset();
-	if (!tk_kvlist_equal(&fresh.kafka, &st->cfg.kafka))
+	if (!tk_kvlist_equal(&fresh.d.kafka, &st->cfg.d.kafka))
 		tk_log(TK_LOG_WARNING, "Kafka settings changed; they take effect when the relay restarts");
-	if (strcmp(fresh.metrics_listen, st->cfg.metrics_listen) != 0)
+	if (strcmp(fresh.d.metrics_listen, st->cfg.d.metrics_listen) != 0)
 	{
 		relay_metrics_stop();
-		if (!relay_metrics_start(fresh.metrics_listen, err, sizeof(err)))
+		if (!relay_metrics_start(fresh.d.metrics_listen, err, sizeof(err)))
 			tk_log(TK_LOG_ERROR, "%s", err);
 	}
-	if (strcmp(fresh.conninfo, st->cfg.conninfo) != 0 && st->conn != NULL)
+	if (strcmp(fresh.d.conninfo, st->cfg.d.conninfo) != 0 && st->conn != NULL)
 	{
 		relay_config_free(&st->cfg);
 		st->cfg = fresh;
@@ -365,7 +365,7 @@ run_loop(relay_state *st)
 		{
 			if (now >= st->next_connect_at)
 			{
-				st->conn = relay_pg_connect(st->cfg.conninfo);
+				st->conn = relay_pg_connect(st->cfg.d.conninfo);
 				if (st->conn == NULL)
 					st->next_connect_at = now + tk_backoff_next(&st->backoff);
 				else
@@ -507,7 +507,7 @@ main(int argc, char **argv)
 	int			rc;
 
 	memset(&st, 0, sizeof(st));
-	rc = relay_cli_parse(argc, argv, &st.cli);
+	rc = tk_cli_parse(&relay_spec, argc, argv, &st.cli);
 	if (rc >= 0)
 		return rc;
 	if (!relay_config_load(&st.cfg, &st.cli, err, sizeof(err)))
@@ -520,7 +520,7 @@ main(int argc, char **argv)
 		relay_config_print(&st.cfg, stdout);
 		return RELAY_EXIT_OK;
 	}
-	tk_log_set_level(st.cfg.log_level);
+	tk_log_set_level(st.cfg.d.log_level);
 	tk_signals_install(false, 1);
 	relay_metrics_init();
 
@@ -543,22 +543,14 @@ main(int argc, char **argv)
 		rd_kafka_queue_io_event_enable(mainq, st.kafka_fd[1], "1", 1);
 		rd_kafka_queue_destroy(mainq);
 	}
-	if (!relay_metrics_start(st.cfg.metrics_listen, err, sizeof(err)))
+	if (!relay_metrics_start(st.cfg.d.metrics_listen, err, sizeof(err)))
 	{
 		tk_log(TK_LOG_FATAL, "%s", err);
 		rd_kafka_destroy(st.rk);
 		return RELAY_EXIT_FAILURE;
 	}
 
-	tk_log(TK_LOG_INFO, "todo-kafka-relay %s starting (profile %s, brokers %s, librdkafka %s)",
-		   RELAY_VERSION, st.cfg.profile,
-		   tk_kvlist_get(&st.cfg.kafka, "bootstrap.servers") ?
-		   tk_kvlist_get(&st.cfg.kafka, "bootstrap.servers") : "(from properties)",
-		   rd_kafka_version_str());
-	for (int i = 0; i < st.cfg.kafka.n; i++)
-		tk_log(TK_LOG_DEBUG, "kafka property %s = %s", st.cfg.kafka.items[i].key,
-			   tk_config_display_value(st.cfg.kafka.items[i].key,
-									   st.cfg.kafka.items[i].value));
+	tk_daemon_log_start(&relay_spec, &st.cfg.d);
 
 	st.reader = relay_reader_create();
 	tk_backoff_init(&st.backoff, 100, st.cfg.reconnect_max_ms, (uint64_t) getpid());

@@ -742,10 +742,10 @@ relay_producer_create(const relay_config *cfg, char *errbuf, size_t errlen)
 	char		rkerr[512];
 
 	rd_kafka_conf_set(conf, "client.id", "todo-kafka-relay", NULL, 0);
-	for (int i = 0; i < cfg->kafka.n; i++)
+	for (int i = 0; i < cfg->d.kafka.n; i++)
 	{
-		const char *k = cfg->kafka.items[i].key;
-		const char *v = cfg->kafka.items[i].value;
+		const char *k = cfg->d.kafka.items[i].key;
+		const char *v = cfg->d.kafka.items[i].value;
 
 		if (strcmp(k, "compression.codec") == 0 || strcmp(k, "compression.type") == 0)
 		{

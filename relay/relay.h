@@ -24,6 +24,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cloudevents.h"
+#include "daemon_config.h"
 #include "kafka_conf.h"
 #include "log.h"
 
@@ -33,9 +34,9 @@
 #define RELAY_NOTIFY_CHANNEL "todo_kafka"
 
 /* exit codes */
-#define RELAY_EXIT_OK		0
-#define RELAY_EXIT_FAILURE	1
-#define RELAY_EXIT_USAGE	2
+#define RELAY_EXIT_OK		TK_EXIT_OK
+#define RELAY_EXIT_FAILURE	TK_EXIT_FAILURE
+#define RELAY_EXIT_USAGE	TK_EXIT_USAGE
 
 /* set by signal handlers and callbacks, acted on by the main loop (main.c) */
 extern volatile sig_atomic_t relay_fatal_error;
@@ -44,12 +45,7 @@ extern volatile sig_atomic_t relay_fatal_error;
 
 typedef struct relay_config
 {
-	char	   *conninfo;
-	char	   *brokers;
-	char	   *config_file;
-	char	   *metrics_listen;
-	char	   *profile;		/* "development" or "production" */
-	tk_log_level log_level;
+	tk_daemon_config d;			/* database, brokers, metrics, profile, kafka */
 	int			poll_interval_ms;	/* safety-net poll while asleep */
 	int			read_batch;		/* rows per outbox page */
 	int			delete_batch;	/* acked rows per DELETE */
@@ -61,29 +57,14 @@ typedef struct relay_config
 	bool		create_topics;
 	bool		reminders;		/* fire due reminders (reminders.c) */
 	int			reminder_grace;	/* seconds after which a late one is missed */
-	tk_kvlist	kafka;			/* librdkafka properties, in order */
 } relay_config;
 
-/* what came from the command line: reapplied on every (re)load */
-typedef struct relay_cli
-{
-	const char *conninfo;
-	const char *brokers;
-	const char *config_file;
-	const char *metrics_listen;
-	const char *profile;
-	const char *log_level;
-	const char *reminder_grace;
-	bool		show_config;
-	tk_kvlist	kafka;
-} relay_cli;
+extern const tk_daemon_spec relay_spec;
 
-extern int	relay_cli_parse(int argc, char **argv, relay_cli *cli);
-extern bool relay_config_load(relay_config *cfg, const relay_cli *cli,
+extern bool relay_config_load(relay_config *cfg, const tk_cli *cli,
 							  char *errbuf, size_t errlen);
 extern void relay_config_free(relay_config *cfg);
 extern void relay_config_print(const relay_config *cfg, FILE *out);
-extern char *relay_conninfo_display(const char *conninfo);
 
 /* ---- relay_metrics.c ---- */
 
