@@ -21,7 +21,7 @@
  *					   task_data (after, or before for deletes), timestamp,
  *					   correlation_id}
  *					 2. audit: type audit.<event_type>, id = <event_id>:audit,
- *					   data {event_id, actor, operation, event_type, table,
+ *					   data {event_id, actor, db_role, operation, event_type, table,
  *					   task_id, user_id, before, after, changed_fields, txid,
  *					   timestamp, correlation_id}; an UPDATE's before image,
  *					   kept in the outbox for the changed columns only, is
@@ -986,6 +986,7 @@ add_audit(ce_ctx *c)
 		return;
 	put_field(t, "{\"event_id\":", row->event_id);
 	put_field(t, ",\"actor\":", row->actor);
+	put_field(t, ",\"db_role\":", row->db_role);
 	put_field(t, ",\"operation\":", row_operation(row));
 	put_field(t, ",\"event_type\":", row->event_type);
 	put_field(t, ",\"table\":", row_table(row));

@@ -35,7 +35,8 @@ typedef struct tk_outbox_row
 	const char *source;			/* table name or "/todo_kafka/<table>" */
 	const char *key;			/* task id: Kafka key and CE subject */
 	const char *user_id;
-	const char *actor;
+	const char *actor;			/* who the application says it is */
+	const char *db_role;		/* session_user at capture; NULL before 0.3.0 */
 	const char *correlation_id;
 	const char *traceparent;
 	const char *before;			/* json row image */

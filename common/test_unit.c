@@ -213,7 +213,7 @@ test_cloudevents(void)
 		.id = "7", .xid = "1234", .event_id = "e1", .kind = "change",
 		.stream = "task_events", .event_type = "updated",
 		.source = "todo_kafka.tasks", .key = "t1", .user_id = "alice",
-		.actor = "app", .correlation_id = "c1", .traceparent = NULL,
+		.actor = "app", .db_role = "tk_app", .correlation_id = "c1", .traceparent = NULL,
 		.before = "{\"title\":\"a\",\"priority\":\"low\",\"completed\":false,\"tags\":[\"x\",\"y\"],\"updated_at\":\"1\"}",
 		.after = "{\"title\":\"b\",\"priority\":\"high\",\"completed\":true,\"tags\":[\"y\",\"z\"],\"updated_at\":\"2\"}",
 		.changed = "[\"title\",\"priority\",\"completed\",\"tags\",\"updated_at\"]",
@@ -254,8 +254,10 @@ test_cloudevents(void)
 	   strcmp(jstr(v, "type", NULL), "audit.updated") == 0 &&
 	   strcmp(jstr(v, "data", "operation"), "UPDATE") == 0 &&
 	   strcmp(jstr(v, "data", "table"), "todo_kafka.tasks") == 0 &&
+	   strcmp(jstr(v, "data", "db_role"), "tk_app") == 0 &&
+	   strstr(l.msgs[1].value, "\"actor\":\"app\",\"db_role\":\"tk_app\",") != NULL &&
 	   cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "txid")->valuedouble == 1234,
-	   "ce: audit record");
+	   "ce: audit record, db_role right after actor");
 	cJSON_Delete(v);
 
 	/* the outbox keeps only the changed columns in an UPDATE's before image */
@@ -476,8 +478,9 @@ test_cloudevents_json(void)
 	v = value_of(&l.msgs[1]);
 	ok(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "txid")->valuedouble == 99 &&
 	   strcmp(jstr(v, "data", "table"), "app.items") == 0 &&
-	   cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "user_id")),
-	   "json: audit txid is a number, table from source, null user_id");
+	   cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "user_id")) &&
+	   cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "data"), "db_role")),
+	   "json: audit txid is a number, table from source, null user_id and db_role");
 	cJSON_Delete(v);
 	{
 		const char *want[][3] = {

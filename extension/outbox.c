@@ -25,6 +25,12 @@
  * per backend and forgotten on any relcache invalidation of the outbox
  * (ALTER, DROP EXTENSION), so a re-created extension is picked up.
  *
+ * Who.  actor is what the application claims (the todo_kafka.actor
+ * setting, which any role may SET to anything); db_role (since 0.3.0) is
+ * session_user, the role the session logged in as, which neither SET ROLE
+ * nor a SECURITY DEFINER function changes: the audit trail's answer to
+ * "which database role really made this change".
+ *
  * IDENTIFICATION
  *	  extension/outbox.c
  *
@@ -70,14 +76,22 @@ typedef enum OutboxColumn
 	OC_CHANGED,
 	OC_HEADERS,
 	OC_OCCURRED_AT,
+	OC_DB_ROLE,					/* since 0.3.0 */
 	OC_NCOLUMNS
 } OutboxColumn;
 
 static const char *const outbox_column_names[OC_NCOLUMNS] = {
 	"id", "xid", "event_id", "kind", "stream", "event_type", "source", "key",
 	"user_id", "actor", "correlation_id", "traceparent", "before", "after",
-	"changed", "headers", "occurred_at"
+	"changed", "headers", "occurred_at", "db_role"
 };
+
+/*
+ * The first column added after 0.1.0: columns from here on may be missing
+ * while the database still runs an older version of the extension's SQL
+ * (new library, ALTER EXTENSION UPDATE not run yet); they are then left out.
+ */
+#define OC_FIRST_OPTIONAL OC_DB_ROLE
 
 typedef struct OutboxCache
 {
@@ -124,7 +138,9 @@ outbox_cache_fill(void)
 	{
 		int			attnum = attnameAttNum(rel, outbox_column_names[i], false);
 
-		if (attnum <= 0)
+		if (attnum <= 0 && i >= OC_FIRST_OPTIONAL)
+			attnum = InvalidAttrNumber;
+		else if (attnum <= 0)
 			elog(ERROR, "column \"%s\" of todo_kafka.outbox is missing", outbox_column_names[i]);
 		outbox_cache.attnum[i] = attnum;
 	}
@@ -140,6 +156,8 @@ outbox_set(Datum *values, bool *nulls, OutboxColumn col, Datum d, bool present)
 {
 	int			i = outbox_cache.attnum[col] - 1;
 
+	if (i < 0)
+		return;					/* optional column this version lacks */
 	values[i] = present ? d : (Datum) 0;
 	nulls[i] = !present;
 }
@@ -194,6 +212,8 @@ outbox_write(const OutboxEvent *ev)
 	outbox_set(values, nulls, OC_HEADERS, ev->headers, ev->has_headers);
 	outbox_set(values, nulls, OC_OCCURRED_AT,
 			   TimestampTzGetDatum(GetCurrentTimestamp()), true);
+	if (outbox_cache.attnum[OC_DB_ROLE] != InvalidAttrNumber)
+		outbox_set_text(values, nulls, OC_DB_ROLE, todo_kafka_db_role());
 
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	CatalogTupleInsert(rel, tuple);

@@ -13,6 +13,10 @@
  * (reminders): it also sets the outbox kind and the user id.  It is
  * granted to nobody.
  *
+ * publish() refuses the audit stream: audit records are made by the relay
+ * from captured changes only, so an application cannot put a forged one
+ * on the audit topic (emit(), granted to nobody, does not check this).
+ *
  * Input is checked before anything is written: the stream must exist,
  * the key must be non-empty, the event type must be a dotted name, data
  * must be present and headers must be a JSON object of string values.
@@ -183,6 +187,11 @@ todo_kafka_publish(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("stream, key, event_type and data must not be null")));
+	if (strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), TODO_KAFKA_STREAM_AUDIT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot publish to the \"%s\" stream", TODO_KAFKA_STREAM_AUDIT),
+				 errhint("Audit records are made only from captured changes.")));
 
 	publish_prepare(&ev, "custom", PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
 					PG_GETARG_TEXT_PP(2), PG_GETARG_JSONB_P(3));

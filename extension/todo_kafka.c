@@ -10,6 +10,9 @@
  *	 todo_kafka.correlation_id	ties related events together; empty = one
  *								generated id per transaction
  *	 todo_kafka.traceparent		W3C trace context stamped on each event
+ *	 todo_kafka.audit_purge		(superuser only, not for applications) set
+ *								for its transaction by purge_audit(), the one
+ *								path allowed to delete audit_log rows
  *
  * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
  * halves write throughput when every transaction notifies (DESIGN.md, the
@@ -52,6 +55,7 @@ void		_PG_init(void);
 static char *tk_actor = NULL;
 static char *tk_correlation_id = NULL;
 static char *tk_traceparent = NULL;
+static bool tk_audit_purge = false;
 
 /* per-transaction state, reset by tk_xact_callback */
 static bool tk_wrote_outbox = false;
@@ -87,6 +91,14 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   tk_check_traceparent, NULL, NULL);
+	DefineCustomBoolVariable("todo_kafka.audit_purge",
+							 "Set by todo_kafka.purge_audit() while it removes expired audit entries.",
+							 "The audit log's append-only trigger lets deletes through only while this is on.",
+							 &tk_audit_purge,
+							 false,
+							 PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("todo_kafka");
 
 	RegisterXactCallback(tk_xact_callback, NULL);
@@ -129,6 +141,13 @@ todo_kafka_actor(void)
 	if (tk_actor != NULL && tk_actor[0] != '\0')
 		return tk_actor;
 	return GetUserNameFromId(GetOuterUserId(), false);
+}
+
+/* session_user: the role the session logged in as, not forgeable by SET */
+const char *
+todo_kafka_db_role(void)
+{
+	return GetUserNameFromId(GetSessionUserId(), false);
 }
 
 /* a new random (version 4) uuid, palloc'd */

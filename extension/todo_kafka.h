@@ -27,6 +27,9 @@
 #define TODO_KAFKA_LOCK_SLEEPING	2
 #define TODO_KAFKA_NOTIFY_CHANNEL	"todo_kafka"
 
+/* the stream of audit records: made by the relay from captured changes only */
+#define TODO_KAFKA_STREAM_AUDIT		"audit"
+
 /* One event to write into todo_kafka.outbox; NULL pointers mean SQL NULL. */
 typedef struct OutboxEvent
 {
@@ -55,6 +58,7 @@ extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only
 /* todo_kafka.c: per-transaction context */
 extern Datum todo_kafka_random_uuid(void);
 extern const char *todo_kafka_actor(void);
+extern const char *todo_kafka_db_role(void);
 extern const char *todo_kafka_correlation_id(void);
 extern const char *todo_kafka_traceparent(void);
 extern void todo_kafka_note_outbox_write(void);

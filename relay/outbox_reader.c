@@ -51,6 +51,7 @@
  *-------------------------------------------------------------------------
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,19 +63,51 @@
 #define ROW_QUEUE_ROOM 64
 
 #define PAGE_STMT "todo_kafka_relay_page"
+
+/*
+ * The page query.  The outer zero-row-proof join (SELECT 1 LEFT JOIN
+ * LATERAL ...) makes an empty window still return one row, so the snapshot
+ * that opens a window comes back even when there is nothing to read; that
+ * row has a NULL id (install_page() counts it as no rows).  Columns are
+ * found by name (reader_columns below), never by position.  %s is the
+ * db_role column, or NULL when the outbox predates 0.3.0.
+ */
 #define PAGE_SQL \
-	"SELECT pg_catalog.pg_current_snapshot()::text, o.* " \
+	"SELECT pg_catalog.pg_current_snapshot()::text AS snapshot, o.* " \
 	"FROM (SELECT 1) AS one LEFT JOIN LATERAL (" \
-	" SELECT id, xid::text, event_id::text, kind, stream, event_type, source," \
-	"  key, user_id, actor, correlation_id, traceparent, before::text," \
-	"  after::text, pg_catalog.array_to_json(changed)::text, headers::text," \
+	" SELECT id, xid::text AS xid, event_id::text AS event_id, kind, stream," \
+	"  event_type, source, key, user_id, actor, %s AS db_role, correlation_id," \
+	"  traceparent, before::text AS before, after::text AS after," \
+	"  pg_catalog.array_to_json(changed)::text AS changed, headers::text AS headers," \
 	"  pg_catalog.to_char(occurred_at AT TIME ZONE 'UTC'," \
-	"                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" \
+	"                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS occurred_at" \
 	" FROM todo_kafka.outbox" \
 	" WHERE id > $1" \
 	"  AND ($2::pg_snapshot IS NULL OR pg_catalog.pg_visible_in_snapshot(xid, $2::pg_snapshot))" \
 	"  AND ($3::pg_snapshot IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3::pg_snapshot))" \
 	" ORDER BY id LIMIT $4) AS o ON true"
+
+/* does the outbox have the db_role column (extension 0.3.0 and later)? */
+#define HAS_DB_ROLE_SQL \
+	"SELECT 1 FROM pg_catalog.pg_attribute" \
+	" WHERE attrelid = 'todo_kafka.outbox'::pg_catalog.regclass" \
+	"  AND attname = 'db_role' AND NOT attisdropped"
+
+/* the page's columns that make a tk_outbox_row, by name */
+static const struct
+{
+	const char *name;
+	size_t		offset;			/* of the field in tk_outbox_row */
+}			reader_columns[] = {
+#define RC(f) {#f, offsetof(tk_outbox_row, f)}
+	RC(id), RC(xid), RC(event_id), RC(kind), RC(stream), RC(event_type),
+	RC(source), RC(key), RC(user_id), RC(actor), RC(db_role),
+	RC(correlation_id), RC(traceparent), RC(before), RC(after), RC(changed),
+	RC(headers), RC(occurred_at)
+#undef RC
+};
+
+#define NREADER_COLUMNS (sizeof(reader_columns) / sizeof(reader_columns[0]))
 
 struct relay_reader
 {
@@ -84,6 +117,8 @@ struct relay_reader
 	int64_t		cursor;			/* last id read in the current window */
 	PGresult   *page;			/* page being produced */
 	PGresult   *next;			/* prefetched following page, or NULL */
+	int			colnum[NREADER_COLUMNS];	/* of page, by reader_columns */
+	int			id_col;			/* of page: the id column */
 	int			pos;
 	int			nrows;
 	bool		last_page;		/* the page is short: it closes the window */
@@ -176,7 +211,35 @@ relay_reader_still_running(relay_reader *rd, const uint64_t *xids, int n)
 static const char *
 col(PGresult *res, int row, int c)
 {
-	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+	return c < 0 || PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+/* prepare the page query for this connection's outbox */
+static bool
+prepare_page(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn, HAS_DB_ROLE_SQL);
+	char		sql[sizeof(PAGE_SQL) + 16];
+	bool		ok;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		tk_log(TK_LOG_ERROR, "could not inspect todo_kafka.outbox: %s", PQerrorMessage(conn));
+		PQclear(res);
+		return false;
+	}
+	snprintf(sql, sizeof(sql), PAGE_SQL, PQntuples(res) > 0 ? "db_role" : "NULL::text");
+	if (PQntuples(res) == 0)
+		tk_log(TK_LOG_WARNING, "todo_kafka.outbox has no db_role column (extension older than 0.3.0?); audit records carry \"db_role\": null");
+	PQclear(res);
+
+	res = PQprepare(conn, PAGE_STMT, sql, 4, NULL);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
+			   PQerrorMessage(conn));
+	PQclear(res);
+	return ok;
 }
 
 /* send the page query for the rows after rd->cursor (no wait) */
@@ -189,16 +252,8 @@ send_page(relay_reader *rd, PGconn *conn, int batch)
 
 	if (!rd->prepared)
 	{
-		PGresult   *res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
-
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		{
-			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
-				   PQerrorMessage(conn));
-			PQclear(res);
+		if (!prepare_page(conn))
 			return false;
-		}
-		PQclear(res);
 		rd->prepared = true;
 	}
 	if (rd->s2 == NULL)
@@ -235,19 +290,24 @@ recv_page(PGconn *conn)
 	return res;
 }
 
-/* make res the page being produced */
+/* make res the page being produced; find its columns by name */
 static void
 install_page(relay_reader *rd, PGresult *res, int batch)
 {
-	parse_snapshot(rd, PQgetvalue(res, 0, 0));
+	int			snap_col = PQfnumber(res, "snapshot");
+
+	for (size_t k = 0; k < NREADER_COLUMNS; k++)
+		rd->colnum[k] = PQfnumber(res, reader_columns[k].name);
+	rd->id_col = PQfnumber(res, "id");
+	parse_snapshot(rd, PQgetvalue(res, 0, snap_col));
 	if (rd->s2 == NULL)
-		rd->s2 = strdup(PQgetvalue(res, 0, 0));
+		rd->s2 = strdup(PQgetvalue(res, 0, snap_col));
 	rd->page = res;
 	rd->pos = 0;
-	rd->nrows = PQgetisnull(res, 0, 1) ? 0 : PQntuples(res);
+	rd->nrows = PQgetisnull(res, 0, rd->id_col) ? 0 : PQntuples(res);
 	rd->last_page = rd->nrows < batch;
 	if (rd->nrows > 0)
-		rd->cursor = strtoll(PQgetvalue(res, rd->nrows - 1, 1), NULL, 10);
+		rd->cursor = strtoll(PQgetvalue(res, rd->nrows - 1, rd->id_col), NULL, 10);
 }
 
 /*
@@ -287,8 +347,8 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 	{
 		PGresult   *res = rd->page;
 		int			i = rd->pos;
-		int64_t		id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		tk_outbox_row row;
+		int64_t		id = strtoll(PQgetvalue(res, i, rd->id_col), NULL, 10);
+		tk_outbox_row row = {0};
 
 		if (relay_producer_queue_room(rk) < ROW_QUEUE_ROOM)
 		{
@@ -298,23 +358,9 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 		rd->pos++;
 		if (relay_row_in_flight(id))
 			continue;
-		row.id = PQgetvalue(res, i, 1);
-		row.xid = col(res, i, 2);
-		row.event_id = col(res, i, 3);
-		row.kind = col(res, i, 4);
-		row.stream = col(res, i, 5);
-		row.event_type = col(res, i, 6);
-		row.source = col(res, i, 7);
-		row.key = col(res, i, 8);
-		row.user_id = col(res, i, 9);
-		row.actor = col(res, i, 10);
-		row.correlation_id = col(res, i, 11);
-		row.traceparent = col(res, i, 12);
-		row.before = col(res, i, 13);
-		row.after = col(res, i, 14);
-		row.changed = col(res, i, 15);
-		row.headers = col(res, i, 16);
-		row.occurred_at = col(res, i, 17);
+		for (size_t k = 0; k < NREADER_COLUMNS; k++)
+			*(const char **) ((char *) &row + reader_columns[k].offset) =
+				col(res, i, rd->colnum[k]);
 		/* a (re)scheduled or cancelled reminder may move the next due time */
 		if (strcmp(row.kind, "reminder") == 0 &&
 			(strcmp(row.event_type, "scheduled") == 0 ||

@@ -1,4 +1,4 @@
--- upgrade: 0.1.0 -> 0.2.0 keeps the data and gives the objects of a fresh install
+-- upgrade: 0.1.0 -> 0.2.0 -> 0.3.0 keeps the data and gives the objects of a fresh install
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
@@ -6,7 +6,8 @@ SET IntervalStyle = 'postgres';
 SELECT * FROM pg_extension_update_paths('todo_kafka') WHERE path IS NOT NULL ORDER BY 1, 2;
 
 -- what a fresh CREATE EXTENSION made: members with their privileges, the
--- task table's columns, constraints and triggers (the view names the
+-- columns of tasks, outbox and audit_log, constraints, triggers and indexes
+-- (the view names the
 -- extension's objects by text only, so it does not hold DROP EXTENSION up)
 CREATE TEMP VIEW shape AS
   SELECT 'member' AS what, pg_describe_object(d.classid, d.objid, d.objsubid) AS obj,
@@ -15,24 +16,29 @@ CREATE TEMP VIEW shape AS
     FROM pg_depend d
    WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'todo_kafka') AND d.deptype = 'e'
   UNION ALL
-  SELECT 'column', attname, format_type(atttypid, atttypmod) || ' #' || attnum
-    FROM pg_attribute WHERE attrelid = to_regclass('todo_kafka.tasks') AND attnum > 0 AND NOT attisdropped
+  SELECT 'column', attrelid::regclass || '.' || attname, format_type(atttypid, atttypmod) || ' #' || attnum
+    FROM pg_attribute WHERE attrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.outbox'),
+                                         to_regclass('todo_kafka.audit_log'))
+     AND attnum > 0 AND NOT attisdropped
   UNION ALL
   SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(oid)
     FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'todo_kafka')
   UNION ALL
-  SELECT 'trigger', tgname, pg_get_triggerdef(oid)
-    FROM pg_trigger WHERE tgrelid = to_regclass('todo_kafka.tasks') AND NOT tgisinternal
+  SELECT 'trigger', tgname, pg_get_triggerdef(oid) || ' ' || tgenabled::text
+    FROM pg_trigger WHERE tgrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.audit_log'))
+     AND NOT tgisinternal
   UNION ALL
   SELECT 'index', indexrelid::regclass::text, pg_get_indexdef(indexrelid)
-    FROM pg_index WHERE indrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.reminders'));
+    FROM pg_index WHERE indrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.reminders'),
+                                     to_regclass('todo_kafka.audit_log'), to_regclass('todo_kafka.audit_chains'));
 CREATE TEMP TABLE fresh AS SELECT * FROM shape;
 
 DROP EXTENSION todo_kafka;
 CREATE EXTENSION todo_kafka VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
 SELECT to_regclass('todo_kafka.reminders') AS reminders,
-       to_regprocedure('todo_kafka.fire_due_reminders(interval, integer)') AS fire;
+       to_regprocedure('todo_kafka.fire_due_reminders(interval, integer)') AS fire,
+       to_regclass('todo_kafka.audit_log') AS audit_log;
 -- data written under 0.1.0; the open task due in the future already has offsets
 INSERT INTO todo_kafka.tasks (id, user_id, title, due_date, reminder_offsets, notification_methods, completed)
   VALUES ('a0000000-0000-4000-8000-000000000001', 'alice', 'Open, due later', '2030-01-02 09:00+00', '{1 day}', '{email}', false),
@@ -42,9 +48,14 @@ INSERT INTO todo_kafka.tasks (id, user_id, title, due_date, reminder_offsets, no
 SELECT (todo_kafka.add_task('bob', 'Old API', 'made by 0.1.0', 'low', '{x}', '2030-02-01 09:00+00')).title;
 TRUNCATE todo_kafka.outbox;
 
+ALTER EXTENSION todo_kafka UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
+-- the new library still captures into a 0.2.0 outbox (no db_role column yet)
+INSERT INTO todo_kafka.tasks (id, user_id, title)
+  VALUES ('a0000000-0000-4000-8000-000000000005', 'bob', 'Written under 0.2.0');
 ALTER EXTENSION todo_kafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
-ALTER EXTENSION todo_kafka UPDATE TO '0.2.0';
+ALTER EXTENSION todo_kafka UPDATE TO '0.3.0';
 
 -- the same objects, privileges, columns, constraints and triggers as fresh
 SELECT 'fresh only' AS diff, * FROM (SELECT * FROM fresh EXCEPT SELECT * FROM shape) a
@@ -58,7 +69,8 @@ SELECT title, completed, recurrence, recurrence_day, reminder_offsets, notificat
   FROM todo_kafka.tasks ORDER BY title;
 SELECT t.title, r."offset", r.notification_method, r.scheduled_time, r.status
   FROM todo_kafka.reminders r JOIN todo_kafka.tasks t ON t.id = r.task_id;
-SELECT kind, event_type, key, after->>'message' AS message FROM todo_kafka.outbox ORDER BY id;
+-- rows written before 0.3.0 have no db_role
+SELECT kind, event_type, key, after->>'message' AS message, db_role FROM todo_kafka.outbox ORDER BY id;
 TRUNCATE todo_kafka.outbox;
 
 -- 0.1.0 calls still work, positionally and by name
@@ -68,7 +80,13 @@ SELECT title, due_date FROM todo_kafka.update_task('bob',
   (SELECT id FROM todo_kafka.tasks WHERE title = 'Old call'), 'Old call, renamed', NULL, NULL, NULL,
   NULL, NULL, true);
 SELECT (todo_kafka.add_task(p_user_id => 'bob', p_title => 'Named', p_due_date => '2030-03-02 09:00+00')).title;
-SELECT kind, event_type FROM todo_kafka.outbox ORDER BY id;
+SELECT kind, event_type, db_role = session_user AS db_role_is_session_user FROM todo_kafka.outbox ORDER BY id;
+
+-- the audit trail of the upgraded extension works
+SELECT todo_kafka.audit_append(jsonb_build_array(jsonb_build_object('topic', 'todo.audit.log',
+  'partition', 0, 'offset', 0, 'data', jsonb_build_object('event_id', 'b0000000-0000-4000-8000-000000000001',
+  'operation', 'INSERT', 'event_type', 'created', 'timestamp', '2026-01-22T10:00:00Z')))) AS added;
+SELECT * FROM todo_kafka.verify_audit();
 
 -- the roles get the new API (nothing for PUBLIC: the comparison above
 -- covered every member's privileges, and install checks the fresh ones)

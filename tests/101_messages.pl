@@ -104,6 +104,10 @@ is_deeply([ sort @{ $ua->{data}{changed_fields} } ],
 	[ sort qw(title priority tags updated_at) ], 'changed_fields');
 like($ua->{data}{txid}, qr/^\d+$/, 'txid');
 ok(length $ua->{data}{actor}, 'actor');
+my $login = $node->safe_psql('postgres', 'SELECT session_user');
+is($ua->{data}{db_role}, $login, 'db_role is the role that made the change (session_user)');
+like($au{updated}{payload}, qr/"actor":"[^"]*","db_role":/, 'db_role right after actor in the audit data');
+is($au{deleted}{event}{data}{db_role}, $login, 'db_role on every audit record');
 is($au{created}{event}{data}{operation}, 'INSERT', 'INSERT operation');
 is($au{deleted}{event}{data}{operation}, 'DELETE', 'DELETE operation');
 is($au{deleted}{event}{data}{after}, undef, 'delete has no after image');
