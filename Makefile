@@ -14,7 +14,12 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed "s/.*'\(.*\
 
 MODULE_big = todo_kafka
 OBJS = $(patsubst %.c,%.o,$(wildcard extension/*.c))
-DATA = $(wildcard extension/todo_kafka--*.sql)
+# the upgrade script of the version under development is assembled from
+# the files of extension/<version>/ (one concern per file), in name order
+NEXT_VERSION = 0.4.0
+NEXT_UPGRADE = extension/todo_kafka--0.3.0--$(NEXT_VERSION).sql
+DATA = $(filter-out $(NEXT_UPGRADE),$(wildcard extension/todo_kafka--*.sql))
+DATA_built = $(NEXT_UPGRADE)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=todo_kafka
@@ -29,7 +34,10 @@ FRONTEND_DIRS = $(patsubst %/Makefile,%,$(wildcard common/Makefile devbroker/Mak
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 
-all: frontend
+all: frontend $(NEXT_UPGRADE)
+
+$(NEXT_UPGRADE): $(sort $(wildcard extension/$(NEXT_VERSION)/*.sql))
+	cat $^ > $@
 install: install-frontend
 clean: clean-frontend
 
