@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer.h
+ *	  the consumer runtime: what a todo_kafka consumer service writes
+ *
+ * A service is a handler table (tkc_service) and a main() of one line:
+ *
+ *		int main(int argc, char **argv) { return tkc_main(&audit_service, argc, argv); }
+ *
+ * The runtime owns everything else: command line, config file and
+ * environment (common/daemon_config.c), the consumer group
+ * (<group_prefix><name>), one librdkafka consumer per worker thread
+ * (--consumers N), the poll loop, offsets (stored only after handling),
+ * retries with backoff and jitter, the dead-letter topic with origin
+ * headers, alerts (ERROR log, metric, webhook), pausing on a dependency
+ * outage, a PostgreSQL session per worker, /metrics and /healthz, signals.
+ * See runtime.c and worker.c for how.
+ *
+ * Threads: init, handle, handle_batch, periodic and fini of one worker run
+ * on that worker's thread only; each worker has its own PGconn and state.
+ * Workers share nothing the service must lock, unless the service itself
+ * shares state between them.
+ *
+ * IDENTIFICATION
+ *	  consumers/runtime/consumer.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TKC_CONSUMER_H
+#define TKC_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "cloudevents.h"
+#include "daemon_config.h"
+#include "options.h"
+
+/* what became of one event */
+typedef enum tkc_result
+{
+	TKC_OK,						/* handled: its offset may be stored */
+	TKC_RETRY,					/* failed this time: retry with backoff, then
+								 * dead-letter after max_attempts */
+	TKC_DEAD,					/* can never succeed: dead-letter now */
+	TKC_DOWN					/* a dependency is down (not the event's
+								 * fault): pause, wait, try again, no attempt
+								 * counted, never dead-lettered for it */
+} tkc_result;
+
+/*
+ * One consumed message.  The envelope was checked before the handler sees
+ * it: value is JSON, a CloudEvent 1.0 with string id, source and type; data
+ * is its "data" member (may be NULL).  Everything is owned by the runtime
+ * and valid during the call.  On failure the handler writes the reason
+ * into error (tkc_fail), which goes to the log, the dead-letter headers and
+ * the alert.
+ */
+typedef struct tkc_event
+{
+	const char *topic;
+	int32_t		partition;
+	int64_t		offset;
+	const char *key;			/* NUL-terminated copy, NULL when none */
+	const char *value;			/* as received, NOT NUL-terminated */
+	size_t		value_len;
+	int64_t		timestamp_ms;	/* Kafka message timestamp, -1 if none */
+
+	const cJSON *ce;			/* the parsed CloudEvent */
+	const char *id;
+	const char *type;
+	const char *source;
+	const char *subject;		/* NULL when absent */
+	const char *time;			/* NULL when absent */
+	const cJSON *data;			/* NULL when absent */
+
+	int			attempt;		/* 1 on the first try */
+	char		error[512];		/* why it failed (tkc_fail) */
+} tkc_event;
+
+typedef struct tkc_worker tkc_worker;
+
+typedef struct tkc_service
+{
+	const char *name;			/* "audit": todo-kafka-audit, group
+								 * todo-chatbot-audit */
+	const char *summary;		/* one line for --help */
+	const char *const *streams; /* logical streams consumed (NULL ended),
+								 * topics from todo_kafka.topic_of() */
+	const tk_option *options;	/* the service's own settings, or NULL */
+	size_t		config_size;	/* size of the struct they are bound to */
+	const tk_cli_option *cli_options;	/* extra long options, or NULL */
+	const char *notes;			/* extra --help text, or NULL */
+
+	/*
+	 * Optional: check the fields the handler uses before it runs; false
+	 * (with a reason in ev->error) dead-letters the event at once.
+	 */
+	bool		(*validate) (const void *config, tkc_event *ev);
+	/* once per worker, after its PostgreSQL session is up; false = fatal */
+	bool		(*init) (tkc_worker *w, char *errbuf, size_t errlen);
+	/* one event; or, when set, handle_batch gets up to batch_size at once */
+	tkc_result	(*handle) (tkc_worker *w, tkc_event *ev);
+	void		(*handle_batch) (tkc_worker *w, tkc_event **evs, int n,
+								 tkc_result *results);
+	/* optional housekeeping, worker 0 only, every periodic_ms */
+	void		(*periodic) (tkc_worker *w);
+	int			periodic_ms;
+	void		(*fini) (tkc_worker *w);
+} tkc_service;
+
+extern int	tkc_main(const tkc_service *svc, int argc, char **argv);
+
+/* for handlers */
+extern const void *tkc_config(tkc_worker *w);	/* the service's settings */
+extern void *tkc_state(tkc_worker *w);
+extern void tkc_set_state(tkc_worker *w, void *state);
+extern int	tkc_worker_index(tkc_worker *w);
+extern const char *tkc_group(tkc_worker *w);
+extern PGconn *tkc_pg(tkc_worker *w);	/* NULL while the database is down */
+extern const char *tkc_topic(tkc_worker *w, const char *stream);
+
+extern void tkc_fail(tkc_event *ev, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+
+/*
+ * Map a statement's outcome to a result: OK, DOWN (connection lost, or a
+ * deployment problem such as a missing grant, which is no event's fault),
+ * DEAD (the data is wrong) or RETRY; the reason goes to ev->error.
+ */
+extern tkc_result tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev);
+
+/*
+ * Produce one message to a stream's topic and wait until Kafka
+ * acknowledged it (acks=all, idempotent).  false: not acknowledged within
+ * the timeout or refused, reason in errbuf; the caller returns TKC_RETRY
+ * or TKC_DOWN.
+ */
+extern bool tkc_produce(tkc_worker *w, const char *stream, const char *key,
+						const char *value, size_t len,
+						const tk_header *headers, int nheaders,
+						char *errbuf, size_t errlen);
+
+/* a labelled counter on /metrics: todo_kafka_<service>_<name>{label="value"} */
+extern void tkc_count(tkc_worker *w, const char *name, const char *label,
+					  const char *value, double add);
+
+/* cJSON helpers for handlers: a member's string value, or NULL */
+extern const char *tkc_json_string(const cJSON *obj, const char *name);
+
+#endif							/* TKC_CONSUMER_H */
