@@ -85,6 +85,8 @@ extern const char *const tkc_consumer_kafka_defaults[][2];
 
 /* worker.c */
 extern void *tkc_worker_run(void *arg);
+extern bool tkc_ensure_pg(tkc_worker *w, char *why, size_t whylen);
+extern int	tkc_run_setup(tkc_runtime *rt);
 
 /* event.c: parse and check the envelope; false with reason in ev->error */
 extern bool tkc_event_parse(tkc_event *ev, const rd_kafka_message_t *m,

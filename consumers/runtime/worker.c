@@ -27,6 +27,10 @@
  *				so.  The topic is never emptied into the dead-letter queue
  *				by an outage.  A database session that cannot be opened is
  *				the same outage, as is a dead letter Kafka will not take.
+ *		  LATER (handle_batch) not tried this round, because an earlier
+ *				event of its partition got RETRY or DOWN: offered again with
+ *				the next round, no attempt counted (a service whose sink
+ *				keeps offsets must not apply offset n+1 before n).
  *		While waiting the worker keeps calling rd_kafka_consumer_poll()
  *		(partitions paused), so it stays in the group and rebalances are
  *		served; anything polled meanwhile is stashed for the next batch.
@@ -181,11 +185,73 @@ tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *valu
 							errbuf, errlen);
 }
 
+/* the handle to ask the broker with: the consumer, else the producer */
+static rd_kafka_t *
+query_handle(tkc_worker *w, char *errbuf, size_t errlen)
+{
+	if (w->consumer)
+		return w->consumer;
+	if (w->producer == NULL)
+		w->producer = tkc_producer_create(w->rt, errbuf, errlen);
+	return w->producer;
+}
+
+bool
+tkc_watermarks(tkc_worker *w, const char *topic, int32_t partition, int64_t *low,
+			   int64_t *high, char *errbuf, size_t errlen)
+{
+	rd_kafka_t *rk = query_handle(w, errbuf, errlen);
+	rd_kafka_resp_err_t err;
+
+	if (rk == NULL)
+		return false;
+	err = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high, 10000);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "cannot learn the offsets of %s[%d]: %s", topic,
+				 (int) partition, rd_kafka_err2str(err));
+		return false;
+	}
+	return true;
+}
+
+int
+tkc_partition_count(tkc_worker *w, const char *topic, char *errbuf, size_t errlen)
+{
+	rd_kafka_t *rk = query_handle(w, errbuf, errlen);
+	rd_kafka_topic_t *rkt;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+	int			n = -1;
+
+	if (rk == NULL)
+		return -1;
+	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (rkt == NULL)
+	{
+		snprintf(errbuf, errlen, "cannot use topic %s", topic);
+		return -1;
+	}
+	err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+	if (err)
+		snprintf(errbuf, errlen, "cannot read the metadata of %s: %s", topic, rd_kafka_err2str(err));
+	else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt <= 0)
+		snprintf(errbuf, errlen, "topic %s is not known to the brokers%s%s", topic,
+				 md->topic_cnt == 1 && md->topics[0].err ? ": " : "",
+				 md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err) : "");
+	else
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
 /* ---- the database session ---- */
 
 /* a usable session, (re)connecting at most as often as the backoff allows */
-static bool
-ensure_pg(tkc_worker *w, char *why, size_t whylen)
+bool
+tkc_ensure_pg(tkc_worker *w, char *why, size_t whylen)
 {
 	int64_t		now = tk_monotonic_ms();
 	char		err[512];
@@ -504,7 +570,7 @@ process(tkc_worker *w, item *b, int n)
 		if (np == 0)
 			break;
 
-		if (!ensure_pg(w, why, sizeof(why)))
+		if (!tkc_ensure_pg(w, why, sizeof(why)))
 			down = true;
 		else
 		{
@@ -691,6 +757,40 @@ check_partitions(tkc_worker *w)
 			   rt->rc.consumers - most == 1 ? "" : "s");
 }
 
+/*
+ * The service's setup hook, in the main thread, before the workers start:
+ * a worker of index -1 with its own session (svc->init is not run for it)
+ * and no consumer.  Returns TKC_SETUP_CONTINUE or an exit code.
+ */
+int
+tkc_run_setup(tkc_runtime *rt)
+{
+	tkc_worker	w;
+	char		why[512];
+	int			rc;
+
+	if (rt->svc->setup == NULL)
+		return TKC_SETUP_CONTINUE;
+	memset(&w, 0, sizeof(w));
+	w.rt = rt;
+	w.index = -1;
+	w.initialized = true;
+	tk_backoff_init(&w.pg_backoff, 200, rt->rc.outage_retry_max_ms, (uint64_t) getpid());
+	while (!tkc_ensure_pg(&w, why, sizeof(why)))
+	{
+		if (tk_shutdown_requested)
+			return TK_EXIT_OK;
+		tk_log(TK_LOG_WARNING, "setup: %s", why);
+		usleep(200 * 1000);
+	}
+	rc = rt->svc->setup(&w);
+	if (w.producer)
+		rd_kafka_destroy(w.producer);
+	if (w.pg)
+		PQfinish(w.pg);
+	return rc;
+}
+
 void *
 tkc_worker_run(void *arg)
 {
@@ -714,7 +814,7 @@ tkc_worker_run(void *arg)
 	}
 	if (w->index == 0)
 		check_partitions(w);
-	(void) ensure_pg(w, why, sizeof(why));	/* early, so init errors show at once */
+	(void) tkc_ensure_pg(w, why, sizeof(why));	/* early, so init errors show at once */
 
 	while (!tk_shutdown_requested)
 	{
@@ -732,7 +832,7 @@ tkc_worker_run(void *arg)
 		if (w->index == 0 && rt->svc->periodic && tk_monotonic_ms() >= w->next_periodic_ms)
 		{
 			w->next_periodic_ms = tk_monotonic_ms() + rt->svc->periodic_ms;
-			if (ensure_pg(w, why, sizeof(why)))
+			if (tkc_ensure_pg(w, why, sizeof(why)))
 				rt->svc->periodic(w);
 		}
 	}
