@@ -234,6 +234,7 @@ RESET ROLE;
 SELECT todo_kafka.publish('audit', 't1', 'audit.created', '{"forged": true}');
 
 -- the outbox records the login role (session_user), whatever actor is claimed
+-- (the actor of a task API call without todo_kafka.actor is its user)
 INSERT INTO todo_kafka.topics (stream, topic) VALUES ('app_events', 'app.events');
 SET SESSION AUTHORIZATION tk_audit_app;
 SET todo_kafka.actor = 'admin';

@@ -20,7 +20,8 @@ DELETE FROM todo_kafka.outbox;
 UPDATE todo_kafka.tasks SET title = 'x';
 SELECT todo_kafka.track('todo_kafka.tasks', 'id', 'user_id');
 RESET ROLE;
--- the actor of an API call is the calling role, not the function owner
+-- the actor of a task API call is the user it was made for, that of
+-- publish() the calling role; never the function owner
 SELECT event_type, actor FROM todo_kafka.outbox ORDER BY id;
 
 SET ROLE tk_test_relay;
