@@ -51,6 +51,8 @@ my $e = $c->{event};
 is($e->{specversion}, '1.0', 'specversion');
 is($e->{source}, '/todo_kafka/todo_kafka.tasks', 'source');
 is($e->{subject}, $task, 'subject is the task id');
+is($e->{partitionkey}, $c->{key}, 'partitionkey is the Kafka key');
+is($e->{dataschema}, 'https://todo-kafka.dev/schemas/task-events.v1.json', 'dataschema names the schema');
 is($e->{datacontenttype}, 'application/json', 'datacontenttype');
 is($e->{correlationid}, 'corr-1', 'correlationid from the GUC');
 is($e->{userid}, 'alice', 'userid');
@@ -80,6 +82,8 @@ is($cu->{key}, 'k1', 'custom key');
 is_deeply($cu->{event}{data}, { a => 1 }, 'custom data as published');
 is($cu->{event}{source}, '/todo_kafka/publish', 'custom source');
 is($cu->{hdr}{'x-tenant'}, 'acme', 'custom header passed through');
+is($cu->{event}{partitionkey}, 'k1', 'custom partitionkey is the key');
+ok(!exists $cu->{event}{dataschema}, 'no dataschema on a custom stream');
 
 # per-task order on the task topic
 my @order = map { $_->{event}{type} } grep { ($_->{key} // '') eq $task } @$ev;
@@ -92,6 +96,8 @@ is(scalar @$au, 4, 'four audit records (custom events are not audited)');
 my %au = map { $_->{event}{data}{event_type} => $_ } @$au;
 my $ua = $au{updated}{event};
 is($ua->{type}, 'audit.updated', 'audit type');
+is($ua->{dataschema}, 'https://todo-kafka.dev/schemas/audit.v1.json', 'audit dataschema');
+is($ua->{partitionkey}, $au{updated}{key}, 'audit partitionkey is the Kafka key');
 is($ua->{id}, $by_type{'task.updated'}{event}{id} . ':audit', 'audit id = event id + :audit');
 is($ua->{data}{operation}, 'UPDATE', 'operation');
 is($ua->{data}{table}, 'todo_kafka.tasks', 'table');
@@ -135,6 +141,8 @@ is($f{'tag_added:urgent'}{data}{previous_value}, undef, 'tag_added has no previo
 ok($f{'tag_removed:home'}, 'tag_removed home');
 is($f{'tag_removed:home'}{data}{field_changed}, 'tags', 'tag field_changed = tags');
 is($f{'tag_removed:home'}{type}, 'task.tag_removed', 'tag_removed type');
+is($f{'tag_removed:home'}{dataschema}, 'https://todo-kafka.dev/schemas/task-updates.v1.json',
+	'task_updates dataschema');
 my ($st) = grep { $_->{data}{event_type} eq 'status_changed' } values %ut;
 ok($st, 'completed -> status_changed');
 is($st->{data}{previous_value}, JSON::PP::false, 'status previous false');
