@@ -476,7 +476,8 @@ $$;
  *					title and due date win when it still exists
  *	 p_late			a reminder fired late ("missed")
  * One row per channel, in channel order; no row = nothing to send (channel
- * disabled, quiet hours).  The due time is given in the user's zone.
+ * disabled, quiet hours).  due_date is RFC 3339 UTC, due_local the due time
+ * in the user's zone.
  * Read-only: a redelivered event gets the same answer unless the settings
  * changed in between.
  */
@@ -485,7 +486,8 @@ CREATE FUNCTION todo_kafka.notification_plan(p_user_id text, p_kind text, p_requ
 											 p_due_date timestamptz,
 											 p_late boolean DEFAULT false,
 											 p_at timestamptz DEFAULT now())
-	RETURNS TABLE (channel text, title text, body text, due_local text, time_zone text)
+	RETURNS TABLE (channel text, title text, body text, due_date text, due_local text,
+				   time_zone text)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -527,6 +529,7 @@ BEGIN
 		END IF;
 	END IF;
 	v_title := coalesce(v_title, 'a task');
+	due_date := to_char(v_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
 	due_local := CASE WHEN v_due IS NULL THEN NULL ELSE todo_kafka.notify_local_time(v_due, v_tz) END;
 	time_zone := coalesce(v_tz, 'UTC');
 	IF p_kind = 'task_created' THEN
