@@ -80,14 +80,35 @@ sub use_topics
 sub start_relay
 {
 	my ($class, $node, $kafka, %opt) = @_;
-	my $bin = relay_binary();
-	croak "relay binary $bin is missing: run make" unless -x $bin;
+	return $class->start_daemon(relay_binary(), $node, $kafka, name => 'relay', %opt);
+}
+
+# a consumer service: consumers/<service>/todo-kafka-<service>
+sub service_binary
+{
+	my ($service) = @_;
+	return $ENV{ 'TODO_KAFKA_' . uc($service) }
+	  // repo_root() . "/consumers/$service/todo-kafka-$service";
+}
+
+sub start_service
+{
+	my ($class, $service, $node, $kafka, %opt) = @_;
+	return $class->start_daemon(service_binary($service), $node, $kafka,
+		name => $service, %opt);
+}
+
+# any todo_kafka daemon: -d, -b and --log-level, then args; stderr to a log
+sub start_daemon
+{
+	my ($class, $bin, $node, $kafka, %opt) = @_;
+	croak "binary $bin is missing: run make" unless -x $bin;
 	$serial++;
-	my $name = $opt{name} // 'relay';
+	my $name = $opt{name} // basename($bin);
 	# tests share tmp_check/log: name the file after the test too
 	my $test = basename($0, '.pl');
 	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_${name}_$serial.log";
-	my @cmd = ($bin, '-d', $node->connstr('postgres'), '-b', $kafka->bootstrap,
+	my @cmd = ($bin, '-d', $opt{connstr} // $node->connstr('postgres'), '-b', $kafka->bootstrap,
 		'--log-level', $opt{log_level} // 'info', @{ $opt{args} // [] });
 	my $self = bless { log => $log, name => $name, cmd => \@cmd }, $class;
 	my $pid = fork;
@@ -124,7 +145,7 @@ sub wait_log
 		return 1 if $self->log_text =~ $re;
 		sleep(0.05);
 	}
-	diag("relay log did not match $re; log:\n" . $self->log_text);
+	diag("$self->{name} log did not match $re; log:\n" . $self->log_text);
 	return 0;
 }
 

@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * dead_letter.h
+ *	  the dead-letter envelope of a consumed message, from its origin
+ *
+ * IDENTIFICATION
+ *	  common/dead_letter.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TK_DEAD_LETTER_H
+#define TK_DEAD_LETTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloudevents.h"
+
+#define TK_DL_MAX_HEADERS 14
+
+/* where a failed message came from and why it failed */
+typedef struct tk_dl_origin
+{
+	const char *topic;
+	int32_t		partition;
+	int64_t		offset;
+	const char *key;			/* NULL when none */
+	const char *event_id;		/* CloudEvents id, NULL if unreadable */
+	const char *event_type;		/* CloudEvents type, NULL if unreadable */
+	const char *payload;		/* the original value, kept for replay */
+	size_t		payload_len;
+	const char *error;			/* kind: INVALID_INPUT, HANDLER_FAILED, ... */
+	const char *reason;			/* one line for people */
+	int			attempts;
+	const char *consumer_group;
+	const char *source;			/* CloudEvents source of the envelope */
+} tk_dl_origin;
+
+/* a built envelope: value and headers, owned by the struct */
+typedef struct tk_dl_message
+{
+	char	   *value;
+	size_t		value_len;
+	char	   *id;
+	tk_header	headers[TK_DL_MAX_HEADERS];
+	int			nheaders;
+	char	   *hbuf[TK_DL_MAX_HEADERS];	/* storage of header values */
+} tk_dl_message;
+
+extern bool tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out);
+extern void tk_dead_letter_free(tk_dl_message *m);
+extern bool tk_utf8_valid(const char *s, size_t len);
+
+#endif							/* TK_DEAD_LETTER_H */

@@ -1,0 +1,243 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  todo-kafka-audit: the audit trail, from todo.audit.log into
+ *	  todo_kafka.audit_log
+ *
+ * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
+ * batch of audit records becomes ONE call of todo_kafka.audit_append()
+ * (extension 0.3.0, granted to todo_kafka_consumer), i.e. one transaction
+ * and one round trip per batch:
+ *	 - idempotent by event id: a record already in the log is skipped, so
+ *	   redeliveries after a crash or a rebalance add nothing;
+ *	 - chained: each row carries sha256(previous hash || its content) within
+ *	   its chain (= the Kafka partition), in the order appended, which is
+ *	   offset order because one consumer owns a partition and appends a
+ *	   batch in order; todo_kafka.verify_audit() finds the first broken link.
+ * When the batch is refused for its data (SQLSTATE class 22/23), the
+ * records are appended one by one so only the bad one is dead-lettered.
+ * A database that is down, or a missing grant, pauses the partitions
+ * (runtime: TKC_DOWN), never dead-letters.
+ *
+ * Who really did it: the relay's audit record carries actor (what the
+ * application claims through the todo_kafka.actor setting) and db_role
+ * (session_user at capture, which it cannot forge).  Only records the relay
+ * made from captured changes are accepted: their CloudEvents id is
+ * "<event_id>:audit" and type "audit.<event_type>" (publish() refuses the
+ * audit stream since 0.3.0, and a forged message on the topic fails these
+ * checks), so anything else is dead-lettered as invalid input at once.
+ *
+ * Retention: worker 0 runs todo_kafka.purge_audit(retention_days) every
+ * purge_interval_s; it deletes a prefix of each chain and anchors what
+ * remains, so the chain still verifies.
+ *
+ * IDENTIFICATION
+ *	  consumers/audit/audit.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "consumer.h"
+#include "log.h"
+#include "strbuf.h"
+
+typedef struct audit_config
+{
+	int			retention_days;
+	int			purge_interval_s;
+} audit_config;
+
+#define OFF(f) offsetof(audit_config, f)
+
+static const tk_option audit_options[] = {
+	{"retention_days", TK_OPT_INT, OFF(retention_days), "90", 1, 36500,
+	"audit entries older than this are purged"},
+	{"purge_interval_s", TK_OPT_INT, OFF(purge_interval_s), "3600", 10, 604800,
+	"how often the retention purge runs"},
+	{NULL}
+};
+
+static const char *const audit_streams[] = {"audit", NULL};
+
+static const char *const operations[] = {"INSERT", "UPDATE", "DELETE", NULL};
+
+/* the record is one the relay made from a captured change */
+static bool
+audit_validate(const void *config, tkc_event *ev)
+{
+	const char *event_id;
+	const char *event_type;
+	const char *operation;
+	size_t		n;
+	bool		known = false;
+
+	if (!cJSON_IsObject(ev->data))
+	{
+		tkc_fail(ev, "not an audit record: \"data\" must be an object");
+		return false;
+	}
+	event_id = tkc_json_string(ev->data, "event_id");
+	event_type = tkc_json_string(ev->data, "event_type");
+	operation = tkc_json_string(ev->data, "operation");
+	if (event_id == NULL || event_type == NULL || operation == NULL ||
+		tkc_json_string(ev->data, "timestamp") == NULL)
+	{
+		tkc_fail(ev, "not an audit record: data.event_id, data.event_type, data.operation "
+				 "and data.timestamp must be strings");
+		return false;
+	}
+	for (int i = 0; operations[i]; i++)
+		known = known || strcmp(operation, operations[i]) == 0;
+	if (!known)
+	{
+		tkc_fail(ev, "not an audit record: data.operation \"%.32s\" is not INSERT, UPDATE or DELETE",
+				 operation);
+		return false;
+	}
+	n = strlen(event_id);
+	if (strncmp(ev->id, event_id, n) != 0 || strcmp(ev->id + n, ":audit") != 0 ||
+		strncmp(ev->type, "audit.", 6) != 0 || strcmp(ev->type + 6, event_type) != 0)
+	{
+		tkc_fail(ev, "not an audit record made by the relay from a captured change: "
+				 "id \"%.64s\" and type \"%.64s\" must be \"%.40s:audit\" and \"audit.%.32s\"",
+				 ev->id, ev->type, event_id, event_type);
+		return false;
+	}
+	return true;
+}
+
+/* one audit_append() call for n records; the result applies to all */
+static tkc_result
+append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
+{
+	tk_strbuf	arr;
+	PGresult   *res;
+	const char *params[1];
+	tkc_result	r;
+
+	tk_strbuf_init(&arr);
+	tk_strbuf_putc(&arr, '[');
+	for (int i = 0; i < n; i++)
+	{
+		char	   *data = cJSON_PrintUnformatted(evs[i]->data);
+
+		tk_strbuf_puts(&arr, i ? ",{\"topic\":" : "{\"topic\":");
+		tk_strbuf_json_string(&arr, evs[i]->topic);
+		tk_strbuf_printf(&arr, ",\"partition\":%d,\"offset\":%lld,\"data\":%s}",
+						 (int) evs[i]->partition, (long long) evs[i]->offset,
+						 data ? data : "null");
+		cJSON_free(data);
+	}
+	tk_strbuf_putc(&arr, ']');
+	if (arr.oom)
+	{
+		tk_strbuf_free(&arr);
+		tkc_fail(evs[0], "out of memory");
+		return TKC_RETRY;
+	}
+	params[0] = arr.data;
+	res = PQexecParams(tkc_pg(w), "SELECT todo_kafka.audit_append($1::jsonb)", 1, NULL,
+					   params, NULL, NULL, 0);
+	r = tkc_pg_result(w, res, evs[0]);
+	if (r == TKC_OK)
+		*inserted = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	tk_strbuf_free(&arr);
+	return r;
+}
+
+static void
+audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
+{
+	int			inserted = 0;
+	tkc_result	r;
+
+	if (tkc_pg(w) == NULL)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			tkc_fail(evs[i], "database unavailable");
+			results[i] = TKC_DOWN;
+		}
+		return;
+	}
+	r = append(w, evs, n, &inserted);
+	if ((r == TKC_DEAD || r == TKC_RETRY) && n > 1)
+	{
+		/* find the bad record: one by one, the others still go in and only
+		 * the failing one is retried or dead-lettered */
+		tk_log(TK_LOG_WARNING, "audit batch of %d refused (%s); appending one by one",
+			   n, evs[0]->error);
+		for (int i = 0; i < n; i++)
+			audit_handle_batch(w, &evs[i], 1, &results[i]);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		results[i] = r;
+		if (i > 0)
+			memcpy(evs[i]->error, evs[0]->error, sizeof(evs[i]->error));
+	}
+	if (r == TKC_OK)
+	{
+		tkc_count(w, "records_appended_total", NULL, NULL, inserted);
+		if (n - inserted > 0)
+			tkc_count(w, "records_already_present_total", NULL, NULL, n - inserted);
+	}
+}
+
+/* retention: worker 0, every purge_interval_s */
+static void
+audit_periodic(tkc_worker *w)
+{
+	static int64_t next_purge_ms;
+	const audit_config *cfg = tkc_config(w);
+	char		days[16];
+	const char *params[1] = {days};
+	PGresult   *res;
+
+	if (tk_monotonic_ms() < next_purge_ms)
+		return;
+	next_purge_ms = tk_monotonic_ms() + (int64_t) cfg->purge_interval_s * 1000;
+	snprintf(days, sizeof(days), "%d", cfg->retention_days);
+	res = PQexecParams(tkc_pg(w),
+					   "SELECT todo_kafka.purge_audit(pg_catalog.make_interval(days => $1::int))",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		long		purged = atol(PQgetvalue(res, 0, 0));
+
+		if (purged > 0)
+			tk_log(TK_LOG_INFO, "retention: purged %ld audit entries older than %d days",
+				   purged, cfg->retention_days);
+		tkc_count(w, "records_purged_total", NULL, NULL, purged);
+	}
+	else
+		tk_log(TK_LOG_WARNING, "retention purge failed: %s", PQerrorMessage(tkc_pg(w)));
+	PQclear(res);
+}
+
+static const tkc_service audit_service = {
+	.name = "audit",
+	.summary = "keeps the searchable, tamper-evident audit trail (todo_kafka.audit_log).",
+	.streams = audit_streams,
+	.options = audit_options,
+	.config_size = sizeof(audit_config),
+	.validate = audit_validate,
+	.handle_batch = audit_handle_batch,
+	.periodic = audit_periodic,
+	.periodic_ms = 10000,
+	.notes = "Search: SELECT * FROM todo_kafka.search_audit(p_user_id => 'alice');\n"
+	"Verify:  SELECT * FROM todo_kafka.verify_audit();   (as todo_kafka_auditor)\n",
+};
+
+int
+main(int argc, char **argv)
+{
+	return tkc_main(&audit_service, argc, argv);
+}

@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.c
+ *	  the consumer and producer of a worker, and a produce that waits
+ *
+ * Every worker thread owns one consumer (group <prefix><service>) and, made
+ * when first needed, one producer for dead letters and for services that
+ * emit messages (the notification fan-out).  Nothing librdkafka calls back
+ * is shared between workers.
+ *
+ * Rebalances (STYLE 38c): cooperative-sticky by default, so the callback
+ * uses rd_kafka_incremental_assign/unassign (and the eager calls when the
+ * user chose an eager strategy).  The callback runs inside
+ * rd_kafka_consumer_poll() on the worker's own thread, i.e. between two
+ * messages or while the worker waits (retry backoff, outage): it never
+ * interrupts a handler.  Partitions revoked while a batch is in hand are
+ * recorded in w->revoked; worker.c drops that batch's events of those
+ * partitions without storing their offsets, so the new owner handles them
+ * (at-least-once; the sinks absorb the repeat).  While the worker is
+ * paused for an outage, newly assigned partitions are paused too.
+ *
+ * tkc_produce_sync() waits for the delivery report of its one message.
+ * The producer's message.timeout.ms is produce_timeout_ms, so librdkafka
+ * always reports within that time and the report's stack slot outlives it.
+ * Callbacks run on the worker thread from rd_kafka_poll().
+ *
+ * IDENTIFICATION
+ *	  consumers/runtime/kafka.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_conf.h"
+#include "log.h"
+#include "runtime.h"
+#include "signals.h"
+
+static void
+log_partitions(tkc_worker *w, const char *what,
+			   const rd_kafka_topic_partition_list_t *parts)
+{
+	char		buf[1024] = "";
+	size_t		len = 0;
+
+	for (int i = 0; i < parts->cnt && len < sizeof(buf) - 64; i++)
+		len += snprintf(buf + len, sizeof(buf) - len, "%s%s[%d]", i ? " " : "",
+						parts->elems[i].topic, (int) parts->elems[i].partition);
+	tk_log(TK_LOG_INFO, "consumer %d: %s %s", w->index, what, parts->cnt ? buf : "nothing");
+}
+
+/* called from rd_kafka_consumer_poll() on the worker's thread */
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	tkc_worker *w = opaque;
+	bool		cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *error = NULL;
+	rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+	{
+		log_partitions(w, "assigned", parts);
+		if (cooperative)
+			error = rd_kafka_incremental_assign(rk, parts);
+		else
+			rerr = rd_kafka_assign(rk, parts);
+		if (w->paused && parts->cnt > 0)
+			rd_kafka_pause_partitions(rk, parts);
+	}
+	else
+	{
+		log_partitions(w, "revoked", parts);
+		for (int i = 0; i < parts->cnt; i++)
+			rd_kafka_topic_partition_list_add(w->revoked, parts->elems[i].topic,
+											  parts->elems[i].partition);
+		if (cooperative)
+			error = rd_kafka_incremental_unassign(rk, parts);
+		else
+			rerr = rd_kafka_assign(rk, NULL);
+	}
+	if (error)
+	{
+		tk_log(TK_LOG_ERROR, "consumer %d: rebalance failed: %s", w->index,
+			   rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	else if (rerr)
+		tk_log(TK_LOG_ERROR, "consumer %d: rebalance failed: %s", w->index,
+			   rd_kafka_err2str(rerr));
+}
+
+/* librdkafka's threads or the poll caller; tk_log is thread-safe */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		char		buf[512];
+
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		tk_log(TK_LOG_ERROR, "kafka fatal error: %s", buf);
+		tk_shutdown_requested = 1;
+		return;
+	}
+	tk_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? TK_LOG_WARNING : TK_LOG_INFO,
+		   "kafka: %s", reason);
+}
+
+static int
+stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	tkc_metrics_kafka_stats(json);
+	return 0;					/* librdkafka frees json */
+}
+
+static rd_kafka_conf_t *
+base_conf(tkc_runtime *rt, bool consumer, char *errbuf, size_t errlen)
+{
+	static const char *const consumer_only[] = {
+		"group.", "partition.assignment.strategy", "session.timeout.ms",
+		"heartbeat.interval.ms", "max.poll.interval.ms", "enable.auto.",
+		"auto.commit.", "auto.offset.reset", "fetch.", "queued.",
+		"isolation.level", "check.crcs", "enable.partition.eof",
+		"coordinator.query.interval.ms", "consume.callback.max.messages", NULL
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	for (int i = 0; i < rt->d.kafka.n; i++)
+	{
+		const char *k = rt->d.kafka.items[i].key;
+		bool		skip = false;
+
+		for (int j = 0; !consumer && consumer_only[j]; j++)
+			if (strncmp(k, consumer_only[j], strlen(consumer_only[j])) == 0)
+				skip = true;
+		if (!skip && !tk_kafka_conf_set(conf, k, rt->d.kafka.items[i].value, errbuf, errlen))
+		{
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	rd_kafka_conf_set_log_cb(conf, tk_kafka_log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	return conf;
+}
+
+rd_kafka_t *
+tkc_consumer_create(tkc_worker *w, char *errbuf, size_t errlen)
+{
+	tkc_runtime *rt = w->rt;
+	rd_kafka_conf_t *conf = base_conf(rt, true, errbuf, errlen);
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t err;
+	char		v[96];
+
+	if (conf == NULL)
+		return NULL;
+	snprintf(v, sizeof(v), "%d", rt->rc.stats_interval_ms);
+	if (!tk_kafka_conf_set(conf, "group.id", rt->group, errbuf, errlen) ||
+		!tk_kafka_conf_set(conf, "statistics.interval.ms", v, errbuf, errlen))
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	snprintf(v, sizeof(v), "%s-%d", rt->program, w->index);
+	tk_kafka_conf_set(conf, "client.id", v, errbuf, errlen);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	rd_kafka_conf_set_opaque(conf, w);
+
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);	/* not taken on failure */
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+
+	topics = rd_kafka_topic_partition_list_new(rt->nstreams);
+	for (int i = 0; i < rt->nstreams; i++)
+		rd_kafka_topic_partition_list_add(topics, rt->topics[i], RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "could not subscribe: %s", rd_kafka_err2str(err));
+		rd_kafka_destroy(rk);
+		return NULL;
+	}
+	return rk;
+}
+
+typedef struct dr_wait
+{
+	volatile bool done;
+	rd_kafka_resp_err_t err;
+} dr_wait;
+
+/* from rd_kafka_poll() on the thread that produced */
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	dr_wait    *dw = m->_private;
+
+	if (dw)
+	{
+		dw->err = m->err;
+		dw->done = true;
+	}
+}
+
+rd_kafka_t *
+tkc_producer_create(tkc_runtime *rt, char *errbuf, size_t errlen)
+{
+	rd_kafka_conf_t *conf = base_conf(rt, false, errbuf, errlen);
+	rd_kafka_t *rk;
+	char		v[32];
+
+	if (conf == NULL)
+		return NULL;
+	snprintf(v, sizeof(v), "%d", rt->rc.produce_timeout_ms);
+	if (!tk_kafka_conf_set(conf, "enable.idempotence", "true", errbuf, errlen) ||
+		!tk_kafka_conf_set(conf, "acks", "all", errbuf, errlen) ||
+		!tk_kafka_conf_set(conf, "linger.ms", "0", errbuf, errlen) ||
+		!tk_kafka_conf_set(conf, "message.timeout.ms", v, errbuf, errlen))
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen);
+	if (rk == NULL)
+		rd_kafka_conf_destroy(conf);	/* not taken on failure */
+	return rk;
+}
+
+bool
+tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
+				 const char *value, size_t len, const tk_header *headers,
+				 int nheaders, char *errbuf, size_t errlen)
+{
+	dr_wait		dw = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders > 0 ? nheaders : 1);
+	rd_kafka_resp_err_t err;
+
+	for (int i = 0; i < nheaders; i++)
+		rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+							headers[i].value ? -1 : 0);
+	for (;;)
+	{
+		err = rd_kafka_producev(rk,
+								RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+								RD_KAFKA_V_VALUE((void *) value, len),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_HEADERS(hdrs),
+								RD_KAFKA_V_OPAQUE(&dw),
+								RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(rk, 100);
+	}
+	if (err)
+	{
+		rd_kafka_headers_destroy(hdrs);	/* not taken on failure */
+		snprintf(errbuf, errlen, "could not produce to %s: %s", topic, rd_kafka_err2str(err));
+		return false;
+	}
+	/* the report always comes: message.timeout.ms = produce_timeout_ms */
+	while (!dw.done)
+		rd_kafka_poll(rk, 50);
+	if (dw.err)
+	{
+		snprintf(errbuf, errlen, "Kafka did not acknowledge the message to %s: %s",
+				 topic, rd_kafka_err2str(dw.err));
+		return false;
+	}
+	return true;
+}

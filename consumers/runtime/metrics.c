@@ -1,0 +1,220 @@
+/*-------------------------------------------------------------------------
+ *
+ * metrics.c
+ *	  /metrics and /healthz of a consumer service
+ *
+ * Series (Prometheus text; every name starts todo_kafka_consumer_ and
+ * carries service="<name>" via the job, not a label):
+ *	 processed_total{topic}			events handled OK
+ *	 retried_total{topic}			handling attempts that will be retried
+ *	 dead_lettered_total{topic,error}	sent to the dead-letter topic
+ *	 handling_seconds				histogram of one handler call per event
+ *	 lag{topic,partition}			consumer lag from librdkafka statistics
+ *	 dependency_up					0 while a worker waits for a dependency
+ *	 alerts_total{kind}, alert_webhook_failures_total
+ *	 and the service's own counters, todo_kafka_<service>_<name>{label}.
+ * /healthz is 503 while any worker is paused for an outage (with the
+ * reason), else 200.
+ *
+ * Threads: workers and librdkafka's stats callback write; the HTTP thread
+ * (libmicrohttpd) reads.  Labelled series go through common/prom_series.c,
+ * which locks; the histogram and the outage table have their own mutex.
+ *
+ * IDENTIFICATION
+ *	  consumers/runtime/metrics.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http_metrics.h"
+#include "prom_series.h"
+#include "runtime.h"
+
+#define MAX_WORKERS 64
+
+static tk_series_set series = TK_SERIES_SET_INIT;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static tk_histogram handling;
+static char outage[MAX_WORKERS][256];	/* "" = up */
+static tk_http_server *server;
+static tkc_runtime *runtime;
+
+
+void
+tkc_metrics_init(tkc_runtime *rt)
+{
+	runtime = rt;
+	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
+						"1 when every dependency answers, 0 while a worker waits for one",
+						"", 1);
+}
+
+void
+tkc_metrics_handled(const char *topic, tkc_result r, double seconds)
+{
+	char		l[256];
+
+	pthread_mutex_lock(&lock);
+	tk_hist_observe(&handling, seconds);
+	pthread_mutex_unlock(&lock);
+	if (r == TKC_OK)
+	{
+		tk_series_label(l, sizeof(l), "topic", topic);
+		tk_series_add(&series, "todo_kafka_consumer_processed_total", "counter",
+					  "Events handled successfully", l, 1);
+	}
+}
+
+void
+tkc_metrics_retried(const char *topic)
+{
+	char		l[256];
+
+	tk_series_label(l, sizeof(l), "topic", topic);
+	tk_series_add(&series, "todo_kafka_consumer_retried_total", "counter",
+				  "Failed handling attempts that are retried", l, 1);
+}
+
+void
+tkc_metrics_dead_lettered(const char *topic, const char *kind)
+{
+	char		l1[256],
+				l2[128],
+				l[400];
+
+	tk_series_label(l1, sizeof(l1), "topic", topic);
+	tk_series_label(l2, sizeof(l2), "error", kind);
+	snprintf(l, sizeof(l), "%s,%s", l1, l2);
+	tk_series_add(&series, "todo_kafka_consumer_dead_lettered_total", "counter",
+				  "Messages sent to the dead-letter topic", l, 1);
+}
+
+void
+tkc_metrics_alert(const char *kind, bool webhook_ok)
+{
+	char		l[128];
+
+	tk_series_label(l, sizeof(l), "kind", kind);
+	tk_series_add(&series, "todo_kafka_consumer_alerts_total", "counter",
+				  "Alerts raised (dead letters, dependency outages)", l, 1);
+	if (!webhook_ok)
+		tk_series_add(&series, "todo_kafka_consumer_alert_webhook_failures_total", "counter",
+					  "Alert webhook POSTs that failed", "", 1);
+}
+
+void
+tkc_metrics_outage(int worker, bool down, const char *reason)
+{
+	bool		any = false;
+
+	if (worker < 0 || worker >= MAX_WORKERS)
+		return;
+	pthread_mutex_lock(&lock);
+	snprintf(outage[worker], sizeof(outage[worker]), "%s", down ? (reason ? reason : "down") : "");
+	for (int i = 0; i < MAX_WORKERS; i++)
+		any = any || outage[i][0];
+	pthread_mutex_unlock(&lock);
+	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
+						"1 when every dependency answers, 0 while a worker waits for one",
+						"", any ? 0 : 1);
+}
+
+void
+tkc_metrics_count(const char *name, const char *label, const char *value, double add)
+{
+	char		full[256];
+	char		l[256] = "";
+
+	snprintf(full, sizeof(full), "todo_kafka_%s_%s", runtime ? runtime->svc->name : "service", name);
+	if (label)
+		tk_series_label(l, sizeof(l), label, value);
+	tk_series_add(&series, full, "counter", "Service counter", l, add);
+}
+
+/* librdkafka statistics (stats_cb, a librdkafka thread): consumer lag */
+void
+tkc_metrics_kafka_stats(const char *json)
+{
+	cJSON	   *root = cJSON_Parse(json);
+	const cJSON *topics = root ? cJSON_GetObjectItemCaseSensitive(root, "topics") : NULL;
+	const cJSON *t;
+
+	cJSON_ArrayForEach(t, topics)
+	{
+		const cJSON *parts = cJSON_GetObjectItemCaseSensitive(t, "partitions");
+		const cJSON *p;
+
+		cJSON_ArrayForEach(p, parts)
+		{
+			const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "partition");
+			char		l1[256],
+						l[320];
+
+			if (!cJSON_IsNumber(lag) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
+				lag->valuedouble < 0)
+				continue;
+			tk_series_label(l1, sizeof(l1), "topic", t->string);
+			snprintf(l, sizeof(l), "%s,partition=\"%d\"", l1, id->valueint);
+			tk_series_set_value(&series, "todo_kafka_consumer_lag", "gauge",
+								"Messages behind the partition's end (librdkafka statistics)",
+								l, lag->valuedouble);
+		}
+	}
+	cJSON_Delete(root);
+}
+
+static void
+render(void *arg, tk_strbuf *out)
+{
+	tk_histogram h;
+
+	pthread_mutex_lock(&lock);
+	h = handling;
+	pthread_mutex_unlock(&lock);
+	tk_series_render(&series, out);
+	tk_prom_histogram(out, "todo_kafka_consumer_handling_seconds",
+					  "Time to handle one event (handler call, per event)", &h);
+}
+
+static bool
+health(void *arg, tk_strbuf *out)
+{
+	bool		ok = true;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_WORKERS; i++)
+	{
+		if (outage[i][0])
+		{
+			tk_strbuf_printf(out, "%sconsumer %d waits: %s", ok ? "degraded: " : "; ",
+							 i, outage[i]);
+			ok = false;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	if (ok)
+		tk_strbuf_printf(out, "ok %s group %s", runtime ? runtime->program : "",
+						 runtime ? runtime->group : "");
+	return ok;
+}
+
+bool
+tkc_metrics_start(const char *listen, char *errbuf, size_t errlen)
+{
+	if (listen == NULL || listen[0] == '\0')
+		return true;
+	server = tk_http_start(listen, render, health, NULL, errbuf, errlen);
+	return server != NULL;
+}
+
+void
+tkc_metrics_stop(void)
+{
+	if (server)
+		tk_http_stop(server);
+	server = NULL;
+}

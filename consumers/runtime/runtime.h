@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * runtime.h
+ *	  internal declarations of the consumer runtime (not for services)
+ *
+ * IDENTIFICATION
+ *	  consumers/runtime/runtime.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TKC_RUNTIME_H
+#define TKC_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "backoff.h"
+#include "consumer.h"
+#include "prom.h"
+
+#define TKC_MAX_STREAMS 8
+
+/* the runtime's own settings (runtime_config.c) */
+typedef struct tkc_runtime_config
+{
+	char	   *group_prefix;
+	int			consumers;
+	int			max_attempts;
+	int			retry_base_ms;
+	int			retry_max_ms;
+	int			outage_retry_max_ms;
+	int			batch_size;
+	char	   *alert_webhook;
+	int			produce_timeout_ms;
+	int			stats_interval_ms;
+} tkc_runtime_config;
+
+/* everything the workers share, read-only once they run */
+typedef struct tkc_runtime
+{
+	const tkc_service *svc;
+	char		program[64];	/* todo-kafka-<name> */
+	char		group[256];
+	tk_daemon_config d;
+	tkc_runtime_config rc;
+	void	   *svc_config;		/* the service's settings */
+	int			nstreams;
+	const char *streams[TKC_MAX_STREAMS];
+	char	   *topics[TKC_MAX_STREAMS];
+	char	   *dead_letter_topic;
+	int			partitions;		/* most partitions of a consumed topic */
+} tkc_runtime;
+
+struct tkc_worker
+{
+	tkc_runtime *rt;
+	int			index;
+	pthread_t	thread;
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer;		/* dead letters and tkc_produce, made lazily */
+	PGconn	   *pg;
+	tk_backoff	pg_backoff;
+	int64_t		pg_next_try_ms;
+	void	   *state;			/* the service's */
+	bool		initialized;	/* svc->init ran on this session */
+	int64_t		next_periodic_ms;
+	uint64_t	rng;			/* retry jitter */
+
+	/* partitions revoked while a batch was in hand (rebalance_cb) */
+	rd_kafka_topic_partition_list_t *revoked;
+	/* messages polled while waiting (retry, outage): handled next */
+	rd_kafka_message_t **stash;
+	int			nstash;
+	int			cap_stash;
+	bool		paused;
+	bool		outage;			/* a dependency is down */
+	int			exit_code;
+};
+
+/* runtime_config.c */
+extern const tk_option tkc_runtime_options[];
+extern const char *const tkc_consumer_kafka_defaults[][2];
+
+/* worker.c */
+extern void *tkc_worker_run(void *arg);
+
+/* event.c: parse and check the envelope; false with reason in ev->error */
+extern bool tkc_event_parse(tkc_event *ev, const rd_kafka_message_t *m,
+							cJSON **root, char **key);
+
+/* kafka.c */
+extern rd_kafka_t *tkc_consumer_create(tkc_worker *w, char *errbuf, size_t errlen);
+extern rd_kafka_t *tkc_producer_create(tkc_runtime *rt, char *errbuf, size_t errlen);
+extern bool tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
+							 const char *value, size_t len,
+							 const tk_header *headers, int nheaders,
+							 char *errbuf, size_t errlen);
+
+/* dead_letter.c (runtime side): send one event to the dead-letter topic */
+extern bool tkc_dead_letter(tkc_worker *w, const rd_kafka_message_t *m,
+							const tkc_event *ev, const char *error_kind);
+
+/* alert.c */
+extern void tkc_alert(tkc_runtime *rt, const char *kind, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+extern void tkc_alert_dead_letter(tkc_runtime *rt, const rd_kafka_message_t *m,
+								  const tkc_event *ev, const char *error_kind);
+
+/* metrics.c */
+extern void tkc_metrics_init(tkc_runtime *rt);
+extern bool tkc_metrics_start(const char *listen, char *errbuf, size_t errlen);
+extern void tkc_metrics_stop(void);
+extern void tkc_metrics_handled(const char *topic, tkc_result r, double seconds);
+extern void tkc_metrics_retried(const char *topic);
+extern void tkc_metrics_dead_lettered(const char *topic, const char *kind);
+extern void tkc_metrics_outage(int worker, bool down, const char *reason);
+extern void tkc_metrics_kafka_stats(const char *json);
+extern void tkc_metrics_count(const char *name, const char *label,
+							  const char *value, double add);
+extern void tkc_metrics_alert(const char *kind, bool webhook_ok);
+
+#endif							/* TKC_RUNTIME_H */
