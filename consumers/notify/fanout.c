@@ -29,7 +29,8 @@
  * the same ids; the delivery log makes the second copy a no-op.  The
  * handler returns OK only after Kafka acknowledged every message of the
  * event (tkc_produce waits), so a crash in between means a redelivery,
- * never a lost channel.
+ * never a lost channel.  A message Kafka does not acknowledge is an outage
+ * (TKC_DOWN: pause and wait), so fan-out never dead-letters for it.
  *
  * IDENTIFICATION
  *	  consumers/notify/fanout.c
@@ -234,8 +235,9 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 		else if (!tkc_produce(w, TKN_STREAM_NOTIFICATIONS, user, msg, strlen(msg),
 							  hdrs, corr ? 4 : 3, err, sizeof(err)))
 		{
+			/* Kafka did not take it: an outage, not the event's fault */
 			tkc_fail(ev, "queueing notification %s: %s", id, err);
-			r = TKC_RETRY;
+			r = TKC_DOWN;
 		}
 		else
 			tkc_count(w, "queued", "channel", PQgetvalue(res, i, 0), 1);

@@ -96,7 +96,14 @@ static const tk_cli_option notify_cli_options[] = {
 	{NULL}
 };
 
-static const char *const fanout_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS, NULL};
+/*
+ * The fan-out stage also names the notifications stream, which it only
+ * produces to: the runtime resolves topics (tkc_topic, tkc_produce) for the
+ * streams a service consumes only, so the stage reads todo.notifications
+ * too and skips every message of it (notify_handle).
+ */
+static const char *const fanout_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS,
+TKN_STREAM_NOTIFICATIONS, NULL};
 static const char *const delivery_streams[] = {TKN_STREAM_NOTIFICATIONS, NULL};
 static const char *const all_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS,
 TKN_STREAM_NOTIFICATIONS, NULL};
