@@ -96,14 +96,9 @@ static const tk_cli_option notify_cli_options[] = {
 	{NULL}
 };
 
-/*
- * The fan-out stage also names the notifications stream, which it only
- * produces to: the runtime resolves topics (tkc_topic, tkc_produce) for the
- * streams a service consumes only, so the stage reads todo.notifications
- * too and skips every message of it (notify_handle).
- */
-static const char *const fanout_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS,
-TKN_STREAM_NOTIFICATIONS, NULL};
+/* the fan-out stage only writes the notifications stream (.produces) */
+static const char *const fanout_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS, NULL};
+static const char *const produced_streams[] = {TKN_STREAM_NOTIFICATIONS, NULL};
 static const char *const delivery_streams[] = {TKN_STREAM_NOTIFICATIONS, NULL};
 static const char *const all_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS,
 TKN_STREAM_NOTIFICATIONS, NULL};
@@ -241,6 +236,7 @@ notify_fini(tkc_worker *w)
 		.name = svc_name, \
 		.summary = "delivers new tasks and reminders by email, Web Push and in-app.", \
 		.streams = svc_streams, \
+		.produces = produced_streams, \
 		.options = notify_options, \
 		.config_size = sizeof(tkn_config), \
 		.cli_options = notify_cli_options, \
