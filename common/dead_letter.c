@@ -9,7 +9,9 @@
  * every message of ours, type "todo_kafka.dead_letter" (the type of the
  * relay's poison-row envelope, cloudevents.c), id
  * "<topic>/<partition>/<offset>:dead-letter" (stable, so sending it twice
- * after a crash gives the same id), subject = the original key, and data:
+ * after a crash gives the same id), dataschema = the dead-letter schema
+ * (schemas/dead-letter.v1.json), subject and partitionkey = the original
+ * key (when it has one), and data:
  *	 origin_topic, origin_partition, origin_offset, key, event_id,
  *	 event_type, error, reason, attempts, consumer_group, failed_at, and the
  *	 original value: "payload" (a string) when it is valid UTF-8, else
@@ -37,6 +39,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "dead_letter.h"
 
@@ -81,34 +84,6 @@ tk_utf8_valid(const char *s, size_t len)
 		i += n + 1;
 	}
 	return true;
-}
-
-static char *
-base64(const char *s, size_t len)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *) s;
-	char	   *out = malloc(4 * ((len + 2) / 3) + 1);
-	size_t		o = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3)
-	{
-		uint32_t	v = p[i] << 16;
-
-		if (i + 1 < len)
-			v |= p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = tab[(v >> 18) & 63];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
 }
 
 static void
@@ -174,9 +149,14 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	cJSON_AddStringToObject(root, "id", out->id);
 	cJSON_AddStringToObject(root, "source", o->source ? o->source : "/todo_kafka/consumers");
 	cJSON_AddStringToObject(root, "type", "todo_kafka.dead_letter");
+	cJSON_AddStringToObject(root, "dataschema", tk_ce_dataschema(TK_STREAM_DEAD_LETTER));
 	cJSON_AddStringToObject(root, "time", failed_at);
 	if (o->key)
+	{
 		cJSON_AddStringToObject(root, "subject", o->key);
+		/* the envelope's Kafka key is the original key */
+		cJSON_AddStringToObject(root, "partitionkey", o->key);
+	}
 	cJSON_AddStringToObject(root, "datacontenttype", "application/json");
 	data = cJSON_AddObjectToObject(root, "data");
 	if (data == NULL)
@@ -205,9 +185,10 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	}
 	else
 	{
-		b64 = base64(o->payload, o->payload_len);
+		b64 = malloc(TK_B64_LEN(o->payload_len) + 1);
 		if (b64 == NULL)
 			goto done;
+		tk_b64_encode((const uint8_t *) o->payload, o->payload_len, b64, false);
 		cJSON_AddStringToObject(data, "payload_base64", b64);
 	}
 	out->value = cJSON_PrintUnformatted(root);

@@ -18,6 +18,13 @@
  * must move.  session.timeout.ms=10000: a SIGKILLed member's partitions
  * move to the survivors within ~10 s instead of 45.
  *
+ * fetch.wait.max.ms=20 (librdkafka: 500): a fetch that finds no new data
+ * waits at most this long at the broker.  A real broker answers as soon as
+ * data arrives, so there it only bounds idle fetches (at most 50/s per
+ * broker); the devbroker (librdkafka's mock cluster) answers only when the
+ * wait ends, which with 500 ms put 0.1-0.5 s on every event's latency
+ * (bench/RESULTS.md, audit).
+ *
  * IDENTIFICATION
  *	  consumers/runtime/runtime_config.c
  *
@@ -44,8 +51,8 @@ const tk_option tkc_runtime_options[] = {
 	"longest wait between checks while a dependency is down"},
 	{"batch_size", TK_OPT_INT, OFF(batch_size), "500", 1, 100000,
 	"most messages handled in one batch"},
-	{"alert_webhook", TK_OPT_STRING, OFF(alert_webhook), "", 0, 0,
-	"URL that receives a JSON POST per alert; empty: off"},
+	{"alert_webhook", TK_OPT_SECRET, OFF(alert_webhook), "", 0, 0,
+	"URL that receives a JSON POST per alert; empty: off (never printed: such URLs carry tokens)"},
 	{"produce_timeout_ms", TK_OPT_INT, OFF(produce_timeout_ms), "30000", 100, 3600000,
 	"how long a dead letter or output message waits for Kafka's ack"},
 	{"stats_interval_ms", TK_OPT_INT, OFF(stats_interval_ms), "5000", 100, 3600000,
@@ -60,5 +67,6 @@ const char *const tkc_consumer_kafka_defaults[][2] = {
 	{"partition.assignment.strategy", "cooperative-sticky"},
 	{"session.timeout.ms", "10000"},
 	{"heartbeat.interval.ms", "1000"},
+	{"fetch.wait.max.ms", "20"},
 	{NULL, NULL}
 };

@@ -127,6 +127,9 @@ tkc_topic(tkc_worker *w, const char *stream)
 	for (int i = 0; i < w->rt->nstreams; i++)
 		if (strcmp(w->rt->streams[i], stream) == 0)
 			return w->rt->topics[i];
+	for (int i = 0; i < w->rt->nproduced; i++)
+		if (strcmp(w->rt->produced[i], stream) == 0)
+			return w->rt->produced_topics[i];
 	if (strcmp(stream, TK_STREAM_DEAD_LETTER) == 0)
 		return w->rt->dead_letter_topic;
 	return NULL;
@@ -570,11 +573,8 @@ process(tkc_worker *w, item *b, int n)
 		if (np == 0)
 			break;
 
-		if (!tkc_ensure_pg(w, why, sizeof(why)))
-			down = true;
-		else
+		/* invalid input goes to the dead-letter topic, the rest to the handler */
 		{
-			/* invalid input goes to the dead-letter topic, the rest to the handler */
 			int			nh = 0;
 
 			for (int k = 0; k < np; k++)
@@ -590,6 +590,11 @@ process(tkc_worker *w, item *b, int n)
 				}
 			}
 			np = nh;
+		}
+		if (!down && np > 0 && !tkc_ensure_pg(w, why, sizeof(why)))
+			down = true;
+		else if (!down)
+		{
 			if (!down && np > 0)
 				run_handler(w, b, n, idx, np, res);
 			for (int k = 0; !down && k < np; k++)

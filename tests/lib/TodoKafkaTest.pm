@@ -238,6 +238,24 @@ sub consume_events
 	return $msgs;
 }
 
+# Validate message values against schemas/ with an independent validator
+# (Debian's python3-jsonschema, through tests/lib/validate_schema.py).
+# Takes [schema name, value text] pairs, e.g. ['task-events.v1', $payload];
+# returns one result per pair: "ok" or "invalid: <path>: <why>".
+sub validate_schemas
+{
+	my @items = @_;
+	my $root = repo_root();
+	my $in = join('', map { "$_->[0]\t$_->[1]\n" } @items);
+	my ($out, $err) = ('', '');
+	# /usr/bin/python3: the Debian interpreter that sees python3-jsonschema
+	IPC::Run::run([ '/usr/bin/python3', "$root/tests/lib/validate_schema.py", "$root/schemas" ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	diag("validate_schema.py: $err") if $err ne '';
+	my @res = split /\n/, $out;
+	return @res == @items ? @res : map { "invalid: the validator failed ($err)" } @items;
+}
+
 # fetch the /metrics or /healthz text, or undef
 sub http_get
 {
