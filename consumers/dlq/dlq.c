@@ -49,6 +49,7 @@
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "daemon_config.h"
 #include "kafka_conf.h"
@@ -212,44 +213,18 @@ dl_add(dl_list *l)
 	return &l->items[l->n++];
 }
 
-static unsigned char
-b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : 64;
-}
-
+/* the original value from payload_base64; NULL when it is not base64 */
 static char *
 unbase64(const char *s, size_t *len)
 {
-	size_t		n = strlen(s);
-	char	   *out = malloc(n / 4 * 3 + 3);
-	size_t		o = 0;
-	uint32_t	acc = 0;
-	int			bits = 0;
+	size_t		max = strlen(s) / 4 * 3 + 3;
+	char	   *out = malloc(max);
 
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
+	if (out && !tk_b64_decode(s, (uint8_t *) out, max, len))
 	{
-		unsigned char v = b64val(s[i]);
-
-		if (v == 64)
-			continue;			/* '=' and whitespace */
-		acc = (acc << 6) | v;
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			out[o++] = (char) ((acc >> bits) & 0xFF);
-		}
+		free(out);
+		out = NULL;
 	}
-	*len = o;
 	return out;
 }
 
