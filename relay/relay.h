@@ -28,11 +28,6 @@
 #include "kafka_conf.h"
 #include "log.h"
 
-#define RELAY_LOCK_CLASS	29803
-#define RELAY_LOCK_LEADER	1
-#define RELAY_LOCK_SLEEPING 2
-#define RELAY_NOTIFY_CHANNEL "todo_kafka"
-
 /* exit codes */
 #define RELAY_EXIT_OK		TK_EXIT_OK
 #define RELAY_EXIT_FAILURE	TK_EXIT_FAILURE
@@ -177,7 +172,6 @@ typedef enum relay_pg_state
 
 extern PGconn *relay_pg_connect(const char *conninfo);
 extern bool relay_try_leadership(PGconn *conn, bool *is_leader);
-extern bool relay_listen(PGconn *conn);
 extern bool relay_sleep_lock(PGconn *conn, bool take);
 extern int	relay_drain_notifies(PGconn *conn);
 
