@@ -355,7 +355,7 @@ run_loop(relay_state *st)
 			reload_config(st);
 		}
 		rd_kafka_poll(st->rk, 0);
-		relay_producer_service(st->rk);
+		relay_producer_service(st->rk, &st->topics);
 		relay_metrics_state(st->conn != NULL, st->leader, relay_kafka_up(),
 							relay_rows_in_flight());
 		now = tk_monotonic_ms();
@@ -471,7 +471,7 @@ drain_and_exit(relay_state *st)
 		   tk_monotonic_ms() < deadline && tk_shutdown_requested < 2)
 	{
 		rd_kafka_poll(st->rk, 100);
-		relay_producer_service(st->rk);
+		relay_producer_service(st->rk, &st->topics);
 	}
 	if (tk_shutdown_requested >= 2)
 	{

@@ -102,17 +102,18 @@ extern void relay_topics_ensure(rd_kafka_t *rk, const relay_topics *topics,
 
 /* ---- producer.c ---- */
 
-typedef struct relay_row relay_row;
-
 extern rd_kafka_t *relay_producer_create(const relay_config *cfg,
 										 char *errbuf, size_t errlen);
 extern int	relay_producer_queue_room(rd_kafka_t *rk);
-extern void relay_producer_service(rd_kafka_t *rk);
+extern void relay_producer_service(rd_kafka_t *rk, relay_topics *topics);
 extern bool relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 									const tk_outbox_row *row, int64_t id);
+extern bool relay_kafka_up(void);
+
+/* ---- inflight.c (the producer's side of it: inflight.h) ---- */
+
 extern bool relay_row_in_flight(int64_t id);
 extern int64_t relay_rows_in_flight(void);
-extern bool relay_kafka_up(void);
 
 /* rows that were settled by delivery reports, for outbox_reader.c */
 extern int	relay_take_acked(int64_t **ids);
