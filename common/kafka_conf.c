@@ -14,11 +14,13 @@
  * mechanism is chosen, and certificate verification is not switched off.
  *
  * tk_kafka_conf_new() makes a librdkafka configuration from a property
- * list: client.id, the properties in order and the log callback.
+ * list: client.id, the properties in order, the log callback, and the
+ * shared Kafka error handler told which settings to name (kafka_errors.c).
  * A compression codec this librdkafka was built without falls back to
  * none with a warning rather than refusing to start.
  *
- * tk_kafka_log_cb routes librdkafka's log lines into tk_log().  Threading
+ * tk_kafka_log_cb routes librdkafka's log lines into tk_log(), known
+ * connection problems through kafka_errors.c's rate limit.  Threading
  * contract: librdkafka calls it from its internal threads; tk_log() is
  * thread-safe.
  *
@@ -34,6 +36,7 @@
 
 #include "config.h"
 #include "kafka_conf.h"
+#include "kafka_errors.h"
 #include "log.h"
 
 bool
@@ -179,8 +182,8 @@ tk_kafka_check_production(const tk_kvlist *props, char *errbuf, size_t errlen)
 }
 
 /*
- * A new configuration from props, with client.id and the log callback;
- * NULL with errbuf filled on a bad property.
+ * A new configuration from props, with client.id, the log callback and the
+ * error handler's settings; NULL with errbuf filled on a bad property.
  */
 rd_kafka_conf_t *
 tk_kafka_conf_new(const char *client_id, const tk_kvlist *props,
@@ -208,6 +211,7 @@ tk_kafka_conf_new(const char *client_id, const tk_kvlist *props,
 			goto fail;
 	}
 	rd_kafka_conf_set_log_cb(conf, tk_kafka_log_cb);
+	tk_kafka_errors_configure(props);
 	return conf;
 
 fail:
@@ -222,6 +226,9 @@ tk_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *bu
 	tk_log_level l;
 
 	(void) rk;
+	/* a known connection problem: said once in plain words (kafka_errors.c) */
+	if (tk_kafka_error_log_line(level, fac, buf))
+		return;
 	if (level <= 3)
 		l = TK_LOG_ERROR;
 	else if (level == 4)

@@ -24,7 +24,8 @@
  * callback could not poll): refused messages are queued and their
  * dead-letter envelopes sent by relay_producer_service(), after
  * rd_kafka_poll() returns, with the topic map the caller passes in.
- * relay_log_cb runs on librdkafka threads (tk_log is thread-safe).
+ * Connection problems go to the shared handler (common/kafka_errors.c);
+ * the log callback runs on librdkafka threads (tk_log is thread-safe).
  *
  * IDENTIFICATION
  *	  relay/producer.c
@@ -33,9 +34,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "inflight.h"
+#include "kafka_errors.h"
 #include "relay.h"
 #include "signals.h"
 
@@ -53,7 +54,6 @@ static struct
 	int			cap_refused;
 	bool		kafka_up;
 	int			queue_max;
-	time_t		last_error_log;
 } P = {.kafka_up = true};
 
 bool
@@ -265,6 +265,7 @@ relay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
 	if (rkmessage->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		P.kafka_up = true;
+		tk_kafka_ok();
 		relay_metrics_published(m->topic, 1, m->is_dead_letter ? -1 : relay_row_age_s(r));
 		if (m->is_dead_letter)
 			relay_metrics_dead_letter();
@@ -321,37 +322,22 @@ relay_producer_service(rd_kafka_t *rk, relay_topics *topics)
 
 /*
  * Error callback.  Threading: served by rd_kafka_poll() on the main thread.
- * librdkafka recovers from broker errors itself; log them (rate-limited)
- * and track whether any broker is reachable.
+ * librdkafka recovers from broker errors itself; the shared handler says
+ * what is wrong once, in plain words, and rate-limits repeats; here we
+ * only track whether any broker is reachable, and stop on a fatal error.
  */
 static void
 relay_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	time_t		now = time(NULL);
-
 	(void) opaque;
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	if (tk_kafka_error(rk, err, reason))
 	{
-		char		buf[512];
-
-		rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		tk_log(TK_LOG_FATAL, "fatal Kafka producer error: %s", buf);
 		relay_fatal_error = 1;
 		return;
 	}
 	relay_metrics_error("kafka");
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-	{
-		if (P.kafka_up)
-			tk_log(TK_LOG_WARNING, "all Kafka brokers are down; rows wait in the outbox");
 		P.kafka_up = false;
-		return;
-	}
-	if (now - P.last_error_log >= 10)
-	{
-		tk_log(TK_LOG_WARNING, "kafka: %s: %s", rd_kafka_err2name(err), reason);
-		P.last_error_log = now;
-	}
 }
 
 int
