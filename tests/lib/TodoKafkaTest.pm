@@ -301,6 +301,16 @@ sub http_get
 	return wantarray ? ($1, $2) : $1;
 }
 
+# a file's whole text, '' when it cannot be read
+sub slurp
+{
+	my ($path) = @_;
+	open my $fh, '<', $path or return '';
+	local $/;
+	my $t = <$fh>;
+	return $t // '';
+}
+
 sub free_port
 {
 	return PostgreSQL::Test::Cluster::get_free_port();

@@ -1,0 +1,77 @@
+# tests/403_audit_db_outage.pl: a dependency that is down is not the
+# message's fault.
+#
+# The audit trail lives in a second database (any database with the
+# extension can hold it).  It is stopped for 15 s while the application
+# keeps writing: the consumer pauses, raises the alert, reports degraded on
+# /healthz, dead-letters nothing, and writes every record once after the
+# database returns.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time sleep);
+use TodoKafkaTest;
+use DevBroker;
+
+my $app = TodoKafkaTest::new_node('t403app');
+my $t = TodoKafkaTest::use_topics($app, 't403');
+my $sink = TodoKafkaTest::new_node('t403sink');
+TodoKafkaTest::use_topics($sink, 't403');
+my $kafka = DevBroker->start(topics => [ values %$t ]);
+my $relay = TodoKafkaTest->start_relay($app, $kafka);
+my $mport = TodoKafkaTest::free_port();
+my $audit = TodoKafkaTest->start_service('audit', $sink, $kafka,
+	args => [ '--metrics-listen', "127.0.0.1:$mport" ]);
+ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+ok($audit->wait_log(qr/assigned \S+\[/), 'audit assigned');
+
+sub sink_count { return $sink->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.audit_log'); }
+sub write_tasks
+{
+	my ($tag, $n) = @_;
+	$app->safe_psql('postgres',
+		"SELECT count(todo_kafka.add_task('u' || (i % 20), '$tag ' || i)) FROM generate_series(1, $n) i");
+}
+
+write_tasks('before', 200);
+my $deadline = time + 30;
+sleep(0.1) while sink_count() < 200 && time < $deadline;
+is(sink_count(), 200, 'records flow before the outage');
+
+# the sink goes away under load
+$sink->stop('fast');
+my $stopped = time;
+my $written = 200;
+my ($health, $code);
+while (time - $stopped < 15)
+{
+	write_tasks('during', 50);
+	$written += 50;
+	($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$mport", '/healthz') if !$code || $code == 200;
+	sleep(0.5);
+}
+is($code, 503, '/healthz reports degraded during the outage');
+like($health, qr/database unavailable/, '... and says why');
+ok($audit->wait_log(qr/ERROR ALERT dependency_down: consumer 0 pauses its partitions/), 'alert raised');
+$sink->start;
+
+$deadline = time + 60;
+sleep(0.2) while sink_count() < $written && time < $deadline;
+is(sink_count(), $written, "every record written once after it returned ($written)");
+is($sink->safe_psql('postgres', 'SELECT count(DISTINCT event_id) FROM todo_kafka.audit_log'), $written,
+	'no duplicates');
+ok($audit->wait_log(qr/ALERT dependency_recovered/), 'recovery announced');
+($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$mport", '/healthz');
+is($code, 200, '/healthz ok again');
+is($kafka->end_offsets($t->{dead_letter}), 0, 'nothing was dead-lettered');
+is(() = $audit->log_text =~ /ALERT dependency_down/g, 1, 'one alert for the whole outage');
+is($sink->safe_psql('postgres', 'SELECT ok FROM todo_kafka.verify_audit()'), 't', 'chain intact');
+
+is($audit->stop, 0, 'audit stops cleanly');
+is($relay->stop, 0, 'relay stops cleanly');
+$kafka->stop;
+$app->stop;
+$sink->stop;
+done_testing();
