@@ -36,8 +36,14 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 
 all: frontend $(NEXT_UPGRADE)
 
-$(NEXT_UPGRADE): $(sort $(wildcard extension/$(NEXT_VERSION)/*.sql))
-	cat $^ > $@
+# rebuilt whenever its parts changed, were added or removed (not only when
+# one is newer): written to a temporary file and moved over only if different
+$(NEXT_UPGRADE): FORCE
+	@cat $(sort $(wildcard extension/$(NEXT_VERSION)/*.sql)) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+.PHONY: FORCE
+FORCE:
 install: install-frontend
 clean: clean-frontend
 

@@ -8,7 +8,10 @@
  *
  * Every value is a CloudEvents 1.0 structured-mode JSON document:
  *	 specversion "1.0", id, source "/todo_kafka/<table>", type,
- *	 time (occurred_at, RFC 3339 UTC), subject (the task id = outbox key),
+ *	 dataschema (the message's JSON Schema, for the built-in streams: see
+ *	 tk_ce_dataschema), time (occurred_at, RFC 3339 UTC with "Z" and six
+ *	 fraction digits), subject (the task id = outbox key), partitionkey
+ *	 (the Kafka key, the CloudEvents partitioning extension; = subject),
  *	 datacontenttype "application/json", correlationid, userid (when known),
  *	 actor, traceparent (only when set), data.
  * Headers: content-type "application/cloudevents+json", event-id,
@@ -85,6 +88,36 @@
 static const char *const reserved_headers[] = {
 	"content-type", "event-id", "event-type", "correlation-id", "traceparent", NULL
 };
+
+/*
+ * The schema of each built-in stream's messages (schemas/<name>.v1.json).
+ * Custom streams of publish() carry no dataschema: their data is the
+ * application's.
+ */
+static const struct
+{
+	const char *stream;
+	const char *schema;
+}			ce_schemas[] = {
+	{"task_events", TK_SCHEMA_BASE "task-events.v1.json"},
+	{TK_STREAM_TASK_UPDATES, TK_SCHEMA_BASE "task-updates.v1.json"},
+	{TK_STREAM_AUDIT, TK_SCHEMA_BASE "audit.v1.json"},
+	{"reminders", TK_SCHEMA_BASE "reminders.v1.json"},
+	{"notifications", TK_SCHEMA_BASE "notifications.v1.json"},
+	{TK_STREAM_DEAD_LETTER, TK_SCHEMA_BASE "dead-letter.v1.json"},
+};
+
+/* the dataschema URI of a stream's messages, or NULL for a custom stream */
+const char *
+tk_ce_dataschema(const char *stream)
+{
+	if (stream == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(ce_schemas) / sizeof(ce_schemas[0]); i++)
+		if (strcmp(stream, ce_schemas[i].stream) == 0)
+			return ce_schemas[i].schema;
+	return NULL;
+}
 
 /* a message under construction: offsets into list->text */
 struct tk_msg_slot
@@ -336,6 +369,8 @@ ctx_begin(ce_ctx *c, const tk_outbox_row *row, tk_message_list *l,
 	c->common_off = sc->len;
 	put_field(sc, ",\"time\":", row->occurred_at ? row->occurred_at : "");
 	put_field(sc, ",\"subject\":", row->key ? row->key : "");
+	if (row->key)				/* the Kafka key of every message of the row */
+		put_field(sc, ",\"partitionkey\":", row->key);
 	put(sc, ",\"datacontenttype\":\"application/json\"");
 	put_field(sc, ",\"correlationid\":", row->correlation_id ? row->correlation_id : "");
 	if (row->user_id)
@@ -408,6 +443,7 @@ msg_start(ce_ctx *c, const char *stream, const char *id_base,
 	tk_strbuf  *t = &l->text;
 	tk_msg_slot *s;
 	tk_message *m;
+	const char *schema;
 
 	if (l->n == l->cap)
 	{
@@ -456,6 +492,8 @@ msg_start(ce_ctx *c, const char *stream, const char *id_base,
 	tk_strbuf_append(t, l->scratch.data + c->source_off, c->source_len);
 	put(t, ",\"type\":");
 	put_text_string(t, s->type);
+	if ((schema = tk_ce_dataschema(stream)) != NULL)
+		put_field(t, ",\"dataschema\":", schema);
 	tk_strbuf_append(t, l->scratch.data + c->common_off, c->common_len);
 }
 

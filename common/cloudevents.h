@@ -21,6 +21,16 @@
 #define TK_STREAM_DEAD_LETTER	"dead_letter"
 
 /*
+ * The JSON Schemas of the messages (schemas/<name>.v<version>.json in the
+ * source tree): each message of a built-in stream names its schema in the
+ * CloudEvents "dataschema" attribute, as TK_SCHEMA_BASE
+ * "<name>.v<version>.json", which is the schema file's $id.
+ */
+#define TK_SCHEMA_BASE			"https://todo-kafka.dev/schemas/"
+
+extern const char *tk_ce_dataschema(const char *stream);
+
+/*
  * One outbox row as text, exactly as selected by the relay (see
  * relay/outbox_reader.c for the query).  NULL means SQL NULL.
  */

@@ -9,7 +9,9 @@
  * every message of ours, type "todo_kafka.dead_letter" (the type of the
  * relay's poison-row envelope, cloudevents.c), id
  * "<topic>/<partition>/<offset>:dead-letter" (stable, so sending it twice
- * after a crash gives the same id), subject = the original key, and data:
+ * after a crash gives the same id), dataschema = the dead-letter schema
+ * (schemas/dead-letter.v1.json), subject and partitionkey = the original
+ * key (when it has one), and data:
  *	 origin_topic, origin_partition, origin_offset, key, event_id,
  *	 event_type, error, reason, attempts, consumer_group, failed_at, and the
  *	 original value: "payload" (a string) when it is valid UTF-8, else
@@ -174,9 +176,14 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	cJSON_AddStringToObject(root, "id", out->id);
 	cJSON_AddStringToObject(root, "source", o->source ? o->source : "/todo_kafka/consumers");
 	cJSON_AddStringToObject(root, "type", "todo_kafka.dead_letter");
+	cJSON_AddStringToObject(root, "dataschema", tk_ce_dataschema(TK_STREAM_DEAD_LETTER));
 	cJSON_AddStringToObject(root, "time", failed_at);
 	if (o->key)
+	{
 		cJSON_AddStringToObject(root, "subject", o->key);
+		/* the envelope's Kafka key is the original key */
+		cJSON_AddStringToObject(root, "partitionkey", o->key);
+	}
 	cJSON_AddStringToObject(root, "datacontenttype", "application/json");
 	data = cJSON_AddObjectToObject(root, "data");
 	if (data == NULL)

@@ -244,6 +244,30 @@ test_cloudevents(void)
 	ok(strcmp(jstr(cJSON_GetObjectItemCaseSensitive(v, "data"), "task_data", "title"), "b") == 0,
 	   "ce: task_data is the after image");
 	cJSON_Delete(v);
+	{
+		/* every message: partitionkey = Kafka key (row->key), its schema */
+		const char *schema[] = {"task-events", "audit", "task-updates", "task-updates",
+		"task-updates", "task-updates", "task-updates"};
+		bool		good = true;
+
+		for (int i = 0; i < 7; i++)
+		{
+			char		want[128];
+
+			v = value_of(&l.msgs[i]);
+			snprintf(want, sizeof(want), "https://todo-kafka.dev/schemas/%s.v1.json", schema[i]);
+			if (jstr(v, "partitionkey", NULL) == NULL ||
+				strcmp(jstr(v, "partitionkey", NULL), "t1") != 0 ||
+				jstr(v, "dataschema", NULL) == NULL ||
+				strcmp(jstr(v, "dataschema", NULL), want) != 0)
+			{
+				good = false;
+				printf("# message %d: %s\n", i, l.msgs[i].value);
+			}
+			cJSON_Delete(v);
+		}
+		ok(good, "ce: partitionkey is the Kafka key and dataschema names the schema, in every message");
+	}
 	ok(strcmp(hdr(&l.msgs[0], "content-type"), "application/cloudevents+json") == 0 &&
 	   strcmp(hdr(&l.msgs[0], "event-id"), "e1") == 0 &&
 	   strcmp(hdr(&l.msgs[0], "event-type"), "task.updated") == 0 &&
@@ -338,6 +362,7 @@ test_cloudevents(void)
 
 	/* custom */
 	row.kind = "custom";
+	row.stream = "billing";
 	row.event_type = "custom.thing";
 	row.source = "publish";
 	row.after = "{\"a\": 1}";
@@ -352,6 +377,9 @@ test_cloudevents(void)
 	   strcmp(jstr(v, "traceparent", NULL), "00-aa-bb-01") == 0 &&
 	   strcmp(jstr(v, "source", NULL), "/todo_kafka/publish") == 0,
 	   "ce: custom event: one message, data as published");
+	ok(n == 1 && cJSON_GetObjectItemCaseSensitive(v, "dataschema") == NULL &&
+	   strcmp(jstr(v, "partitionkey", NULL), "t1") == 0,
+	   "ce: custom stream: partitionkey, no dataschema");
 	ok(n == 1 && strcmp(hdr(&l.msgs[0], "x-tenant"), "acme") == 0 &&
 	   strcmp(hdr(&l.msgs[0], "event-id"), "e1") == 0 &&
 	   strcmp(hdr(&l.msgs[0], "n"), "5") == 0 &&
@@ -366,7 +394,9 @@ test_cloudevents(void)
 	row.event_type = "sent";
 	row.headers = NULL;
 	n = tk_ce_build(&row, &l, err, sizeof(err));
-	ok(n == 1 && strcmp(l.msgs[0].type, "task.reminder") == 0, "ce: sent reminder is task.reminder");
+	ok(n == 1 && strcmp(l.msgs[0].type, "task.reminder") == 0 &&
+	   strstr(l.msgs[0].value, "\"dataschema\":\"https://todo-kafka.dev/schemas/reminders.v1.json\"") != NULL,
+	   "ce: sent reminder is task.reminder, with the reminders schema");
 	tk_message_list_clear(&l);
 	row.event_type = "scheduled";
 	n = tk_ce_build(&row, &l, err, sizeof(err));
@@ -395,7 +425,9 @@ test_cloudevents(void)
 	   strcmp(hdr(&l.msgs[0], "dlq-reason"), "too large") == 0 &&
 	   strcmp(hdr(&l.msgs[0], "dlq-origin-topic"), "topic.x") == 0 &&
 	   strcmp(jstr(v, "id", NULL), "e1:audit:dead-letter") == 0 &&
-	   strcmp(jstr(v, "data", "error"), "MSG_SIZE_TOO_LARGE") == 0,
+	   strcmp(jstr(v, "data", "error"), "MSG_SIZE_TOO_LARGE") == 0 &&
+	   strcmp(jstr(v, "partitionkey", NULL), "t1") == 0 &&
+	   strcmp(jstr(v, "dataschema", NULL), "https://todo-kafka.dev/schemas/dead-letter.v1.json") == 0,
 	   "ce: dead-letter envelope");
 	cJSON_Delete(v);
 	tk_message_list_free(&l);

@@ -13,9 +13,12 @@
  * (reminders): it also sets the outbox kind and the user id.  It is
  * granted to nobody.
  *
- * publish() refuses the audit stream: audit records are made by the relay
- * from captured changes only, so an application cannot put a forged one
- * on the audit topic (emit(), granted to nobody, does not check this).
+ * publish() refuses the built-in streams whose messages follow a published
+ * schema (schemas/): task_events, task_updates, audit (since 0.3.0) and
+ * reminders (since 0.4.0).  A custom event there would break every consumer
+ * of those topics, and audit records are made by the relay from captured
+ * changes only, so an application cannot put a forged one on the audit
+ * topic.  emit(), granted to nobody, does not check this.
  *
  * Input is checked before anything is written: the stream must exist,
  * the key must be non-empty, the event type must be a dotted name, data
@@ -132,6 +135,30 @@ publish_jsonb_as_json(Jsonb *jb)
 	return CStringGetTextDatum(JsonbToCString(NULL, &jb->root, VARSIZE(jb)));
 }
 
+/* refuse the built-in streams (see the file header) */
+static void
+publish_check_stream(const char *stream)
+{
+	static const char *const builtin[] = {
+		TODO_KAFKA_STREAM_TASK_EVENTS, TODO_KAFKA_STREAM_TASK_UPDATES,
+		TODO_KAFKA_STREAM_REMINDERS, NULL
+	};
+	int			i;
+
+	if (strcmp(stream, TODO_KAFKA_STREAM_AUDIT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot publish to the \"%s\" stream", stream),
+				 errhint("Audit records are made only from captured changes.")));
+	for (i = 0; builtin[i]; i++)
+		if (strcmp(stream, builtin[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot publish to the \"%s\" stream", stream),
+					 errdetail("Its messages are made by todo_kafka from task changes and follow a published schema."),
+					 errhint("Publish custom events to a stream of your own: INSERT INTO todo_kafka.topics (stream, topic) VALUES ('my_events', 'app.my.events').")));
+}
+
 /*
  * Check stream, key and event type and fill the common part of an event.
  */
@@ -187,11 +214,7 @@ todo_kafka_publish(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("stream, key, event_type and data must not be null")));
-	if (strcmp(text_to_cstring(PG_GETARG_TEXT_PP(0)), TODO_KAFKA_STREAM_AUDIT) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot publish to the \"%s\" stream", TODO_KAFKA_STREAM_AUDIT),
-				 errhint("Audit records are made only from captured changes.")));
+	publish_check_stream(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	publish_prepare(&ev, "custom", PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
 					PG_GETARG_TEXT_PP(2), PG_GETARG_JSONB_P(3));

@@ -4,23 +4,38 @@
  *	  row images as JSON for the capture trigger, with per-table caching
  *
  * The before and after images of a captured row are stored as json, in the
- * exact form row_to_json() gives.  row_to_json() itself looks up, for every
- * column of every call, the type's JSON category and output function in the
- * system caches (json_categorize_type, OidOutputFunctionCall): on the
- * single-row transactions of a task API that was about a third of the
- * capture trigger's time.  Here the per-column work is done once per table
- * and kept: category and output function (FmgrInfo) live in a cache entry
- * in CacheMemoryContext, keyed by the relation OID and rebuilt after any
+ * form row_to_json() gives, except for the values whose text depends on the
+ * writing session's settings (message contract, since 0.4.0):
+ *	 timestamptz	UTC, RFC 3339 with a "Z" and always six fraction digits
+ *					("2030-01-02T08:00:00.000000Z"), whatever TimeZone says;
+ *					row_to_json() follows TimeZone ("...-05:00" from a New
+ *					York session) and drops trailing zeros of the fraction
+ *	 interval		ISO 8601 durations ("PT15M", "P1D", "P1DT2H"), whatever
+ *					IntervalStyle says ("00:15:00" and "1 day" by default)
+ * in scalars and in arrays alike, so one instant or offset is spelled one
+ * way in every message.  (date and timestamp without time zone carry no
+ * zone and do not depend on the session: they keep row_to_json()'s text.)
+ *
+ * row_to_json() itself looks up, for every column of every call, the
+ * type's JSON category and output function in the system caches
+ * (json_categorize_type, OidOutputFunctionCall): on the single-row
+ * transactions of a task API that was about a third of the capture
+ * trigger's time.  Here the per-column work is done once per table and
+ * kept: category and output function (FmgrInfo) live in a cache entry in
+ * CacheMemoryContext, keyed by the relation OID and rebuilt after any
  * relcache invalidation of that relation (ALTER TABLE, DROP).
  *
  * Categories mirror json.c's datum_to_json(): NULL -> null, bool -> true /
  * false, numbers as written unless NaN or Infinity (then quoted), date and
- * timestamps in ISO 8601 (JsonEncodeDateTime), json and jsonb as they are,
- * arrays through array_to_json(), everything else as an escaped string.
- * Domains use their base type's category.  A table with a column this file
- * does not classify the way json.c would (a composite column, or a
- * user-defined base type, which may carry a cast to json) falls back to
- * row_to_json() for the whole row, so the output never differs.
+ * timestamp in ISO 8601 (JsonEncodeDateTime), timestamptz and interval as
+ * above, json and jsonb as they are, arrays element by element the way
+ * array_to_json() nests them, everything else as an escaped string.
+ * Domains use their base type's category.  A column this file does not
+ * classify the way json.c would (a composite, an enum or another
+ * user-defined base type, which may carry a cast to json, or an array of
+ * those) is rendered by row_to_json() of a one-column row, so its text
+ * never differs from row_to_json()'s (a timestamptz nested inside a
+ * composite value therefore still follows TimeZone).
  *
  * IDENTIFICATION
  *	  extension/rowjson.c
@@ -36,6 +51,8 @@
 #include "common/jsonapi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
@@ -45,6 +62,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "todo_kafka.h"
 
@@ -52,26 +70,41 @@ typedef enum RowJsonCategory
 {
 	RJ_BOOL,
 	RJ_NUMBER,
-	RJ_DATETIME,
+	RJ_DATETIME,				/* date, timestamp: JsonEncodeDateTime */
+	RJ_TIMESTAMPTZ,				/* UTC, "Z", six fraction digits */
+	RJ_INTERVAL,				/* ISO 8601 duration */
 	RJ_JSON,
 	RJ_ARRAY,
-	RJ_STRING
+	RJ_STRING,
+	RJ_ROW_TO_JSON				/* row_to_json() of a one-column row */
 } RowJsonCategory;
+
+/* how to render a value of one (base) type */
+typedef struct RowJsonType
+{
+	RowJsonCategory category;
+	Oid			typid;			/* base type, for JsonEncodeDateTime */
+	FmgrInfo	output;
+} RowJsonType;
 
 typedef struct RowJsonColumn
 {
 	bool		dropped;
-	RowJsonCategory category;
-	Oid			typid;			/* base type, for JsonEncodeDateTime */
+	RowJsonType type;
 	char	   *quoted_name;	/* "name": already escaped, with the colon */
-	FmgrInfo	output;
+	/* RJ_ARRAY: the elements */
+	RowJsonType elem;
+	int16		elmlen;
+	bool		elmbyval;
+	char		elmalign;
+	/* RJ_ROW_TO_JSON: a blessed one-column row type */
+	TupleDesc	onecol;
 } RowJsonColumn;
 
 typedef struct RowJsonEntry
 {
 	Oid			relid;			/* hash key */
 	bool		stale;			/* invalidated: rebuild before use */
-	bool		fallback;		/* use row_to_json() */
 	int			natts;
 	RowJsonColumn *columns;
 } RowJsonEntry;
@@ -106,25 +139,30 @@ rowjson_free_columns(RowJsonEntry *entry)
 	int			i;
 
 	for (i = 0; i < entry->natts; i++)
+	{
 		if (entry->columns[i].quoted_name)
 			pfree(entry->columns[i].quoted_name);
+		/* the record type cache keeps its own copy of a blessed desc */
+		if (entry->columns[i].onecol)
+			FreeTupleDesc(entry->columns[i].onecol);
+	}
 	pfree(entry->columns);
 	entry->columns = NULL;
 }
 
-/* classify one column; false if only row_to_json() can render it */
+/* classify one (base) type; false if only row_to_json() renders it right */
 static bool
-rowjson_classify(Form_pg_attribute att, RowJsonColumn *col)
+rowjson_classify_type(Oid typid, RowJsonType *t)
 {
-	Oid			base = getBaseType(att->atttypid);
+	Oid			base = getBaseType(typid);
 	Oid			outfunc;
 	bool		isvarlena;
 
-	col->typid = base;
+	t->typid = base;
 	switch (base)
 	{
 		case BOOLOID:
-			col->category = RJ_BOOL;
+			t->category = RJ_BOOL;
 			break;
 		case INT2OID:
 		case INT4OID:
@@ -132,29 +170,73 @@ rowjson_classify(Form_pg_attribute att, RowJsonColumn *col)
 		case FLOAT4OID:
 		case FLOAT8OID:
 		case NUMERICOID:
-			col->category = RJ_NUMBER;
+			t->category = RJ_NUMBER;
 			break;
 		case DATEOID:
 		case TIMESTAMPOID:
+			t->category = RJ_DATETIME;
+			break;
 		case TIMESTAMPTZOID:
-			col->category = RJ_DATETIME;
+			t->category = RJ_TIMESTAMPTZ;
+			break;
+		case INTERVALOID:
+			t->category = RJ_INTERVAL;
 			break;
 		case JSONOID:
 		case JSONBOID:
-			col->category = RJ_JSON;
+			t->category = RJ_JSON;
 			break;
 		default:
 			if (OidIsValid(get_element_type(base)))
-				col->category = RJ_ARRAY;
+				t->category = RJ_ARRAY;
 			else if (type_is_rowtype(base) || base >= FirstNormalObjectId)
 				return false;	/* composite, or a type that may cast to json */
 			else
-				col->category = RJ_STRING;
+				t->category = RJ_STRING;
 			break;
 	}
 	getTypeOutputInfo(base, &outfunc, &isvarlena);
-	fmgr_info_cxt(outfunc, &col->output, CacheMemoryContext);
+	fmgr_info_cxt(outfunc, &t->output, CacheMemoryContext);
 	return true;
+}
+
+/* a one-column row type of column att, for row_to_json() */
+static TupleDesc
+rowjson_onecol(Form_pg_attribute att)
+{
+	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+	TupleDesc	desc = CreateTemplateTupleDesc(1);
+
+	TupleDescInitEntry(desc, 1, NameStr(att->attname), att->atttypid,
+					   att->atttypmod, 0);
+	TupleDescInitEntryCollation(desc, 1, att->attcollation);
+	desc = BlessTupleDesc(desc);
+	MemoryContextSwitchTo(old);
+	return desc;
+}
+
+/* classify one column: its type, and for arrays its element type */
+static void
+rowjson_classify(Form_pg_attribute att, RowJsonColumn *col)
+{
+	bool		ok = rowjson_classify_type(att->atttypid, &col->type);
+
+	if (ok && col->type.category == RJ_ARRAY)
+	{
+		Oid			elemtype = get_element_type(col->type.typid);
+
+		ok = rowjson_classify_type(elemtype, &col->elem);
+		/* an array of arrays is not a type PostgreSQL has */
+		ok = ok && col->elem.category != RJ_ARRAY;
+		if (ok)
+			get_typlenbyvalalign(elemtype, &col->elmlen, &col->elmbyval,
+								 &col->elmalign);
+	}
+	if (!ok)
+	{
+		col->type.category = RJ_ROW_TO_JSON;
+		col->onecol = rowjson_onecol(att);
+	}
 }
 
 static RowJsonEntry *
@@ -179,13 +261,12 @@ rowjson_entry(Relation rel)
 	}
 
 	entry = hash_search(rowjson_cache, &relid, HASH_ENTER, &found);
-	if (found && !entry->stale)
+	if (found && !entry->stale && entry->natts == tupdesc->natts)
 		return entry;
 	if (found)
 		rowjson_free_columns(entry);
 
 	entry->stale = false;
-	entry->fallback = false;
 	entry->natts = tupdesc->natts;
 	entry->columns = MemoryContextAllocZero(CacheMemoryContext,
 											sizeof(RowJsonColumn) * tupdesc->natts);
@@ -200,11 +281,7 @@ rowjson_entry(Relation rel)
 			col->dropped = true;
 			continue;
 		}
-		if (!rowjson_classify(att, col))
-		{
-			entry->fallback = true;
-			break;
-		}
+		rowjson_classify(att, col);
 		initStringInfo(&name);
 		escape_json(&name, NameStr(att->attname));
 		appendStringInfoChar(&name, ':');
@@ -214,12 +291,69 @@ rowjson_entry(Relation rel)
 	return entry;
 }
 
+/* "2030-01-02T08:00:00.000000Z": UTC, six fraction digits */
 static void
-rowjson_value(StringInfo buf, RowJsonColumn *col, Datum value)
+rowjson_timestamptz(StringInfo buf, Datum value)
+{
+	TimestampTz ts = DatumGetTimestampTz(value);
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+	{
+		appendStringInfoString(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "\"-infinity\"" : "\"infinity\"");
+		return;
+	}
+	/* no time zone pointer: the fields of the UTC time */
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	if (tm.tm_year < 1 || tm.tm_year > 9999)
+	{
+		/* RFC 3339 has four-digit years: keep ISO 8601's form, at UTC */
+		char		dt[MAXDATELEN + 1];
+		int			tz = 0;
+
+		appendStringInfoChar(buf, '"');
+		appendStringInfoString(buf, JsonEncodeDateTime(dt, value, TIMESTAMPTZOID, &tz));
+		appendStringInfoChar(buf, '"');
+		return;
+	}
+	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday,
+					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/* ISO 8601 duration, as IntervalStyle = iso_8601 writes it: "PT15M", "P1D" */
+static void
+rowjson_interval(StringInfo buf, Datum value)
+{
+	Interval   *span = DatumGetIntervalP(value);
+	struct pg_itm itm;
+	char		out[MAXDATELEN + 1];
+
+#ifdef INTERVAL_NOT_FINITE
+	if (INTERVAL_NOT_FINITE(span))
+	{
+		appendStringInfoString(buf, INTERVAL_IS_NOBEGIN(span) ? "\"-infinity\"" : "\"infinity\"");
+		return;
+	}
+#endif
+	interval2itm(*span, &itm);
+	EncodeInterval(&itm, INTSTYLE_ISO_8601, out);
+	appendStringInfoChar(buf, '"');
+	appendStringInfoString(buf, out);
+	appendStringInfoChar(buf, '"');
+}
+
+/* one non-null value of a scalar type (not RJ_ARRAY or RJ_ROW_TO_JSON) */
+static void
+rowjson_scalar(StringInfo buf, RowJsonType *t, Datum value)
 {
 	char	   *out;
 
-	switch (col->category)
+	switch (t->category)
 	{
 		case RJ_BOOL:
 			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
@@ -229,67 +363,95 @@ rowjson_value(StringInfo buf, RowJsonColumn *col, Datum value)
 				char		dt[MAXDATELEN + 1];
 
 				appendStringInfoChar(buf, '"');
-				appendStringInfoString(buf, JsonEncodeDateTime(dt, value, col->typid, NULL));
+				appendStringInfoString(buf, JsonEncodeDateTime(dt, value, t->typid, NULL));
 				appendStringInfoChar(buf, '"');
 				return;
 			}
-		case RJ_ARRAY:
-			out = text_to_cstring(DatumGetTextPP(DirectFunctionCall1(array_to_json, value)));
-			appendStringInfoString(buf, out);
+		case RJ_TIMESTAMPTZ:
+			rowjson_timestamptz(buf, value);
+			return;
+		case RJ_INTERVAL:
+			rowjson_interval(buf, value);
 			return;
 		default:
 			break;
 	}
 
-	out = OutputFunctionCall(&col->output, value);
-	if (col->category == RJ_JSON ||
-		(col->category == RJ_NUMBER && IsValidJsonNumber(out, strlen(out))))
+	out = OutputFunctionCall(&t->output, value);
+	if (t->category == RJ_JSON ||
+		(t->category == RJ_NUMBER && IsValidJsonNumber(out, strlen(out))))
 		appendStringInfoString(buf, out);
 	else
 		escape_json(buf, out);
 }
 
-/*
- * row_to_json() of the row; with only_cols, of a row made of just those
- * columns (a blessed record type with the same names and types), which is
- * the text row_to_json() gives with the other members left out.
- */
-static Datum
-rowjson_fallback(TupleDesc tupdesc, HeapTuple tuple, const bool *only_cols)
+/* one dimension of an array, as array_to_json() nests them */
+static void
+rowjson_array_dim(StringInfo buf, RowJsonColumn *col, int dim, int ndims,
+				  int *dims, Datum *vals, bool *nulls, int *valcount)
 {
-	TupleDesc	kept;
-	Datum	   *values;
-	bool	   *nulls;
-	int			n = 0;
 	int			i;
 
-	if (only_cols == NULL)
-		return DirectFunctionCall1(row_to_json, heap_copy_tuple_as_datum(tuple, tupdesc));
-
-	for (i = 0; i < tupdesc->natts; i++)
-		if (only_cols[i] && !TupleDescAttr(tupdesc, i)->attisdropped)
-			n++;
-	kept = CreateTemplateTupleDesc(n);
-	values = palloc(sizeof(Datum) * Max(n, 1));
-	nulls = palloc(sizeof(bool) * Max(n, 1));
-	n = 0;
-	for (i = 0; i < tupdesc->natts; i++)
+	appendStringInfoChar(buf, '[');
+	for (i = 1; i <= dims[dim]; i++)
 	{
-		if (!only_cols[i] || TupleDescAttr(tupdesc, i)->attisdropped)
-			continue;
-		TupleDescCopyEntry(kept, n + 1, tupdesc, i + 1);
-		values[n] = heap_getattr(tuple, i + 1, tupdesc, &nulls[n]);
-		n++;
+		if (i > 1)
+			appendStringInfoChar(buf, ',');
+		if (dim + 1 == ndims)
+		{
+			if (nulls[*valcount])
+				appendStringInfoString(buf, "null");
+			else
+				rowjson_scalar(buf, &col->elem, vals[*valcount]);
+			(*valcount)++;
+		}
+		else
+			rowjson_array_dim(buf, col, dim + 1, ndims, dims, vals, nulls, valcount);
 	}
-	kept = BlessTupleDesc(kept);
-	return DirectFunctionCall1(row_to_json,
-							   heap_copy_tuple_as_datum(heap_form_tuple(kept, values, nulls), kept));
+	appendStringInfoChar(buf, ']');
+}
+
+static void
+rowjson_array(StringInfo buf, RowJsonColumn *col, Datum value)
+{
+	ArrayType  *v = DatumGetArrayTypeP(value);
+	int			ndim = ARR_NDIM(v);
+	int		   *dims = ARR_DIMS(v);
+	Datum	   *vals;
+	bool	   *nulls;
+	int			nitems;
+	int			count = 0;
+
+	if (ArrayGetNItems(ndim, dims) <= 0)
+	{
+		appendStringInfoString(buf, "[]");
+		return;
+	}
+	deconstruct_array(v, ARR_ELEMTYPE(v), col->elmlen, col->elmbyval,
+					  col->elmalign, &vals, &nulls, &nitems);
+	rowjson_array_dim(buf, col, 0, ndim, dims, vals, nulls, &count);
+	pfree(vals);
+	pfree(nulls);
+}
+
+/* "name":value by row_to_json() of a one-column row */
+static void
+rowjson_member_by_row_to_json(StringInfo buf, RowJsonColumn *col, Datum value,
+							  bool isnull)
+{
+	HeapTuple	tuple = heap_form_tuple(col->onecol, &value, &isnull);
+	text	   *json = DatumGetTextPP(DirectFunctionCall1(row_to_json,
+														  heap_copy_tuple_as_datum(tuple, col->onecol)));
+	char	   *p = VARDATA_ANY(json);
+	int			len = VARSIZE_ANY_EXHDR(json);
+
+	/* {"name":value} -> "name":value */
+	appendBinaryStringInfo(buf, p + 1, len - 2);
 }
 
 /*
- * The row as json, the same text row_to_json() would give.  With only_cols
- * (indexed by attnum - 1), just those columns, in column order: the text
- * row_to_json() gives with the other members left out.
+ * The row as json (see the file header for the form).  With only_cols
+ * (indexed by attnum - 1), just those columns, in column order.
  */
 Datum
 todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols)
@@ -299,9 +461,6 @@ todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols)
 	StringInfoData buf;
 	bool		first = true;
 	int			i;
-
-	if (entry->fallback || entry->natts != tupdesc->natts)
-		return rowjson_fallback(tupdesc, tuple, only_cols);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -316,12 +475,19 @@ todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols)
 		if (!first)
 			appendStringInfoChar(&buf, ',');
 		first = false;
-		appendStringInfoString(&buf, col->quoted_name);
 		value = heap_getattr(tuple, i + 1, tupdesc, &isnull);
+		if (col->type.category == RJ_ROW_TO_JSON)
+		{
+			rowjson_member_by_row_to_json(&buf, col, value, isnull);
+			continue;
+		}
+		appendStringInfoString(&buf, col->quoted_name);
 		if (isnull)
 			appendStringInfoString(&buf, "null");
+		else if (col->type.category == RJ_ARRAY)
+			rowjson_array(&buf, col, value);
 		else
-			rowjson_value(&buf, col, value);
+			rowjson_scalar(&buf, &col->type, value);
 	}
 	appendStringInfoChar(&buf, '}');
 	return PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));

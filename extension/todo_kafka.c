@@ -5,11 +5,18 @@
  *	  relay wake-up at commit
  *
  * Settings (all may be SET LOCAL by the application per transaction):
- *	 todo_kafka.actor			who made the change; empty = the session's
- *								current role outside SECURITY DEFINER functions
+ *	 todo_kafka.actor			who made the change; empty = the user a task
+ *								API call acts for (todo_kafka.api_user), else
+ *								the session's current role outside SECURITY
+ *								DEFINER functions
  *	 todo_kafka.correlation_id	ties related events together; empty = one
  *								generated id per transaction
  *	 todo_kafka.traceparent		W3C trace context stamped on each event
+ *	 todo_kafka.api_user		(internal, since 0.4.0) set by the task API
+ *								functions (add_task ...) to their p_user_id for
+ *								their own duration: a function-level SET
+ *								clause confines it, so plain SQL on the table
+ *								afterwards keeps the role as its actor
  *	 todo_kafka.audit_purge		(superuser only, not for applications) set
  *								for its transaction by purge_audit(), the one
  *								path allowed to delete audit_log rows
@@ -53,6 +60,7 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static char *tk_actor = NULL;
+static char *tk_api_user = NULL;
 static char *tk_correlation_id = NULL;
 static char *tk_traceparent = NULL;
 static bool tk_audit_purge = false;
@@ -69,11 +77,20 @@ _PG_init(void)
 {
 	DefineCustomStringVariable("todo_kafka.actor",
 							   "Who is making changes, stamped on each outbox event.",
-							   "Empty means the current role of the session.",
+							   "Empty means the user a task API call acts for, else the current role.",
 							   &tk_actor,
 							   "",
 							   PGC_USERSET,
 							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("todo_kafka.api_user",
+							   "The user a task API function is acting for.",
+							   "Set by the task API functions for their own duration; "
+							   "the actor when todo_kafka.actor is empty.",
+							   &tk_api_user,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("todo_kafka.correlation_id",
 							   "Correlation id stamped on each outbox event.",
@@ -140,6 +157,8 @@ todo_kafka_actor(void)
 {
 	if (tk_actor != NULL && tk_actor[0] != '\0')
 		return tk_actor;
+	if (tk_api_user != NULL && tk_api_user[0] != '\0')
+		return tk_api_user;
 	return GetUserNameFromId(GetOuterUserId(), false);
 }
 

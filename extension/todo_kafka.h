@@ -29,6 +29,10 @@
 
 /* the stream of audit records: made by the relay from captured changes only */
 #define TODO_KAFKA_STREAM_AUDIT		"audit"
+/* the other built-in streams publish() refuses (their messages have schemas) */
+#define TODO_KAFKA_STREAM_TASK_EVENTS	"task_events"
+#define TODO_KAFKA_STREAM_TASK_UPDATES	"task_updates"
+#define TODO_KAFKA_STREAM_REMINDERS		"reminders"
 
 /* One event to write into todo_kafka.outbox; NULL pointers mean SQL NULL. */
 typedef struct OutboxEvent

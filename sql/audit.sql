@@ -234,10 +234,12 @@ RESET ROLE;
 SELECT todo_kafka.publish('audit', 't1', 'audit.created', '{"forged": true}');
 
 -- the outbox records the login role (session_user), whatever actor is claimed
+-- (the actor of a task API call without todo_kafka.actor is its user)
+INSERT INTO todo_kafka.topics (stream, topic) VALUES ('app_events', 'app.events');
 SET SESSION AUTHORIZATION tk_audit_app;
 SET todo_kafka.actor = 'admin';
 SELECT (todo_kafka.add_task('alice', 'audited')).title;
-SELECT todo_kafka.publish('task_events', 'k1', 'app.event', '{}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('app_events', 'k1', 'app.event', '{}') IS NOT NULL AS published;
 RESET todo_kafka.actor;
 RESET SESSION AUTHORIZATION;
 SET ROLE tk_audit_app;
@@ -246,6 +248,7 @@ RESET ROLE;
 SELECT event_type, actor,
        CASE WHEN db_role = session_user THEN '(session_user)' ELSE db_role END AS db_role
   FROM todo_kafka.outbox ORDER BY id;
+DELETE FROM todo_kafka.topics WHERE stream = 'app_events';
 
 -- privileges
 SELECT r.rolname, f.fn, has_function_privilege(r.rolname, f.fn, 'EXECUTE') AS can_execute

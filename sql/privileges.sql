@@ -1,6 +1,7 @@
 -- privileges: the application, relay and auditor roles
 \set VERBOSITY terse
 TRUNCATE todo_kafka.outbox;
+INSERT INTO todo_kafka.topics (stream, topic) VALUES ('app_events', 'app.events');
 CREATE ROLE tk_test_app LOGIN IN ROLE todo_kafka_app;
 CREATE ROLE tk_test_relay LOGIN IN ROLE todo_kafka_relay;
 CREATE ROLE tk_test_nobody LOGIN;
@@ -8,7 +9,7 @@ CREATE ROLE tk_test_nobody LOGIN;
 SET ROLE tk_test_app;
 SELECT (todo_kafka.add_task('alice', 'as app')).title;
 SELECT count(*) FROM todo_kafka.list_tasks('alice');
-SELECT todo_kafka.publish('task_events', 'k', 'app.event', '{}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('app_events', 'k', 'app.event', '{}') IS NOT NULL AS published;
 -- the app cannot touch the outbox directly
 SELECT count(*) FROM todo_kafka.outbox;
 INSERT INTO todo_kafka.outbox (event_id, kind, stream, event_type, source, key, actor, correlation_id)
@@ -19,7 +20,8 @@ DELETE FROM todo_kafka.outbox;
 UPDATE todo_kafka.tasks SET title = 'x';
 SELECT todo_kafka.track('todo_kafka.tasks', 'id', 'user_id');
 RESET ROLE;
--- the actor of an API call is the calling role, not the function owner
+-- the actor of a task API call is the user it was made for, that of
+-- publish() the calling role; never the function owner
 SELECT event_type, actor FROM todo_kafka.outbox ORDER BY id;
 
 SET ROLE tk_test_relay;
@@ -38,4 +40,5 @@ RESET ROLE;
 
 DELETE FROM todo_kafka.tasks;
 TRUNCATE todo_kafka.outbox;
+DELETE FROM todo_kafka.topics WHERE stream = 'app_events';
 DROP ROLE tk_test_app, tk_test_relay, tk_test_nobody;

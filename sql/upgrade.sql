@@ -18,7 +18,7 @@ CREATE TEMP VIEW shape AS
   UNION ALL
   SELECT 'column', attrelid::regclass || '.' || attname, format_type(atttypid, atttypmod) || ' #' || attnum
     FROM pg_attribute WHERE attrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.outbox'),
-                                         to_regclass('todo_kafka.audit_log'))
+                                         to_regclass('todo_kafka.audit_log'), to_regclass('todo_kafka.reminders'))
      AND attnum > 0 AND NOT attisdropped
   UNION ALL
   SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(oid)
@@ -53,6 +53,14 @@ SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
 -- the new library still captures into a 0.2.0 outbox (no db_role column yet)
 INSERT INTO todo_kafka.tasks (id, user_id, title)
   VALUES ('a0000000-0000-4000-8000-000000000005', 'bob', 'Written under 0.2.0');
+ALTER EXTENSION todo_kafka UPDATE TO '0.3.0';
+SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
+-- the new library under 0.3.0's SQL: the task API (without the api_user
+-- setting) still works, its actor is the role as before
+SELECT id AS t030 FROM todo_kafka.add_task('bob', 'Written under 0.3.0') \gset
+SELECT actor = session_user AS actor_is_role FROM todo_kafka.outbox WHERE key = :'t030';
+DELETE FROM todo_kafka.tasks WHERE id = :'t030';
+DELETE FROM todo_kafka.outbox WHERE key = :'t030';
 ALTER EXTENSION todo_kafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
 ALTER EXTENSION todo_kafka UPDATE TO '0.4.0';
@@ -67,7 +75,8 @@ SELECT count(*) > 40 AS compared_many FROM fresh;
 -- the old rows are kept; the open one got its reminder, with its event
 SELECT title, completed, recurrence, recurrence_day, reminder_offsets, notification_methods
   FROM todo_kafka.tasks ORDER BY title;
-SELECT t.title, r."offset", r.notification_method, r.scheduled_time, r.status
+SELECT t.title, r."offset", r.notification_method, r.scheduled_time, r.status,
+       r.correlation_id IS NULL AS no_correlation_id
   FROM todo_kafka.reminders r JOIN todo_kafka.tasks t ON t.id = r.task_id;
 -- rows written before 0.3.0 have no db_role
 SELECT kind, event_type, key, after->>'message' AS message, db_role FROM todo_kafka.outbox ORDER BY id;
@@ -80,7 +89,7 @@ SELECT title, due_date FROM todo_kafka.update_task('bob',
   (SELECT id FROM todo_kafka.tasks WHERE title = 'Old call'), 'Old call, renamed', NULL, NULL, NULL,
   NULL, NULL, true);
 SELECT (todo_kafka.add_task(p_user_id => 'bob', p_title => 'Named', p_due_date => '2030-03-02 09:00+00')).title;
-SELECT kind, event_type, db_role = session_user AS db_role_is_session_user FROM todo_kafka.outbox ORDER BY id;
+SELECT kind, event_type, db_role = session_user AS db_role_is_session_user, actor FROM todo_kafka.outbox ORDER BY id;
 
 -- the audit trail of the upgraded extension works
 SELECT todo_kafka.audit_append(jsonb_build_array(jsonb_build_object('topic', 'todo.audit.log',

@@ -95,6 +95,10 @@ ok($m, 'the failing record was dead-lettered');
 is($m->{hdr}{'dlq-error'}, 'RETRIES_EXHAUSTED', 'after retries');
 is($m->{hdr}{'dlq-attempts'}, '5', 'five attempts');
 like($m->{hdr}{'dlq-reason'}, qr/40001/, 'reason carries the SQLSTATE');
+is_deeply([ TodoKafkaTest::validate_schemas(map { [ 'dead-letter.v1', $_->{payload} ] } @$dl) ],
+	[ ('ok') x @$dl ], 'the dead letters validate against schemas/dead-letter.v1.json');
+is(scalar(grep { ($_->{event}{partitionkey} // '') ne ($_->{key} // '') } @$dl), 0,
+	'partitionkey is the Kafka key');
 
 is(sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM todo_kafka.audit_log"), 'alice,bob',
 	'the good records are in the audit log, nothing else');

@@ -91,6 +91,8 @@ typedef struct tkc_service
 	const char *summary;		/* one line for --help */
 	const char *const *streams; /* logical streams consumed (NULL ended),
 								 * topics from todo_kafka.topic_of() */
+	const char *const *produces;	/* streams it only writes to with
+									 * tkc_produce() (NULL ended), or NULL */
 	const tk_option *options;	/* the service's own settings, or NULL */
 	size_t		config_size;	/* size of the struct they are bound to */
 	const tk_cli_option *cli_options;	/* extra long options, or NULL */

@@ -71,13 +71,37 @@ merged_cli_options(const tkc_service *svc)
 	return all;
 }
 
+/* one stream's topic from the database; NULL (logged) when it cannot be had */
+static char *
+topic_of(PGconn *conn, const char *stream)
+{
+	const char *params[1] = {stream};
+	PGresult   *res = PQexecParams(conn, "SELECT todo_kafka.topic_of($1)", 1, NULL,
+								   params, NULL, NULL, 0);
+	char		err[512];
+	char	   *topic = NULL;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		topic = strdup(PQgetvalue(res, 0, 0));
+	else
+	{
+		tk_log(TK_LOG_FATAL, "cannot learn the topic of stream \"%s\": %s", stream,
+			   tk_pg_error_text(conn, res, err, sizeof(err)));
+		tk_log(TK_LOG_INFO, "hint: the database needs todo_kafka 0.3.0 or later "
+			   "(ALTER EXTENSION todo_kafka UPDATE) and the service's role needs "
+			   "todo_kafka_consumer (GRANT todo_kafka_consumer TO <role>)");
+	}
+	PQclear(res);
+	return topic;
+}
+
 /* ask the database for each stream's topic; 0 ok, else an exit code */
 static int
 resolve_topics(tkc_runtime *rt)
 {
 	tk_backoff	b;
 	PGconn	   *conn = NULL;
-	char		err[512];
+	bool		ok = true;
 
 	tk_backoff_init(&b, 200, rt->rc.outage_retry_max_ms, (uint64_t) getpid());
 	while (!tk_shutdown_requested && (conn = tk_pg_connect(rt->d.conninfo, rt->program)) == NULL)
@@ -91,31 +115,14 @@ resolve_topics(tkc_runtime *rt)
 	if (conn == NULL)
 		return TK_EXIT_OK;		/* shut down while waiting */
 
-	for (int i = 0; i <= rt->nstreams; i++)
-	{
-		const char *stream = i < rt->nstreams ? rt->streams[i] : TK_STREAM_DEAD_LETTER;
-		const char *params[1] = {stream};
-		PGresult   *res = PQexecParams(conn, "SELECT todo_kafka.topic_of($1)", 1, NULL,
-									   params, NULL, NULL, 0);
-
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		{
-			tk_log(TK_LOG_FATAL, "cannot learn the topic of stream \"%s\": %s", stream,
-				   tk_pg_error_text(conn, res, err, sizeof(err)));
-			tk_log(TK_LOG_INFO, "hint: the database needs todo_kafka 0.3.0 or later "
-				   "(ALTER EXTENSION todo_kafka UPDATE) and the service's role needs "
-				   "todo_kafka_consumer (GRANT todo_kafka_consumer TO <role>)");
-			PQclear(res);
-			PQfinish(conn);
-			return TK_EXIT_FAILURE;
-		}
-		if (i < rt->nstreams)
-			rt->topics[i] = strdup(PQgetvalue(res, 0, 0));
-		else
-			rt->dead_letter_topic = strdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
+	for (int i = 0; ok && i < rt->nstreams; i++)
+		ok = (rt->topics[i] = topic_of(conn, rt->streams[i])) != NULL;
+	for (int i = 0; ok && i < rt->nproduced; i++)
+		ok = (rt->produced_topics[i] = topic_of(conn, rt->produced[i])) != NULL;
+	ok = ok && (rt->dead_letter_topic = topic_of(conn, TK_STREAM_DEAD_LETTER)) != NULL;
 	PQfinish(conn);
+	if (!ok)
+		return TK_EXIT_FAILURE;
 	for (int i = 0; i < rt->nstreams; i++)
 		tk_log(TK_LOG_INFO, "consuming stream %s = topic %s", rt->streams[i], rt->topics[i]);
 	return TK_EXIT_OK;
@@ -176,6 +183,8 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	}
 	for (int i = 0; svc->streams[i] && rt.nstreams < TKC_MAX_STREAMS; i++)
 		rt.streams[rt.nstreams++] = svc->streams[i];
+	for (int i = 0; svc->produces && svc->produces[i] && rt.nproduced < TKC_MAX_STREAMS; i++)
+		rt.produced[rt.nproduced++] = svc->produces[i];
 
 	rc = tk_cli_parse(&spec, argc, argv, &cli);
 	if (rc >= 0)

@@ -50,6 +50,9 @@ typedef struct tkc_runtime
 	const char *streams[TKC_MAX_STREAMS];
 	char	   *topics[TKC_MAX_STREAMS];
 	char	   *dead_letter_topic;
+	int			nproduced;		/* streams written, not consumed */
+	const char *produced[TKC_MAX_STREAMS];
+	char	   *produced_topics[TKC_MAX_STREAMS];
 	int			partitions;		/* most partitions of a consumed topic */
 } tkc_runtime;
 

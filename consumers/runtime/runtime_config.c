@@ -18,6 +18,13 @@
  * must move.  session.timeout.ms=10000: a SIGKILLed member's partitions
  * move to the survivors within ~10 s instead of 45.
  *
+ * fetch.wait.max.ms=20 (librdkafka: 500): a fetch that finds no new data
+ * waits at most this long at the broker.  A real broker answers as soon as
+ * data arrives, so there it only bounds idle fetches (at most 50/s per
+ * broker); the devbroker (librdkafka's mock cluster) answers only when the
+ * wait ends, which with 500 ms put 0.1-0.5 s on every event's latency
+ * (bench/RESULTS.md, audit).
+ *
  * IDENTIFICATION
  *	  consumers/runtime/runtime_config.c
  *
@@ -60,5 +67,6 @@ const char *const tkc_consumer_kafka_defaults[][2] = {
 	{"partition.assignment.strategy", "cooperative-sticky"},
 	{"session.timeout.ms", "10000"},
 	{"heartbeat.interval.ms", "1000"},
+	{"fetch.wait.max.ms", "20"},
 	{NULL, NULL}
 };

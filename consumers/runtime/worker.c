@@ -123,6 +123,9 @@ tkc_topic(tkc_worker *w, const char *stream)
 	for (int i = 0; i < w->rt->nstreams; i++)
 		if (strcmp(w->rt->streams[i], stream) == 0)
 			return w->rt->topics[i];
+	for (int i = 0; i < w->rt->nproduced; i++)
+		if (strcmp(w->rt->produced[i], stream) == 0)
+			return w->rt->produced_topics[i];
 	if (strcmp(stream, TK_STREAM_DEAD_LETTER) == 0)
 		return w->rt->dead_letter_topic;
 	return NULL;

@@ -67,7 +67,9 @@ with those topics and a relay, and checks (one test) that the relay leads.
 Returns a TodoKafkaTest::Stack: a hash with node, topics (stream => topic),
 kafka, relay and, with metrics, port (the relay's --metrics-listen port).
 
-Options: node_conf (postgresql.conf lines), setup_sql (run before the
+Options: node_conf (postgresql.conf lines), streams (names of streams the
+test adds to todo_kafka.topics; their topics are named like the others),
+setup_sql (run before the
 broker starts), partitions ({stream => count} for topics that need other
 than the devbroker's default), brokers (devbroker broker count), metrics (1: a free port
 for /metrics and /healthz), relay_args (more relay arguments), relay_name,
@@ -82,6 +84,10 @@ sub start_stack
 	my ($class, $name, %opt) = @_;
 	my %s;
 	$s{node} = new_node($name, conf => $opt{node_conf});
+	# streams of the test's own, mapped like the built-in ones
+	$s{node}->safe_psql('postgres',
+		"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('$_', '$_')")
+	  for @{ $opt{streams} // [] };
 	$s{topics} = use_topics($s{node}, $name);
 	$s{node}->safe_psql('postgres', $opt{setup_sql}) if defined $opt{setup_sql};
 	# a stream's partition count, when the test wants other than the default
@@ -288,6 +294,24 @@ sub consume_events
 		$m->{hdr} = \%h;
 	}
 	return $msgs;
+}
+
+# Validate message values against schemas/ with an independent validator
+# (Debian's python3-jsonschema, through tests/lib/validate_schema.py).
+# Takes [schema name, value text] pairs, e.g. ['task-events.v1', $payload];
+# returns one result per pair: "ok" or "invalid: <path>: <why>".
+sub validate_schemas
+{
+	my @items = @_;
+	my $root = repo_root();
+	my $in = join('', map { "$_->[0]\t$_->[1]\n" } @items);
+	my ($out, $err) = ('', '');
+	# /usr/bin/python3: the Debian interpreter that sees python3-jsonschema
+	IPC::Run::run([ '/usr/bin/python3', "$root/tests/lib/validate_schema.py", "$root/schemas" ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	diag("validate_schema.py: $err") if $err ne '';
+	my @res = split /\n/, $out;
+	return @res == @items ? @res : map { "invalid: the validator failed ($err)" } @items;
 }
 
 # fetch the /metrics or /healthz text, or undef

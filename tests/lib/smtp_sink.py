@@ -8,7 +8,7 @@ DIR/envelopes.jsonl; the .eml is renamed into place before that line is
 written, so a test that sees the line can read the file.
 
   smtp_sink.py --dir DIR --port-file F [--reject PREFIX]... [--defer PREFIX]...
-               [--tls-dir D] [--auth-env VAR]
+               [--tls-dir D] [--auth-env VAR] [--port N] [--delay SECS]
 
   --reject PREFIX   answer RCPT TO of addresses starting with PREFIX with 550
   --defer PREFIX    ... with 451 (try again later)
@@ -16,6 +16,12 @@ written, so a test that sees the line can read the file.
                     certificate for localhost / 127.0.0.1 written to
                     D/cert.pem (the client's CA file) and D/key.pem
   --auth-env VAR    require AUTH (PLAIN/LOGIN) with "user:password" from $VAR
+  --port N          listen on port N (default: a free one), e.g. to come back
+                    on the same port after a stop
+  --delay SECS      wait SECS before accepting each message's DATA (a slow
+                    server, so a test can stop a client mid-delivery)
+
+Restarted on the same DIR, it numbers new messages after the ones there.
 
 The port (a free one) is written to --port-file once the server answers.
 SIGTERM stops it.
@@ -38,11 +44,12 @@ from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
-    def __init__(self, directory, reject, defer):
+    def __init__(self, directory, reject, defer, delay=0.0):
         self.dir = directory
         self.reject = reject
         self.defer = defer
-        self.count = 0
+        self.delay = delay
+        self.count = len([f for f in os.listdir(directory) if f.endswith(".eml")])
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -54,6 +61,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             self.count += 1
             name = "%d.eml" % self.count
@@ -115,6 +124,8 @@ def main():
     p.add_argument("--defer", action="append", default=[])
     p.add_argument("--tls-dir")
     p.add_argument("--auth-env")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0)
     args = p.parse_args()
 
     os.makedirs(args.dir, exist_ok=True)
@@ -134,8 +145,8 @@ def main():
         kwargs["authenticator"] = authenticator
         kwargs["auth_required"] = True
         kwargs["auth_require_tls"] = bool(args.tls_dir)
-    controller = Controller(Sink(args.dir, args.reject, args.defer), hostname="127.0.0.1",
-                            port=free_port(), **kwargs)
+    controller = Controller(Sink(args.dir, args.reject, args.defer, args.delay),
+                            hostname="127.0.0.1", port=args.port or free_port(), **kwargs)
     controller.start()
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:

@@ -1,0 +1,207 @@
+=pod
+
+=head1 NAME
+
+NotifyTest - real receivers and a todo-kafka-notify for the notification tests
+
+=head1 SYNOPSIS
+
+  use NotifyTest;
+  my $rx = NotifyTest->new(push_status => { '/gone' => 410 });
+  $rx->start_smtp;                       # tests/lib/smtp_sink.py
+  $rx->start_push;                       # tests/lib/push_receiver.py
+  my $conf = $rx->config(%extra);        # a todo-kafka-notify config file
+  my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => ['-c', $conf]);
+  my $mails = $rx->emails;               # parsed by Python's email package
+  my $pushes = $rx->pushes;              # the receiver's JSON log lines
+
+=head1 DESCRIPTION
+
+The receivers are independent of the C code: the SMTP sink is Debian's
+aiosmtpd, each message parsed with Python's email package; the push
+receiver verifies VAPID and decrypts aes128gcm with Python's cryptography
+package.  Both write their port to a file; the SMTP sink can be stopped and
+started again on the same port (an outage).  Python: $TK_PYTHON, else
+/usr/bin/python3.
+
+=cut
+
+package NotifyTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use File::Temp qw(tempdir);
+use IPC::Run;
+use JSON::PP;
+use Time::HiRes qw(sleep time);
+
+use TodoKafkaTest;
+
+my $py = $ENV{TK_PYTHON} // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
+my $lib = TodoKafkaTest::repo_root() . '/tests/lib';
+
+sub new
+{
+	my ($class, %opt) = @_;
+	my $dir = tempdir('tknotify-XXXX', TMPDIR => 1, CLEANUP => 1);
+	my $self = bless { dir => $dir, opt => \%opt, json => JSON::PP->new->canonical }, $class;
+	my ($code, $o, $e) = run_cmd($py, "$lib/push_receiver.py", 'gen-subscription', "$dir/sub.json");
+	croak "gen-subscription: $e" if $code;
+	$self->{sub} = $self->{json}->decode($o);
+	($code, $o, $e) = run_cmd($py, "$lib/push_receiver.py", 'gen-vapid', "$dir/vapid.pem");
+	croak "gen-vapid: $e" if $code;
+	$self->{vapid} = $self->{json}->decode($o);
+	mkdir "$dir/mail";
+	return $self;
+}
+
+sub dir { return $_[0]->{dir}; }
+sub subscription { return $_[0]->{sub}; }
+sub vapid { return $_[0]->{vapid}; }
+sub smtp_port { return $_[0]->{smtp_port}; }
+sub push_origin { return "http://127.0.0.1:$_[0]->{push_port}"; }
+
+sub run_cmd
+{
+	my (@cmd) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(\@cmd, '<', \undef, '>', \$o, '2>', \$e);
+	return ($? >> 8, $o, $e);
+}
+
+sub slurp
+{
+	my ($f) = @_;
+	open my $fh, '<:raw', $f or return '';
+	local $/;
+	my $t = <$fh>;
+	return $t // '';
+}
+
+# a python server that writes its port to a file; returns (harness, port)
+sub _start_server
+{
+	my ($self, $name, @cmd) = @_;
+	my $port_file = "$self->{dir}/$name.port";
+	unlink $port_file;
+	my $log = "$self->{dir}/$name.log";
+	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
+		'<', \undef, '>>', $log, '2>>', $log);
+	my $deadline = time + 30;
+	sleep(0.05) while !-s $port_file && time < $deadline && $h->pumpable;
+	croak "$name did not start: " . slurp($log) unless -s $port_file;
+	chomp(my $port = slurp($port_file));
+	return ($h, $port);
+}
+
+# the SMTP sink; again on the same port after stop_smtp; delay => secs per message
+sub start_smtp
+{
+	my ($self, %opt) = @_;
+	my @args = ("$lib/smtp_sink.py", '--dir', "$self->{dir}/mail");
+	push @args, '--port', $self->{smtp_port} if $self->{smtp_port};
+	push @args, '--delay', $opt{delay} if $opt{delay};
+	($self->{smtp}, $self->{smtp_port}) = $self->_start_server('smtp', @args);
+	return $self->{smtp_port};
+}
+
+sub stop_smtp
+{
+	my ($self) = @_;
+	return unless $self->{smtp};
+	$self->{smtp}->signal('TERM');
+	$self->{smtp}->finish;
+	delete $self->{smtp};
+}
+
+sub start_push
+{
+	my ($self) = @_;
+	my %st = %{ $self->{opt}{push_status} // {} };
+	($self->{push}, $self->{push_port}) = $self->_start_server('push',
+		"$lib/push_receiver.py", 'serve', '--subscription', "$self->{dir}/sub.json",
+		'--log', "$self->{dir}/push.jsonl", '--vapid-public', $self->{vapid}{public_b64url},
+		map { ('--status', "$_=$st{$_}") } sort keys %st);
+	return $self->{push_port};
+}
+
+# a config file for todo-kafka-notify pointing at the receivers
+sub config
+{
+	my ($self, %extra) = @_;
+	my %c = (
+		smtp_url => "smtp://127.0.0.1:$self->{smtp_port}",
+		smtp_from => 'reminders@todo.example',
+		vapid_key => "$self->{dir}/vapid.pem",
+		vapid_subject => 'mailto:ops@todo.example',
+		retry_base_ms => 100,
+		retry_max_ms => 1000,
+		outage_retry_max_ms => 1000,
+		smtp_timeout_ms => 5000,
+		%extra);
+	my $f = "$self->{dir}/notify-" . ++$self->{nconf} . '.conf';
+	open my $fh, '>', $f or croak "$f: $!";
+	print $fh map { "$_ = $c{$_}\n" } sort keys %c;
+	close $fh;
+	return $f;
+}
+
+# every message the sink accepted, parsed by Python's email package, in order
+sub emails
+{
+	my ($self) = @_;
+	my $script = <<'PY';
+import email, email.policy, json, os, sys
+d = sys.argv[1]
+out = []
+for f in sorted((f for f in os.listdir(d) if f.endswith('.eml')), key=lambda f: int(f[:-4])):
+    with open(os.path.join(d, f), 'rb') as fh:
+        m = email.message_from_binary_file(fh, policy=email.policy.default)
+    out.append({'file': f, 'from': str(m['From']), 'to': str(m['To']),
+                'subject': str(m['Subject']), 'date': str(m['Date']),
+                'date_ok': m['Date'].datetime is not None,
+                'message_id': str(m['Message-ID']),
+                'auto_submitted': str(m['Auto-Submitted']),
+                'content_type': m.get_content_type(),
+                'body': m.get_content()})
+print(json.dumps(out))
+PY
+	my ($code, $o, $e) = run_cmd($py, '-c', $script, "$self->{dir}/mail");
+	croak "parsing the mail: $e" if $code;
+	return $self->{json}->decode($o);
+}
+
+# the push receiver's log, one hash per request
+sub pushes
+{
+	my ($self) = @_;
+	return [ map { $self->{json}->decode($_) } grep { length }
+		  split /\n/, slurp("$self->{dir}/push.jsonl") ];
+}
+
+# poll until $cond returns true; false on timeout
+sub wait_for
+{
+	my ($cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		sleep(0.1);
+	}
+	return $cond->() ? 1 : 0;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	for my $h (grep { defined } @{$self}{qw(smtp push)})
+	{
+		$h->signal('TERM') if $h->pumpable;
+		eval { $h->finish };
+	}
+}
+
+1;
