@@ -5,6 +5,7 @@ SET DateStyle = 'ISO, YMD';
 TRUNCATE todo_kafka.outbox;
 DELETE FROM todo_kafka.tasks;
 DELETE FROM todo_kafka.dead_letters;
+INSERT INTO todo_kafka.topics (stream, topic) VALUES ('api_test', 'api.test');
 CREATE ROLE tk_api_relay LOGIN IN ROLE todo_kafka_relay;
 CREATE ROLE tk_api_app LOGIN IN ROLE todo_kafka_app;
 
@@ -36,10 +37,10 @@ RESET ROLE;
 -- three committed events after s0
 BEGIN;
 SET LOCAL todo_kafka.correlation_id = 'corr-1';
-SELECT todo_kafka.publish('task_events', 'key-1', 'test.one', '{"n": 1}', '{"h": "v"}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('api_test', 'key-1', 'test.one', '{"n": 1}', '{"h": "v"}') IS NOT NULL AS published;
 COMMIT;
-SELECT todo_kafka.publish('task_events', 'key-2', 'test.two', '{"n": 2}') IS NOT NULL AS published;
-SELECT todo_kafka.publish('task_events', 'key-3', 'test.three', '{"n": 3}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('api_test', 'key-2', 'test.two', '{"n": 2}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('api_test', 'key-3', 'test.three', '{"n": 3}') IS NOT NULL AS published;
 
 SET ROLE tk_api_relay;
 -- the window (s0, now]: first page of two rows in id order, every column
@@ -64,8 +65,8 @@ SELECT id_span, oldest_age_seconds >= 0 AS age_ok FROM todo_kafka.relay_backlog(
 
 -- a poison row moves to dead_letters with its reason, in one statement
 SELECT id AS poison FROM todo_kafka.relay_page(0, NULL, NULL, 10) \gset
-SELECT todo_kafka.relay_dead_letter(:poison, 'todo.task.events', 'message too large') AS moved;
-SELECT todo_kafka.relay_dead_letter(:poison, 'todo.task.events', 'again') AS moved_again;
+SELECT todo_kafka.relay_dead_letter(:poison, 'api.test', 'message too large') AS moved;
+SELECT todo_kafka.relay_dead_letter(:poison, 'api.test', 'again') AS moved_again;
 RESET ROLE;
 SELECT outbox_id = :poison AS same_id, topic, reason, row_data->>'event_type' AS event_type,
        row_data->>'key' AS key
@@ -120,4 +121,5 @@ RESET ROLE;
 DELETE FROM todo_kafka.dead_letters;
 DELETE FROM todo_kafka.tasks;
 TRUNCATE todo_kafka.outbox;
+DELETE FROM todo_kafka.topics WHERE stream = 'api_test';
 DROP ROLE tk_api_relay, tk_api_app;
