@@ -63,7 +63,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
-#include "b64.h"
+#include "base64.h"
 #include "delivery_int.h"
 #include "strbuf.h"
 #include "webpush.h"
@@ -81,7 +81,7 @@ struct tkn_vapid
 {
 	EVP_PKEY   *key;
 	char	   *subject;
-	char		public_b64[TKN_B64_LEN(P256_POINT_LEN) + 1];
+	char		public_b64[TK_B64_LEN(P256_POINT_LEN) + 1];
 };
 
 void
@@ -262,7 +262,7 @@ vapid_read_key(const char *src, char *err, size_t errlen)
 		BIO_free(bio);
 		return key;
 	}
-	if (tkn_b64_decode(src, d, sizeof(d), &dlen) && dlen == P256_SCALAR_LEN)
+	if (tk_b64_decode(src, d, sizeof(d), &dlen) && dlen == P256_SCALAR_LEN)
 	{
 		key = p256_from_scalar(d, err, errlen);
 		OPENSSL_cleanse(d, sizeof(d));
@@ -321,7 +321,7 @@ tkn_vapid_load(const char *key_pem_or_b64, const char *subject, char *err, size_
 		tkn_vapid_free(v);
 		return NULL;
 	}
-	tkn_b64_encode(point, sizeof(point), v->public_b64, true);
+	tk_b64_encode(point, sizeof(point), v->public_b64, true);
 	return v;
 }
 
@@ -427,7 +427,7 @@ tkn_webpush_encrypt(const tkn_push_subscription *sub, const char *payload, size_
 		return 0;
 	}
 	if (sub->p256dh == NULL ||
-		!tkn_b64_decode(sub->p256dh, ua_public, sizeof(ua_public), &ua_len) ||
+		!tk_b64_decode(sub->p256dh, ua_public, sizeof(ua_public), &ua_len) ||
 		ua_len != P256_POINT_LEN || ua_public[0] != 0x04)
 	{
 		tkn_errorf(err, errlen, "push subscription: p256dh must be the base64url of a 65-byte "
@@ -435,7 +435,7 @@ tkn_webpush_encrypt(const tkn_push_subscription *sub, const char *payload, size_
 		return 0;
 	}
 	if (sub->auth == NULL ||
-		!tkn_b64_decode(sub->auth, auth, sizeof(auth), &auth_len) ||
+		!tk_b64_decode(sub->auth, auth, sizeof(auth), &auth_len) ||
 		auth_len != AUTH_SECRET_LEN)
 	{
 		tkn_errorf(err, errlen, "push subscription: auth must be the base64url of a 16-byte "
@@ -578,9 +578,9 @@ done:
 static void
 append_b64url(tk_strbuf *sb, const unsigned char *data, size_t len)
 {
-	if (!tk_strbuf_reserve(sb, TKN_B64_LEN(len) + 1))
+	if (!tk_strbuf_reserve(sb, TK_B64_LEN(len) + 1))
 		return;
-	sb->len += tkn_b64_encode(data, len, sb->data + sb->len, true);
+	sb->len += tk_b64_encode(data, len, sb->data + sb->len, true);
 }
 
 /* "Authorization: vapid t=<jwt>, k=<public key>" for the endpoint's origin */
