@@ -45,6 +45,26 @@
  * sleeping relay that then found rows (notify, recheck, reminder or poll);
  * "poll" means a wake-up was missed and only the safety net caught it.
  *
+ * Linger only while more rows wait (issue 11): librdkafka holds each
+ * partition's messages up to linger.ms (spec default 5 ms) hoping to fill a
+ * batch.  That pays while a backlog drains (passes end on full pages:
+ * PASS_MORE, or PASS_ROWS with the window still open), but a pass that
+ * produced rows and closed its window has read everything committed:
+ * nothing joins those batches before the next pass, so the linger is pure
+ * latency.  After such a pass the loop calls rd_kafka_flush(rk,
+ * FLUSH_AT_END_MS) before anything else.  flush() raises librdkafka's
+ * "flushing" flag (linger treated as expired), wakes the broker threads,
+ * serves delivery reports like rd_kafka_poll() and returns as soon as
+ * everything is acknowledged (~0.15 ms with the devbroker), else after the
+ * timeout.  The timeout must not be 0: the flag is dropped when flush()
+ * returns, and a broker thread that wakes after that still lingers
+ * (librdkafka's rdkafka.c: "If this flush() call finishes before the broker
+ * wakes up then no flushing will be performed by that broker thread");
+ * measured with librdkafka 2.0.2, produce->ack p50 was 5.3 ms with poll
+ * alone, 5.3 ms with flush(0), 0.16 ms with flush(1).  The main thread
+ * waits at most FLUSH_AT_END_MS per such pass (also when Kafka is down),
+ * while new rows gather for the next pass.
+ *
  * Reminders: the leader sleeps until the next due reminder too (the
  * deadline comes from reminders.c), not a fixed poll.  A call that fired
  * reminders wrote their events into the outbox, so the next pass is made
@@ -76,6 +96,7 @@
 #define IDLE_GRACE_MS		20
 #define BUSY_NAP_MS			2
 #define RECHECK_FIRST_MS	5
+#define FLUSH_AT_END_MS		1	/* see "Linger only while more rows wait" */
 #define TOPIC_ADMIN_TIMEOUT_MS 5000
 
 volatile sig_atomic_t relay_fatal_error = 0;
@@ -309,6 +330,9 @@ leader_pass(relay_state *st)
 							  st->cfg.read_batch))
 	{
 		case PASS_ROWS:
+			/* the window closed: nothing more to batch with, send now */
+			if (!relay_reader_window_open(st->reader))
+				rd_kafka_flush(st->rk, FLUSH_AT_END_MS);
 			if (st->sleeping)
 			{
 				relay_metrics_wakeup(st->wake_reason ? st->wake_reason : "poll");
