@@ -93,7 +93,7 @@ typedef struct tk_message_list
 	tk_message *msgs;
 	int			n;
 	int			cap;
-	/* storage (private to cloudevents.c) */
+	/* storage (private to ce_message.c) */
 	tk_strbuf	text;			/* ids, types, values, custom headers */
 	tk_strbuf	scratch;		/* per-row envelope parts */
 	tk_msg_slot *slots;			/* offsets into text, per message */

@@ -39,6 +39,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "dead_letter.h"
 
@@ -83,34 +84,6 @@ tk_utf8_valid(const char *s, size_t len)
 		i += n + 1;
 	}
 	return true;
-}
-
-static char *
-base64(const char *s, size_t len)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *) s;
-	char	   *out = malloc(4 * ((len + 2) / 3) + 1);
-	size_t		o = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3)
-	{
-		uint32_t	v = p[i] << 16;
-
-		if (i + 1 < len)
-			v |= p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = tab[(v >> 18) & 63];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
 }
 
 static void
@@ -212,9 +185,10 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	}
 	else
 	{
-		b64 = base64(o->payload, o->payload_len);
+		b64 = malloc(TK_B64_LEN(o->payload_len) + 1);
 		if (b64 == NULL)
 			goto done;
+		tk_b64_encode((const uint8_t *) o->payload, o->payload_len, b64, false);
 		cJSON_AddStringToObject(data, "payload_base64", b64);
 	}
 	out->value = cJSON_PrintUnformatted(root);

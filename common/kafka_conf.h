@@ -41,6 +41,9 @@ extern bool tk_kafka_conf_apply(rd_kafka_conf_t *conf, const tk_kvlist *props,
 								char *errbuf, size_t errlen);
 extern bool tk_kafka_check_production(const tk_kvlist *props,
 									  char *errbuf, size_t errlen);
+extern rd_kafka_conf_t *tk_kafka_conf_new(const char *client_id,
+										  const tk_kvlist *props,
+										  char *errbuf, size_t errlen);
 extern void tk_kafka_log_cb(const rd_kafka_t *rk, int level,
 							const char *fac, const char *buf);
 

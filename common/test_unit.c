@@ -4,8 +4,9 @@
  *	  unit tests of the pure common code, TAP output
  *
  * No PostgreSQL, no Kafka: config file parsing and redaction, backoff,
- * the RFC 3339 parser, the histogram, and the CloudEvents builder
- * (fan-out, ids, types, task_updates diff).  Run by "make -C common check"
+ * the RFC 3339 parser, the histogram, the CloudEvents builder
+ * (fan-out, ids, types, task_updates diff), and the plain-words mapping of
+ * librdkafka's connection errors (kafka_errors.c).  Run by "make -C common check"
  * and by tests/100_unit.pl.
  *
  * IDENTIFICATION
@@ -24,6 +25,7 @@
 #include "clock.h"
 #include "cloudevents.h"
 #include "config.h"
+#include "kafka_errors.h"
 #include "prom.h"
 #include "strbuf.h"
 
@@ -575,6 +577,81 @@ test_cloudevents_json(void)
 	tk_message_list_free(&l);
 }
 
+/* ---- Kafka errors in plain words ---- */
+
+static void
+test_kafka_errors(void)
+{
+	tk_kvlist	props = {NULL, 0};
+	char		msg[1024];
+	tk_kafka_problem k;
+
+	tk_kvlist_set(&props, "bootstrap.servers", "kafka-1:9093,kafka-2:9093");
+	tk_kvlist_set(&props, "security.protocol", "SASL_SSL");
+	tk_kvlist_set(&props, "sasl.mechanism", "SCRAM-SHA-512");
+	tk_kvlist_set(&props, "sasl.username", "relay");
+	tk_kvlist_set(&props, "sasl.password", "s3cret-pw");
+	tk_kvlist_set(&props, "ssl.ca.location", "/etc/kafka/ca.pem");
+
+	/* the line the relay used to repeat every second, from the log callback */
+	k = tk_kafka_explain(0, "[thrd:sasl_ssl://kafka-1:9093/bootstrap]: sasl_ssl://kafka-1:9093/bootstrap: "
+						 "SASL authentication error: SaslAuthenticateRequest failed: Local: Broker transport failure "
+						 "(after 3ms in state AUTH_REQ)", &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_AUTH, "kafka: SASL failure is an auth problem");
+	ok(strstr(msg, "sasl_ssl://kafka-1:9093") && !strstr(msg, "bootstrap]") &&
+	   strstr(msg, "user \"relay\"") && strstr(msg, "SCRAM-SHA-512") &&
+	   strstr(msg, "check sasl.username / sasl.password"),
+	   "kafka: auth message names broker, user, mechanism and the fix");
+	ok(!strstr(msg, "s3cret-pw"), "kafka: the password is never in the message");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__AUTHENTICATION,
+						 "sasl_ssl://kafka-2:9093/2: SASL authentication error: Authentication failed during "
+						 "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
+						 &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_AUTH && strstr(msg, "sasl_ssl://kafka-2:9093 ") != NULL,
+	   "kafka: error event with a broker id names the broker");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__SSL,
+						 "ssl://kafka-1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+						 "certificate verify failed: broker certificate could not be verified, verify that "
+						 "ssl.ca.location is correctly configured or root CA certificates are installed "
+						 "(after 4ms in state SSL_HANDSHAKE)", &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_TLS_CA &&
+	   strstr(msg, "the broker's certificate is not signed by ssl.ca.location (/etc/kafka/ca.pem)"),
+	   "kafka: untrusted CA names ssl.ca.location");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__RESOLVE,
+						 "nosuch:9092/bootstrap: Failed to resolve 'nosuch:9092': Name or service not known "
+						 "(after 2ms in state CONNECT)", &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_RESOLVE && strstr(msg, "nosuch:9092 does not resolve") &&
+	   strstr(msg, "bootstrap.servers"), "kafka: unresolvable broker");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__TRANSPORT,
+						 "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused "
+						 "(after 0ms in state CONNECT)", &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_REFUSED && strstr(msg, "127.0.0.1:1 refused the connection"),
+	   "kafka: refused connection");
+	ok(!tk_kafka_problem_is_config(k) && tk_kafka_problem_is_config(TK_KAFKA_AUTH),
+	   "kafka: refused heals by itself, auth needs a config change");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__TRANSPORT,
+						 "kafka-1:9093/bootstrap: Disconnected while requesting ApiVersion: might be caused by "
+						 "incorrect security.protocol configuration (connecting to a SSL listener?)",
+						 &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_PROTOCOL && strstr(msg, "security.protocol SASL_SSL"),
+	   "kafka: wrong security.protocol");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "2/2 brokers are down",
+						 &props, msg, sizeof(msg));
+	ok(k == TK_KAFKA_ALL_DOWN && strstr(msg, "all Kafka brokers are down"),
+	   "kafka: all brokers down");
+
+	k = tk_kafka_explain(RD_KAFKA_RESP_ERR__TIMED_OUT, "something else", NULL, msg, sizeof(msg));
+	ok(k == TK_KAFKA_OTHER && strcmp(msg, "kafka: _TIMED_OUT: something else") == 0,
+	   "kafka: anything else keeps librdkafka's words");
+	tk_kvlist_free(&props);
+}
+
 int
 main(void)
 {
@@ -583,6 +660,7 @@ main(void)
 	test_clock_hist();
 	test_cloudevents();
 	test_cloudevents_json();
+	test_kafka_errors();
 	printf("1..%d\n", ntests);
 	return nfailed ? 1 : 0;
 }

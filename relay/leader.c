@@ -1,21 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * leader.c
- *	  PostgreSQL session of the relay: leadership, LISTEN, sleep lock
+ *	  PostgreSQL session of the relay: leadership and the sleep lock
  *
- * Leadership (guarantee 5): one relay per database holds the session-level
- * advisory lock (29803, 1), taken with pg_try_advisory_lock on the same
- * connection that reads the outbox.  A standby keeps its connection and
- * retries every standby_retry_ms; when the leader dies its session ends,
- * the lock is freed and the next try succeeds.  Losing the connection
- * loses the lock, so after any reconnect the relay is a standby until it
- * wins the lock again, and only then reads.
+ * Leadership (guarantee 5): one relay per database holds a session-level
+ * advisory lock, taken without waiting by todo_kafka.relay_lead() on the
+ * same connection that reads the outbox; the winner also LISTENs on the
+ * wake-up channel.  A standby keeps its connection and retries every
+ * standby_retry_ms; when the leader dies its session ends, the lock is
+ * freed and the next try succeeds.  Losing the connection loses the lock,
+ * so after any reconnect the relay is a standby until it wins the lock
+ * again, and only then reads.
  *
- * Wake-up (DESIGN.md, the NOTIFY trap): the extension sends NOTIFY
- * todo_kafka at commit only while some session holds the advisory lock
- * (29803, 2).  The relay takes that lock when it runs out of work ("I
- * sleep") and releases it when it is busy, so busy periods cost writers no
- * NOTIFY.  The re-check after taking the lock lives in main.c.
+ * Wake-up (DESIGN.md, the NOTIFY trap): the extension sends NOTIFY at
+ * commit only while some session holds the sleep lock.  The relay takes
+ * it when it runs out of work (todo_kafka.relay_sleeping(true): "I sleep")
+ * and releases it when it is busy, so busy periods cost writers no NOTIFY.
+ * The re-check after taking the lock lives in main.c.
+ *
+ * The lock keys and the channel are the extension's (todo_kafka.h); the
+ * relay only calls its functions (extension/0.4.0/05_relay.sql).
  *
  * Every function here runs synchronous libpq calls on the main thread and
  * returns false when the query failed; the caller then checks PQstatus to
@@ -38,32 +42,26 @@ relay_pg_connect(const char *conninfo)
 	return tk_pg_connect(conninfo, "todo-kafka-relay");
 }
 
+/* try to lead; the winner LISTENs for wake-ups from then on */
 bool
 relay_try_leadership(PGconn *conn, bool *is_leader)
 {
 	char		v[8] = "";
 
-	if (!tk_pg_exec_value(conn, "SELECT pg_catalog.pg_try_advisory_lock(29803, 1)",
-					   v, sizeof(v)))
+	if (!tk_pg_exec_value(conn, "SELECT todo_kafka.relay_lead()", v, sizeof(v)))
 		return false;
 	*is_leader = (strcmp(v, "t") == 0);
 	return true;
 }
 
-bool
-relay_listen(PGconn *conn)
-{
-	return tk_pg_exec_value(conn, "LISTEN " RELAY_NOTIFY_CHANNEL, NULL, 0);
-}
-
-/* take (blocking; nobody else takes it for long) or release the sleep lock */
+/* announce sleep (blocking; nobody else takes the lock for long) or busy */
 bool
 relay_sleep_lock(PGconn *conn, bool take)
 {
 	return tk_pg_exec_value(conn, take ?
-						 "SELECT pg_catalog.pg_advisory_lock(29803, 2)" :
-						 "SELECT pg_catalog.pg_advisory_unlock(29803, 2)",
-						 NULL, 0);
+							"SELECT todo_kafka.relay_sleeping(true)" :
+							"SELECT todo_kafka.relay_sleeping(false)",
+							NULL, 0);
 }
 
 int

@@ -27,7 +27,7 @@
  *		notifications.
  *
  * Sleeping and waking (the NOTIFY trap in DESIGN.md): writers NOTIFY only
- * while the relay holds the advisory lock (29803, 2).  States:
+ * while the relay holds the sleep lock (todo_kafka.relay_sleeping()).  States:
  *	 busy	  the last pass produced rows: pass again at once;
  *	 idle	  empty passes for less than IDLE_GRACE_MS: pass every
  *			  BUSY_NAP_MS without the lock (a steady stream of writes never
@@ -145,8 +145,7 @@ static void
 become_leader(relay_state *st)
 {
 	tk_log(TK_LOG_INFO, "acquired leadership; streaming the outbox");
-	if (!relay_listen(st->conn) ||
-		!relay_topics_load(st->conn, st->rk, &st->topics))
+	if (!relay_topics_load(st->conn, st->rk, &st->topics))
 	{
 		pg_failed(st);
 		return;
@@ -356,7 +355,7 @@ run_loop(relay_state *st)
 			reload_config(st);
 		}
 		rd_kafka_poll(st->rk, 0);
-		relay_producer_service(st->rk);
+		relay_producer_service(st->rk, &st->topics);
 		relay_metrics_state(st->conn != NULL, st->leader, relay_kafka_up(),
 							relay_rows_in_flight());
 		now = tk_monotonic_ms();
@@ -472,7 +471,7 @@ drain_and_exit(relay_state *st)
 		   tk_monotonic_ms() < deadline && tk_shutdown_requested < 2)
 	{
 		rd_kafka_poll(st->rk, 100);
-		relay_producer_service(st->rk);
+		relay_producer_service(st->rk, &st->topics);
 	}
 	if (tk_shutdown_requested >= 2)
 	{

@@ -38,9 +38,13 @@
  * the reader checks that librdkafka's queue has room; if not it returns
  * PASS_BACKPRESSURE and resumes the same page later.
  *
- * Deletion: acked rows are deleted in batches of delete_batch ids, or
- * sooner when the oldest ack waited delete_delay_ms.  Dead rows (poison)
- * are moved to todo_kafka.dead_letters and deleted in one statement each.
+ * Deletion: acked rows are deleted in batches of delete_batch ids
+ * (todo_kafka.relay_ack()), or sooner when the oldest ack waited
+ * delete_delay_ms.  Dead rows (poison) are moved to todo_kafka.dead_letters
+ * and deleted in one statement each (todo_kafka.relay_dead_letter()).
+ *
+ * SQL: the reader runs only the relay API of the extension
+ * (extension/0.4.0/05_relay.sql), never a query on its tables.
  *
  * All calls are libpq on the main thread; the one asynchronous query (the
  * prefetch) is always collected before relay_reader_pass() returns.
@@ -65,33 +69,34 @@
 #define PAGE_STMT "todo_kafka_relay_page"
 
 /*
- * The page query.  The outer zero-row-proof join (SELECT 1 LEFT JOIN
- * LATERAL ...) makes an empty window still return one row, so the snapshot
- * that opens a window comes back even when there is nothing to read; that
- * row has a NULL id (install_page() counts it as no rows).  Columns are
- * found by name (reader_columns below), never by position.  %s is the
- * db_role column, or NULL when the outbox predates 0.3.0.
+ * The page query: todo_kafka.relay_page() (extension/0.4.0/05_relay.sql),
+ * the one place that knows the outbox's columns.  $1 = the page cursor (last
+ * id read in this window), $2 = S2 (NULL: this statement's own snapshot
+ * opens the window), $3 = S1 (NULL: no window closed since the
+ * (re)connect: every committed row), $4 = the page size.
+ *
+ * The zero-row snapshot trick: relay_page() always returns at least one
+ * row, and every row carries pg_current_snapshot() of this statement.  An
+ * empty window thus comes back as one row with a NULL id (install_page()
+ * counts it as no rows), and the reader still learns the snapshot: it
+ * becomes S2 of the window it opens and, once the window's last (short)
+ * page is read, S1 of the next.  Without that row an empty window would
+ * return nothing, no S2 could be recorded, and the next window would have
+ * to start from an older horizon.
+ *
+ * The transaction horizon: rows are taken by snapshot visibility, not by
+ * id alone, so a transaction that took a lower id and commits later is in
+ * a later window (visible in its S2, not in its S1): nothing is skipped
+ * (guarantee 2, tests/103_out_of_order_commit.pl).  The id cursor only
+ * pages within one window, whose S1 and S2 stay fixed.
+ *
+ * relay_page() is a LANGUAGE sql STABLE function that PostgreSQL inlines,
+ * so the prepared statement plans as the plain SELECT it replaced (an
+ * index range scan on the primary key), and pg_current_snapshot() is this
+ * statement's snapshot.  Columns are found by name (reader_columns below),
+ * never by position.
  */
-#define PAGE_SQL \
-	"SELECT pg_catalog.pg_current_snapshot()::text AS snapshot, o.* " \
-	"FROM (SELECT 1) AS one LEFT JOIN LATERAL (" \
-	" SELECT id, xid::text AS xid, event_id::text AS event_id, kind, stream," \
-	"  event_type, source, key, user_id, actor, %s AS db_role, correlation_id," \
-	"  traceparent, before::text AS before, after::text AS after," \
-	"  pg_catalog.array_to_json(changed)::text AS changed, headers::text AS headers," \
-	"  pg_catalog.to_char(occurred_at AT TIME ZONE 'UTC'," \
-	"                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS occurred_at" \
-	" FROM todo_kafka.outbox" \
-	" WHERE id > $1" \
-	"  AND ($2::pg_snapshot IS NULL OR pg_catalog.pg_visible_in_snapshot(xid, $2::pg_snapshot))" \
-	"  AND ($3::pg_snapshot IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3::pg_snapshot))" \
-	" ORDER BY id LIMIT $4) AS o ON true"
-
-/* does the outbox have the db_role column (extension 0.3.0 and later)? */
-#define HAS_DB_ROLE_SQL \
-	"SELECT 1 FROM pg_catalog.pg_attribute" \
-	" WHERE attrelid = 'todo_kafka.outbox'::pg_catalog.regclass" \
-	"  AND attname = 'db_role' AND NOT attisdropped"
+#define PAGE_SQL "SELECT * FROM todo_kafka.relay_page($1, $2, $3, $4)"
 
 /* the page's columns that make a tk_outbox_row, by name */
 static const struct
@@ -214,30 +219,23 @@ col(PGresult *res, int row, int c)
 	return c < 0 || PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
 }
 
-/* prepare the page query for this connection's outbox */
+/* prepare the page query for this connection */
 static bool
 prepare_page(PGconn *conn)
 {
-	PGresult   *res = PQexec(conn, HAS_DB_ROLE_SQL);
-	char		sql[sizeof(PAGE_SQL) + 16];
-	bool		ok;
+	PGresult   *res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
+	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		tk_log(TK_LOG_ERROR, "could not inspect todo_kafka.outbox: %s", PQerrorMessage(conn));
-		PQclear(res);
-		return false;
-	}
-	snprintf(sql, sizeof(sql), PAGE_SQL, PQntuples(res) > 0 ? "db_role" : "NULL::text");
-	if (PQntuples(res) == 0)
-		tk_log(TK_LOG_WARNING, "todo_kafka.outbox has no db_role column (extension older than 0.3.0?); audit records carry \"db_role\": null");
-	PQclear(res);
-
-	res = PQprepare(conn, PAGE_STMT, sql, 4, NULL);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
-		tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
-			   PQerrorMessage(conn));
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (state && strcmp(state, "42883") == 0)
+			tk_log(TK_LOG_ERROR, "todo_kafka.relay_page() does not exist: the extension is older than 0.4.0; run ALTER EXTENSION todo_kafka UPDATE");
+		else
+			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
+				   PQerrorMessage(conn));
+	}
 	PQclear(res);
 	return ok;
 }
@@ -411,12 +409,9 @@ delete_dead(PGconn *conn)
 		params[0] = id;
 		params[1] = dead[0].topic ? dead[0].topic : "";
 		params[2] = dead[0].reason ? dead[0].reason : "";
-		res = PQexecParams(conn,
-						   "WITH d AS (DELETE FROM todo_kafka.outbox WHERE id = $1::bigint RETURNING *) "
-						   "INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data) "
-						   "SELECT d.id, d.event_id, $2, $3, pg_catalog.row_to_json(d) FROM d",
+		res = PQexecParams(conn, "SELECT todo_kafka.relay_dead_letter($1, $2, $3)",
 						   3, NULL, params, NULL, NULL, 0);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 		if (!ok)
 			tk_log(TK_LOG_ERROR, "could not move outbox row %s to todo_kafka.dead_letters: %s",
 				   id, PQerrorMessage(conn));
@@ -463,10 +458,9 @@ relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms)
 		if (sql_ids.oom)
 			return false;
 		params[0] = sql_ids.data;
-		res = PQexecParams(conn,
-						   "DELETE FROM todo_kafka.outbox WHERE id = ANY ($1::bigint[])",
+		res = PQexecParams(conn, "SELECT todo_kafka.relay_ack($1)",
 						   1, NULL, params, NULL, NULL, 0);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 		if (!ok)
 			tk_log(TK_LOG_ERROR, "could not delete acknowledged outbox rows: %s",
 				   PQerrorMessage(conn));
@@ -482,19 +476,15 @@ relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms)
 
 /*
  * Measure the backlog for /metrics: the id span still in the outbox (an
- * upper bound on the rows waiting) and the age of the oldest row.  Both come
- * from the primary key index; a count(*) would scan the whole heap, which
- * after a burst is mostly empty pages, and stall this thread (and so the
- * commit->ack latency of every row waiting behind it) every few seconds.
+ * upper bound on the rows waiting) and the age of the oldest row
+ * (todo_kafka.relay_backlog(): both from the primary key index, never a
+ * count(*) that would stall this thread behind a heap scan).
  */
 bool
 relay_query_backlog(PGconn *conn)
 {
-	PGresult   *res = PQexec(conn,
-							 "SELECT coalesce((SELECT max(id) FROM todo_kafka.outbox)"
-							 " - (SELECT min(id) FROM todo_kafka.outbox) + 1, 0),"
-							 " coalesce(extract(epoch FROM now() -"
-							 " (SELECT occurred_at FROM todo_kafka.outbox ORDER BY id LIMIT 1)), 0)");
+	PGresult   *res = PQexec(conn, "SELECT id_span, oldest_age_seconds"
+							 " FROM todo_kafka.relay_backlog()");
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{

@@ -28,11 +28,6 @@
 #include "kafka_conf.h"
 #include "log.h"
 
-#define RELAY_LOCK_CLASS	29803
-#define RELAY_LOCK_LEADER	1
-#define RELAY_LOCK_SLEEPING 2
-#define RELAY_NOTIFY_CHANNEL "todo_kafka"
-
 /* exit codes */
 #define RELAY_EXIT_OK		TK_EXIT_OK
 #define RELAY_EXIT_FAILURE	TK_EXIT_FAILURE
@@ -107,17 +102,18 @@ extern void relay_topics_ensure(rd_kafka_t *rk, const relay_topics *topics,
 
 /* ---- producer.c ---- */
 
-typedef struct relay_row relay_row;
-
 extern rd_kafka_t *relay_producer_create(const relay_config *cfg,
 										 char *errbuf, size_t errlen);
 extern int	relay_producer_queue_room(rd_kafka_t *rk);
-extern void relay_producer_service(rd_kafka_t *rk);
+extern void relay_producer_service(rd_kafka_t *rk, relay_topics *topics);
 extern bool relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 									const tk_outbox_row *row, int64_t id);
+extern bool relay_kafka_up(void);
+
+/* ---- inflight.c (the producer's side of it: inflight.h) ---- */
+
 extern bool relay_row_in_flight(int64_t id);
 extern int64_t relay_rows_in_flight(void);
-extern bool relay_kafka_up(void);
 
 /* rows that were settled by delivery reports, for outbox_reader.c */
 extern int	relay_take_acked(int64_t **ids);
@@ -177,7 +173,6 @@ typedef enum relay_pg_state
 
 extern PGconn *relay_pg_connect(const char *conninfo);
 extern bool relay_try_leadership(PGconn *conn, bool *is_leader);
-extern bool relay_listen(PGconn *conn);
 extern bool relay_sleep_lock(PGconn *conn, bool take);
 extern int	relay_drain_notifies(PGconn *conn);
 

@@ -10,7 +10,11 @@
  * the lock is held for nanoseconds and the scrape copies what it needs.
  *
  * Health: "ok" while connected to PostgreSQL and Kafka is reachable (or
- * this relay is a standby); otherwise "degraded: <reasons>" with HTTP 503.
+ * this relay is a standby) and Kafka does not refuse us for a reason only
+ * a configuration change fixes (SASL login, certificate: kafka_errors.c);
+ * otherwise "degraded: <reasons>" with HTTP 503.  Any current Kafka
+ * problem is appended in plain words; /metrics adds
+ * todo_kafka_kafka_errors_total{kind}.
  *
  * IDENTIFICATION
  *	  relay/relay_metrics.c
@@ -22,6 +26,7 @@
 #include <time.h>
 
 #include "http_metrics.h"
+#include "kafka_errors.h"
 #include "prom.h"
 #include "relay.h"
 
@@ -223,6 +228,7 @@ render_metrics(void *arg, tk_strbuf *out)
 				   "Start time of the relay, Unix seconds.");
 	tk_prom_sample(out, "todo_kafka_relay_start_time_seconds", NULL, NULL, (double) metrics.started);
 	pthread_mutex_unlock(&metrics.lock);
+	tk_kafka_errors_render(out);
 }
 
 /* /healthz: runs on the HTTP thread */
@@ -230,17 +236,26 @@ static bool
 render_health(void *arg, tk_strbuf *out)
 {
 	bool		ok;
+	tk_strbuf	kafka;
+	bool		kafka_ok;
 
 	(void) arg;
+	/* the current Kafka problem, in plain words (common/kafka_errors.c) */
+	tk_strbuf_init(&kafka);
+	kafka_ok = tk_kafka_health(&kafka);
 	pthread_mutex_lock(&metrics.lock);
-	ok = metrics.pg_connected && (metrics.kafka_up || !metrics.leader);
+	ok = metrics.pg_connected && (metrics.kafka_up || !metrics.leader) && kafka_ok;
 	if (ok)
 		tk_strbuf_printf(out, "ok %s", metrics.leader ? "leader" : "standby");
 	else
-		tk_strbuf_printf(out, "degraded:%s%s",
+		tk_strbuf_printf(out, "degraded:%s%s%s",
 						 metrics.pg_connected ? "" : " postgresql unreachable",
-						 metrics.kafka_up ? "" : " kafka unreachable");
+						 metrics.kafka_up ? "" : " kafka unreachable",
+						 kafka_ok ? "" : " kafka misconfigured");
 	pthread_mutex_unlock(&metrics.lock);
+	if (kafka.data)
+		tk_strbuf_puts(out, kafka.data);
+	tk_strbuf_free(&kafka);
 	return ok;
 }
 

@@ -3,7 +3,7 @@
  * reminders.c
  *	  fire due reminders from the leader relay, and know when the next is due
  *
- * What fires a reminder: SELECT todo_kafka.fire_due_reminders(grace,
+ * What fires a reminder: SELECT ... FROM todo_kafka.relay_fire_reminders(grace,
  * max_rows), sent in autocommit mode, so one statement is one transaction.
  * In that transaction the function marks each due reminder sent (missed
  * when later than scheduled_time + grace) and writes its reminder event
@@ -37,18 +37,14 @@
  *	   another transaction: after LOCKED_RETRY_MS, not in a busy loop).
  * With nothing pending the relay still re-queries every SAFETY_MS.
  *
- * Metrics: when the call fired something its transaction has an xid
- * (pg_current_xact_id_if_assigned() in the same statement), and a second
- * query counts that transaction's sent/missed outbox rows and their
- * largest lateness (occurred_at, i.e. fire time, minus scheduled_time).
- * It reads only ids above the outbox's highest id visible before the call
- * (taken in the first statement, whose snapshot predates the function's
- * writes), so it is an index range scan over the newest rows.  A call that
- * fired nothing costs one round trip.
+ * Metrics: relay_fire_reminders() calls fire_due_reminders() and, when
+ * its transaction wrote anything (it has an xid), counts that transaction's
+ * sent/missed outbox rows and their largest lateness (occurred_at, i.e.
+ * fire time, minus scheduled_time), in the same call: one round trip.
  *
  * Errors: a failed statement on a healthy connection is retried with
- * capped backoff; an extension without fire_due_reminders (older than
- * 0.2.0) disables firing until the next leadership gain, with one warning.
+ * capped backoff; an extension without relay_fire_reminders (older than
+ * 0.4.0) disables firing until the next leadership gain, with one warning.
  * A broken connection is reported to the caller (-1), which reconnects.
  *
  * All state is static and owned by the main thread; libpq calls are
@@ -75,19 +71,10 @@
 #define RETRY_FIRST_MS		100
 #define RETRY_MAX_MS		10000
 
+/* columns: next_in_ms, wrote, sent, sent_max_late_s, missed, missed_max_late_s */
 #define FIRE_SQL \
-	"SELECT pg_catalog.ceil(extract(epoch FROM f.next - pg_catalog.clock_timestamp()) * 1000)," \
-	" pg_catalog.pg_current_xact_id_if_assigned()::text," \
-	" (SELECT coalesce(max(id), 0) FROM todo_kafka.outbox)" \
-	" FROM todo_kafka.fire_due_reminders($1::integer * interval '1 second', $2::integer) AS f(next)"
-
-#define COUNT_SQL \
-	"SELECT event_type, count(*)," \
-	" max(extract(epoch FROM occurred_at - (after->>'scheduled_time')::timestamptz))" \
-	" FROM todo_kafka.outbox" \
-	" WHERE id > $1::bigint AND xid = $2::xid8" \
-	"  AND kind = 'reminder' AND event_type IN ('sent', 'missed')" \
-	" GROUP BY event_type"
+	"SELECT next_in_ms, wrote, sent, sent_max_late_s, missed, missed_max_late_s" \
+	" FROM todo_kafka.relay_fire_reminders($1, $2)"
 
 static int64_t due_at = 0;		/* monotonic ms of the next call */
 static int64_t last_call_at = 0;
@@ -120,33 +107,21 @@ relay_reminders_due_at(void)
 	return disabled ? INT64_MAX : due_at;
 }
 
-/* count what the call's transaction fired, for /metrics */
+/* what the call fired (columns col, col + 1 of res), for /metrics */
 static void
-count_fired(PGconn *conn, const char *xid, const char *max_id_before, int *fired)
+count_fired(PGresult *res, const char *status, int col, int *fired)
 {
-	const char *params[2] = {max_id_before, xid};
-	PGresult   *res = PQexecParams(conn, COUNT_SQL, 2, NULL, params, NULL, NULL, 0);
+	int			n = atoi(PQgetvalue(res, 0, col));
+	double		late = strtod(PQgetvalue(res, 0, col + 1), NULL);
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		/* only metrics are lost: the reminders fired */
-		tk_log(TK_LOG_WARNING, "could not count fired reminders: %s", PQerrorMessage(conn));
-		PQclear(res);
+	if (n == 0)
 		return;
-	}
-	for (int i = 0; i < PQntuples(res); i++)
-	{
-		int			n = atoi(PQgetvalue(res, i, 1));
-		double		late = strtod(PQgetvalue(res, i, 2), NULL);
-
-		relay_metrics_reminders_fired(PQgetvalue(res, i, 0), n, late);
-		*fired += n;
-		if (strcmp(PQgetvalue(res, i, 0), "missed") == 0)
-			tk_log(TK_LOG_INFO, "fired %d missed reminders, up to %.0f s late", n, late);
-		else
-			tk_log(TK_LOG_DEBUG, "fired %d reminders, up to %.3f s late", n, late);
-	}
-	PQclear(res);
+	relay_metrics_reminders_fired(status, n, late);
+	*fired += n;
+	if (strcmp(status, "missed") == 0)
+		tk_log(TK_LOG_INFO, "fired %d missed reminders, up to %.0f s late", n, late);
+	else
+		tk_log(TK_LOG_DEBUG, "fired %d reminders, up to %.3f s late", n, late);
 }
 
 /*
@@ -185,7 +160,7 @@ relay_reminders_fire(PGconn *conn, int grace_s)
 		relay_metrics_error("reminders");
 		if (state && strcmp(state, "42883") == 0)
 		{
-			tk_log(TK_LOG_WARNING, "todo_kafka.fire_due_reminders() does not exist (extension older than 0.2.0?); reminders are not fired");
+			tk_log(TK_LOG_WARNING, "todo_kafka.relay_fire_reminders() does not exist (extension older than 0.4.0?); reminders are not fired");
 			disabled = true;
 		}
 		else
@@ -200,11 +175,12 @@ relay_reminders_fire(PGconn *conn, int grace_s)
 	}
 	retry_delay = RETRY_FIRST_MS;
 
-	if (!PQgetisnull(res, 0, 1))
+	if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
 	{
-		count_fired(conn, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), &fired);
+		count_fired(res, "sent", 2, &fired);
+		count_fired(res, "missed", 4, &fired);
 		if (fired == 0)
-			fired = 1;			/* rows were locked or counting failed */
+			fired = 1;			/* rows were locked */
 	}
 
 	/* the next deadline */
@@ -216,7 +192,7 @@ relay_reminders_fire(PGconn *conn, int grace_s)
 
 		if (ms > SAFETY_MS)
 			ms = SAFETY_MS;
-		locked_by_others = ms <= 0 && PQgetisnull(res, 0, 1);
+		locked_by_others = ms <= 0 && strcmp(PQgetvalue(res, 0, 1), "t") != 0;
 		if (ms <= 0)
 			due_at = locked_by_others ? now + LOCKED_RETRY_MS : now;
 		else

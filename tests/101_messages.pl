@@ -13,15 +13,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t101');
-$node->safe_psql('postgres',
-	"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('billing', 't101.billing')");
-my $t = TodoKafkaTest::use_topics($node, 't101');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $port = TodoKafkaTest::free_port();
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '--metrics-listen', "127.0.0.1:$port" ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t101', streams => ['billing'], metrics => 1);
+my ($node, $t, $kafka, $relay, $port) = @$s{qw(node topics kafka relay port)};
 
 my $task = $node->safe_psql('postgres',
 	"SET todo_kafka.correlation_id = 'corr-1'; SET todo_kafka.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';"
@@ -36,9 +29,9 @@ $node->safe_psql('postgres',
 ok(TodoKafkaTest::wait_outbox_empty($node), 'outbox emptied after acks');
 
 my $rows = $node->safe_psql('postgres', 'SELECT 1');    # keep connection warm
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 4, timeout => 30);
+my $ev = $s->events('task_events', count => 4, timeout => 30);
 is(scalar @$ev, 4, 'four task events');
-my $custom = TodoKafkaTest::consume_events($kafka, $t->{billing}, count => 1, timeout => 30);
+my $custom = $s->events('billing', count => 1, timeout => 30);
 is(scalar @$custom, 1, 'the custom event on its own topic');
 my %by_type = map { $_->{event}{type} => $_ } @$ev, @$custom;
 is_deeply([ sort keys %by_type ],
@@ -91,7 +84,7 @@ is_deeply(\@order, [ 'task.created', 'task.updated', 'task.completed', 'task.del
 	'task events in commit order');
 
 # audit
-my $au = TodoKafkaTest::consume_events($kafka, $t->{audit}, count => 4, timeout => 30);
+my $au = $s->events('audit', count => 4, timeout => 30);
 is(scalar @$au, 4, 'four audit records (custom events are not audited)');
 my %au = map { $_->{event}{data}{event_type} => $_ } @$au;
 my $ua = $au{updated}{event};
@@ -124,7 +117,7 @@ is($au{deleted}{event}{data}{operation}, 'DELETE', 'DELETE operation');
 is($au{deleted}{event}{data}{after}, undef, 'delete has no after image');
 
 # task_updates: title, priority, tags (+urgent, -home), completed
-my $up = TodoKafkaTest::consume_events($kafka, $t->{task_updates}, count => 5, timeout => 30);
+my $up = $s->events('task_updates', count => 5, timeout => 30);
 is(scalar @$up, 5, 'five task_updates messages');
 my @u = sort { $a->{event}{id} cmp $b->{event}{id} } @$up;
 my $uid = $by_type{'task.updated'}{event}{id};
@@ -163,6 +156,5 @@ is($relay->stop, 0, 'SIGTERM: exit 0');
 like($relay->log_text, qr/relay stopped/, 'clean shutdown logged');
 unlike($relay->log_text, qr/ERROR/, 'no errors logged');
 
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

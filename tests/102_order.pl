@@ -14,11 +14,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t102');
-my $t = TodoKafkaTest::use_topics($node, 't102');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t102');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 $node->safe_psql('postgres',
 	"SELECT todo_kafka.add_task('bob', 'task' || g, '0') FROM generate_series(1, 5) g");
@@ -35,7 +32,7 @@ ok(IPC::Run::run([ 'pgbench', '-n', '-c', '4', '-j', '2', '-t', '100', '-f', $sc
 
 ok(TodoKafkaTest::wait_outbox_empty($node, 60), 'outbox drained');
 my $total = 5 + 400;
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => $total, timeout => 60);
+my $ev = $s->events('task_events', count => $total, timeout => 60);
 is(scalar @$ev, $total, "all $total task events published once");
 
 my (%seq, %audit);
@@ -43,7 +40,7 @@ for my $m (@$ev)
 {
 	push @{ $seq{ $m->{key} } }, $m->{event}{data}{task_data}{description};
 }
-my $au = TodoKafkaTest::consume_events($kafka, $t->{audit}, count => $total, timeout => 60);
+my $au = $s->events('audit', count => $total, timeout => 60);
 for my $m (@$au)
 {
 	push @{ $audit{ $m->{key} } }, $m->{event}{data}{after}{description};
@@ -57,6 +54,5 @@ for my $k (sort keys %seq)
 }
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -13,11 +13,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t103');
-my $t = TodoKafkaTest::use_topics($node, 't103');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t103');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 my $s1 = $node->background_psql('postgres');
 $s1->query_safe('BEGIN');
@@ -26,7 +23,7 @@ my $id1 = $s1->query_safe('SELECT max(id) FROM todo_kafka.outbox');
 $id1 =~ s/\s+//g;
 
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('alice', 'second id, commits first')");
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 1, timeout => 30);
+my $ev = $s->events('task_events', count => 1, timeout => 30);
 is(scalar @$ev, 1, 'the later id is published while the earlier one is uncommitted');
 is($ev->[0]{event}{data}{task_data}{title}, 'second id, commits first', 'it is session 2');
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), "session 2's row acked and deleted");
@@ -37,13 +34,12 @@ sleep 1;
 $s1->query_safe('COMMIT');
 $s1->quit;
 
-$ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 2, timeout => 30);
+$ev = $s->events('task_events', count => 2, timeout => 30);
 is(scalar @$ev, 2, 'both published');
 ok((grep { $_->{event}{data}{task_data}{title} eq 'first id, commits last' } @$ev),
 	'the out-of-order commit is published');
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'outbox empty');
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -11,13 +11,8 @@ use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t104');
-my $t = TodoKafkaTest::use_topics($node, 't104');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $port = TodoKafkaTest::free_port();
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '--metrics-listen', "127.0.0.1:$port" ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t104', metrics => 1);
+my ($node, $t, $kafka, $relay, $port) = @$s{qw(node topics kafka relay port)};
 
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('carol', 'before the outage')");
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'first event delivered');
@@ -38,8 +33,7 @@ ok($degraded, '/healthz said degraded during the outage');
 cmp_ok(TodoKafkaTest::outbox_count($node), '>', 0, 'rows wait in the outbox');
 like($kafka->command('up all'), qr/^ok/, 'brokers up again');
 
-ok(TodoKafkaTest::wait_outbox_empty($node, 60), 'outbox drained after the outage');
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => $n + 1, timeout => 60);
+my $ev = $s->events('task_events', count => $n + 1, timeout => 60, drained => 'outbox drained after the outage');
 my %ids = map { $_->{event}{id} => 1 } @$ev;
 is(scalar keys %ids, $n + 1, "all " . ($n + 1) . " events delivered");
 is(scalar @$ev, $n + 1, 'none twice (idempotent producer)');
@@ -47,6 +41,5 @@ my ($body, $code) = TodoKafkaTest::http_get("127.0.0.1:$port", '/healthz');
 is($code, 200, 'healthy again');
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -13,12 +13,6 @@ use TodoKafkaTest;
 use DevBroker;
 
 my $N = 5000;
-my $node = TodoKafkaTest::new_node('t105');
-my $t = TodoKafkaTest::use_topics($node, 't105');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-$node->safe_psql('postgres',
-	"INSERT INTO todo_kafka.tasks (user_id, title) SELECT 'dave', 'task ' || g FROM generate_series(1, $N) g");
-
 # Small delete batches: the outbox then shrinks step by step, so the kill
 # below lands mid-stream however fast the relay drains (with the default
 # 5000 a fast relay deletes all 5000 rows in one statement).
@@ -26,9 +20,10 @@ my $conf = "${PostgreSQL::Test::Utils::tmp_check}/t105_relay.conf";
 open(my $fh, '>', $conf) or die "$conf: $!";
 print $fh "delete_batch = 100\n";
 close $fh;
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '-X', 'linger.ms=50', '-c', $conf ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t105',
+	setup_sql => "INSERT INTO todo_kafka.tasks (user_id, title) SELECT 'dave', 'task ' || g FROM generate_series(1, $N) g",
+	relay_args => [ '-X', 'linger.ms=50', '-c', $conf ]);
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $left;
 for (1 .. 400)
 {
@@ -43,7 +38,7 @@ cmp_ok($left, '>', 0, "killed mid-stream ($left rows left)");
 my $relay2 = TodoKafkaTest->start_relay($node, $kafka);
 ok(TodoKafkaTest::wait_outbox_empty($node, 60), 'the restarted relay drains the rest');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => $N, timeout => 60);
+my $ev = $s->events('task_events', count => $N, timeout => 60);
 my (%payload, $dups, $mismatch);
 for my $m (@$ev)
 {
@@ -59,6 +54,5 @@ is(scalar keys %payload, $N, "all $N events delivered");
 ok(!$mismatch, 'duplicates (' . ($dups // 0) . ') carry identical ids and content');
 
 is($relay2->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

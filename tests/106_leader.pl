@@ -11,11 +11,8 @@ use Time::HiRes qw(time);
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t106');
-my $t = TodoKafkaTest::use_topics($node, 't106');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $a = TodoKafkaTest->start_relay($node, $kafka, name => 'relayA');
-ok($a->wait_log(qr/acquired leadership/), 'A leads');
+my $s = TodoKafkaTest->start_stack('t106', relay_name => 'relayA', leads => 'A leads');
+my ($node, $t, $kafka, $a) = @$s{qw(node topics kafka relay)};
 my $b = TodoKafkaTest->start_relay($node, $kafka, name => 'relayB');
 ok($b->wait_log(qr/waiting as standby/), 'B waits as standby');
 
@@ -30,12 +27,10 @@ my $took = time - $killed;
 cmp_ok($took, '<=', 5, sprintf('within 5 s (%.2f s)', $took));
 
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('erin', 'led by B')");
-ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'B streams');
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 2, timeout => 30);
+my $ev = $s->events('task_events', count => 2, timeout => 30, drained => 'B streams');
 is_deeply([ sort map { $_->{event}{data}{task_data}{title} } @$ev ], [ 'led by A', 'led by B' ],
 	'both events published');
 
 is($b->stop, 0, 'B stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

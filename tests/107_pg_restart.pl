@@ -11,11 +11,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t107');
-my $t = TodoKafkaTest::use_topics($node, 't107');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t107');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('frank', 'before restart')");
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'first event delivered');
@@ -29,11 +26,10 @@ ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'row written after the restart d
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('frank', 'woken by notify')");
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'LISTEN works again');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 3, timeout => 30);
+my $ev = $s->events('task_events', count => 3, timeout => 30);
 is_deeply([ sort map { $_->{event}{data}{task_data}{title} } @$ev ],
 	[ 'after restart', 'before restart', 'woken by notify' ], 'all three published once');
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

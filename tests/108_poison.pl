@@ -12,26 +12,20 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t108');
-$node->safe_psql('postgres',
-	"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('big_events', 't108.big-events')");
-my $t = TodoKafkaTest::use_topics($node, 't108');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '-X', 'message.max.bytes=20000' ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t108', streams => ['big_events'],
+	relay_args => [ '-X', 'message.max.bytes=20000' ]);
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('gina', 'before poison')");
 my $poison_id = $node->safe_psql('postgres',
 	"SELECT todo_kafka.publish('big_events', 'big-key', 'custom.big', jsonb_build_object('blob', repeat('x', 50000)))");
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('gina', 'after poison')");
 
-ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'outbox empty: nothing blocks');
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 2, timeout => 30);
+my $ev = $s->events('task_events', count => 2, timeout => 30, drained => 'outbox empty: nothing blocks');
 is_deeply([ sort map { $_->{event}{data}{task_data}{title} } @$ev ],
 	[ 'after poison', 'before poison' ], 'the other events flowed');
 
-my $dl = TodoKafkaTest::consume_events($kafka, $t->{dead_letter}, count => 1, timeout => 30);
+my $dl = $s->events('dead_letter', count => 1, timeout => 30);
 is(scalar @$dl, 1, 'one dead letter');
 my $d = $dl->[0];
 is($d->{key}, 'big-key', 'dead letter keeps the key');
@@ -48,6 +42,5 @@ is($row, "$poison_id|$t->{big_events}|t|custom", 'row kept in todo_kafka.dead_le
 like($relay->log_text, qr/refused for good/, 'logged');
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -97,13 +97,11 @@ like($out, qr/^poll_interval_ms = 250$/m, 'file setting with trailing comment');
 like($out, qr/^kafka\.linger\.ms = 7$/m, 'kafka.* key from the file');
 
 # a running relay: secrets never logged; SIGHUP reload
-my $node = TodoKafkaTest::new_node('t109');
-my $t = TodoKafkaTest::use_topics($node, 't109');
-my $kafka = DevBroker->start(topics => [ values %$t ], brokers => 1);
 my $conf = write_file('run.conf', "poll_interval_ms = 500\n");
-my $relay = TodoKafkaTest->start_relay($node, $kafka, log_level => 'debug',
-	args => [ '-c', $conf, '-X', 'sasl.username=relay', '-X', 'sasl.password=KafkaSecret7' ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay with a password runs');
+my $s = TodoKafkaTest->start_stack('t109', brokers => 1, relay_log_level => 'debug',
+	relay_args => [ '-c', $conf, '-X', 'sasl.username=relay', '-X', 'sasl.password=KafkaSecret7' ],
+	leads => 'relay with a password runs');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 $node->safe_psql('postgres', "SELECT todo_kafka.add_task('hank', 'with secrets around')");
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'and streams');
 
@@ -121,6 +119,5 @@ is($relay->stop, 0, 'relay stops cleanly');
 like($relay->log_text, qr/kafka property sasl\.password = \[redacted\]/, 'debug log shows the property redacted');
 unlike($relay->log_text, qr/KafkaSecret7/, 'the password never appears in the log');
 
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -12,15 +12,11 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t110');
-$node->safe_psql('postgres',
-	"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('big_events', 't110.big-events')");
-my $t = TodoKafkaTest::use_topics($node, 't110');
-$node->safe_psql('postgres', q{
+my $s = TodoKafkaTest->start_stack('t110', streams => ['big_events'], relay => 0, setup_sql => q{
 	CREATE ROLE chatbot LOGIN IN ROLE todo_kafka_app;
 	CREATE ROLE relay_login LOGIN IN ROLE todo_kafka_relay;
 });
-my $kafka = DevBroker->start(topics => [ values %$t ]);
+my ($node, $t, $kafka) = @$s{qw(node topics kafka)};
 my $relay = TodoKafkaTest->start_relay($node, $kafka,
 	args => [ '-d', $node->connstr('postgres') . ' user=relay_login',
 			  '-X', 'message.max.bytes=20000' ]);
@@ -37,13 +33,13 @@ my ($ok, $err) = (1, '');
 eval { $app->("DELETE FROM todo_kafka.outbox"); $ok = 0; };
 ok($ok, 'the app role cannot delete outbox rows');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 2, timeout => 30);
+my $ev = $s->events('task_events', count => 2, timeout => 30);
 is_deeply([ map { $_->{event}{type} } grep { $_->{key} eq $task } @$ev ],
 	[ 'task.created', 'task.completed' ], 'task events published');
-my $rem = TodoKafkaTest::consume_events($kafka, $t->{reminders}, count => 2, timeout => 30);
+my $rem = $s->events('reminders', count => 2, timeout => 30);
 is_deeply([ sort map { $_->{event}{data}{event_type} } @$rem ], [ 'scheduled', 'sent' ],
 	'the relay role fired the reminder');
-my $dl = TodoKafkaTest::consume_events($kafka, $t->{dead_letter}, count => 1, timeout => 30);
+my $dl = $s->events('dead_letter', count => 1, timeout => 30);
 is(scalar @$dl, 1, 'poison row went to the dead-letter topic');
 ok(TodoKafkaTest::wait_outbox_empty($node, 30), 'the relay role deleted every published row');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.dead_letters'), '1',
@@ -51,6 +47,5 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.dead_letters'),
 unlike($relay->log_text, qr/permission denied/, 'no permission errors in the relay log');
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

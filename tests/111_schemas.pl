@@ -36,14 +36,9 @@ my %schema_of = (
 
 sub validate { return TodoKafkaTest::validate_schemas(@_); }
 
-my $node = TodoKafkaTest::new_node('t111');
-$node->safe_psql('postgres',
-	"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('big_events', 't111.big-events')");
-my $t = TodoKafkaTest::use_topics($node, 't111');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '-X', 'message.max.bytes=20000' ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t111', streams => ['big_events'],
+	relay_args => [ '-X', 'message.max.bytes=20000' ]);
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $role = $node->safe_psql('postgres', 'SELECT session_user');
 
 # each statement from a session of its own, in a time zone of its own
@@ -94,7 +89,7 @@ my (%msgs, @items, @where);
 for my $stream (sort keys %schema_of)
 {
 	my $n = $kafka->end_offsets($t->{$stream});
-	$msgs{$stream} = TodoKafkaTest::consume_events($kafka, $t->{$stream}, count => $n, timeout => 30);
+	$msgs{$stream} = $s->events($stream, count => $n, timeout => 30);
 	is(scalar @{ $msgs{$stream} }, $n, "$stream: read all $n messages");
 	cmp_ok($n, '>', 0, "$stream: has messages");
 	for my $m (@{ $msgs{$stream} })
@@ -215,6 +210,5 @@ for my $i (0 .. $#broken)
 }
 
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

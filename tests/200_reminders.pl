@@ -16,13 +16,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t200');
-my $t = TodoKafkaTest::use_topics($node, 't200');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $port = TodoKafkaTest::free_port();
-my $relay = TodoKafkaTest->start_relay($node, $kafka,
-	args => [ '--metrics-listen', "127.0.0.1:$port" ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $stack = TodoKafkaTest->start_stack('t200', metrics => 1);
+my ($node, $t, $kafka, $relay, $port) = @$stack{qw(node topics kafka relay port)};
 
 my $task = $node->safe_psql('postgres',
 	"SET todo_kafka.correlation_id = 'corr-200';"
@@ -33,7 +28,7 @@ my ($rid, $sched) = split /\|/, $node->safe_psql('postgres',
 	"SELECT reminder_id, scheduled_time FROM todo_kafka.reminders WHERE task_id = '$task'");
 ok($rid, 'one reminder row');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{reminders}, count => 2, timeout => 60);
+my $ev = $stack->events('reminders', count => 2, timeout => 60);
 my @mine = grep { ($_->{event}{data}{reminder_id} // '') eq $rid } @$ev;
 is_deeply([ map { $_->{event}{data}{event_type} } @mine ], [ 'scheduled', 'sent' ],
 	'scheduled, then sent, once each, in order');
@@ -83,7 +78,7 @@ my $task2 = $node->safe_psql('postgres',
 	"SELECT id FROM todo_kafka.add_task('alice', 'Pay rent', p_due_date => now() + interval '1 day',"
 	  . " p_reminder_offsets => '{1 hour, 10 minutes}', p_notification_methods => '{push}')");
 $node->safe_psql('postgres', "SELECT todo_kafka.complete_task('alice', '$task2')");
-$ev = TodoKafkaTest::consume_events($kafka, $t->{reminders}, count => 6, timeout => 60);
+$ev = $stack->events('reminders', count => 6, timeout => 60);
 my @t2 = map { $_->{event}{data}{event_type} } grep { ($_->{key} // '') eq $task2 } @$ev;
 is_deeply(\@t2, [ 'scheduled', 'scheduled', 'cancelled', 'cancelled' ],
 	'complete: both pending reminders cancelled');
@@ -106,6 +101,5 @@ like($metrics, qr/^todo_kafka_relay_reminder_lateness_max_seconds [0-9.e+-]+$/m,
 is($relay->stop, 0, 'SIGTERM: exit 0');
 unlike($relay->log_text, qr/ERROR/, 'no errors logged');
 
-$kafka->stop;
-$node->stop;
+$stack->stop;
 done_testing();

@@ -16,9 +16,8 @@ use Time::HiRes qw(sleep);
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t201');
-my $t = TodoKafkaTest::use_topics($node, 't201');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
+my $s = TodoKafkaTest->start_stack('t201', relay => 0);
+my ($node, $t, $kafka) = @$s{qw(node topics kafka)};
 
 # a task due at now + due with one email reminder offset 1 s; its reminder id
 sub add_reminder
@@ -52,8 +51,7 @@ sub status
 sub fired_events
 {
 	my ($count) = @_;
-	my $ev = TodoKafkaTest::consume_events($kafka, $t->{reminders},
-		count => $count, timeout => 60);
+	my $ev = $s->events('reminders', count => $count, timeout => 60);
 	my %f;
 	for my $e (grep { ($_->{event}{type} // '') eq 'task.reminder' } @$ev)
 	{
@@ -115,6 +113,5 @@ is($kafka->end_offsets($t->{reminders}), 6, 'todo.reminders holds 3 scheduled + 
 is($relay->stop, 0, 'SIGTERM: exit 0');
 unlike($relay->log_text, qr/ERROR/, 'no errors logged');
 
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

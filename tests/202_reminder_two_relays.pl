@@ -18,11 +18,8 @@ use TodoKafkaTest;
 use DevBroker;
 
 my $N = 30;
-my $node = TodoKafkaTest::new_node('t202');
-my $t = TodoKafkaTest::use_topics($node, 't202');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $a = TodoKafkaTest->start_relay($node, $kafka, name => 'relayA');
-ok($a->wait_log(qr/acquired leadership/), 'A leads');
+my $s = TodoKafkaTest->start_stack('t202', relay_name => 'relayA', leads => 'A leads');
+my ($node, $t, $kafka, $a) = @$s{qw(node topics kafka relay)};
 my $b = TodoKafkaTest->start_relay($node, $kafka, name => 'relayB');
 ok($b->wait_log(qr/waiting as standby/), 'B waits as standby');
 
@@ -50,7 +47,7 @@ is($node->safe_psql('postgres',
 	$N, 'reminders table: all sent or missed');
 ok(TodoKafkaTest::wait_outbox_empty($node), 'outbox emptied');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{reminders}, count => 2 * $N, timeout => 60);
+my $ev = $s->events('reminders', count => 2 * $N, timeout => 60);
 my (%ids, %types, $raw);
 for my $m (grep { ($_->{event}{type} // '') eq 'task.reminder' } @$ev)
 {
@@ -74,6 +71,5 @@ is_deeply([ grep { !$types{$_}{ $status{$_} } } @rids ], [],
 
 is($b->stop, 0, 'B stops cleanly');
 unlike($b->log_text, qr/ERROR/, 'no errors logged by B');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

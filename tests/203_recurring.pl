@@ -15,12 +15,8 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t203');
-my $t = TodoKafkaTest::use_topics($node, 't203');
-my $kafka = DevBroker->start(
-	topics => [ map { $_ eq $t->{task_events} ? "$_:1" : $_ } values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t203', partitions => { task_events => 1 });
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 my ($task, $due) = split /\|/, $node->safe_psql('postgres',
 	"SELECT id, due_date FROM todo_kafka.add_task('dave', 'Water plants',"
@@ -32,7 +28,7 @@ my $next = $node->safe_psql('postgres',
 like($next, qr/^[0-9a-f-]{36}$/, 'next occurrence created');
 ok(TodoKafkaTest::wait_outbox_empty($node), 'outbox emptied');
 
-my $ev = TodoKafkaTest::consume_events($kafka, $t->{task_events}, count => 3, timeout => 30);
+my $ev = $s->events('task_events', count => 3, timeout => 30);
 my @seq = map { [ $_->{key}, $_->{event}{type} ] } @$ev;
 is_deeply(\@seq,
 	[ [ $task, 'task.created' ], [ $task, 'task.completed' ], [ $next, 'task.recurring-created' ] ],
@@ -52,7 +48,7 @@ SKIP:
 		't', 'task_data.due_date is one day later');
 }
 
-my $rem = TodoKafkaTest::consume_events($kafka, $t->{reminders}, count => 3, timeout => 30);
+my $rem = $s->events('reminders', count => 3, timeout => 30);
 is_deeply([ map { [ $_->{key}, $_->{event}{data}{event_type} ] } sort { $a->{key} eq $task ? -1 : $b->{key} eq $task ? 1 : 0 } @$rem ],
 	[ [ $task, 'scheduled' ], [ $task, 'cancelled' ], [ $next, 'scheduled' ] ],
 	'reminders: old one scheduled then cancelled, the next one scheduled');
@@ -63,6 +59,5 @@ is($ns && $node->safe_psql('postgres',
 
 is($relay->stop, 0, 'SIGTERM: exit 0');
 unlike($relay->log_text, qr/ERROR/, 'no errors logged');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -14,12 +14,9 @@ use Test::More;
 use TodoKafkaTest;
 use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t400');
-my $t = TodoKafkaTest::use_topics($node, 't400');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
+my $s = TodoKafkaTest->start_stack('t400');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 ok($audit->wait_log(qr/consuming stream audit = topic \Q$t->{audit}\E/), 'audit consumes the audit topic');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -121,6 +118,5 @@ is(sql("SELECT event_id FROM todo_kafka.audit_log WHERE actor = 'mallory'"), $br
 is($audit->stop, 0, 'audit stops cleanly on SIGTERM');
 like($audit->log_text, qr/offsets committed/, 'offsets committed at shutdown');
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -36,7 +36,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "b64.h"
+#include "base64.h"
 #include "delivery_int.h"
 #include "email.h"
 #include "strbuf.h"
@@ -205,7 +205,7 @@ put_encoded_words(tk_strbuf *sb, const char *s)
 	const unsigned char *p = (const unsigned char *) s;
 	size_t		n = strlen(s);
 	size_t		i = 0;
-	char		word[TKN_B64_LEN(WORD_INPUT_MAX) + 1];
+	char		word[TK_B64_LEN(WORD_INPUT_MAX) + 1];
 
 	while (i < n || i == 0)
 	{
@@ -221,7 +221,7 @@ put_encoded_words(tk_strbuf *sb, const char *s)
 		}
 		if (i > 0)
 			tk_strbuf_puts(sb, "\r\n ");
-		tkn_b64_encode(p + i, take, word, false);
+		tk_b64_encode(p + i, take, word, false);
 		tk_strbuf_printf(sb, "=?UTF-8?B?%s?=", word);
 		i += take;
 		if (n == 0)

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "kafka_conf.h"
+#include "kafka_errors.h"
 #include "log.h"
 #include "runtime.h"
 #include "signals.h"
@@ -93,21 +94,16 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			   rd_kafka_err2str(rerr));
 }
 
-/* librdkafka's threads or the poll caller; tk_log is thread-safe */
+/*
+ * librdkafka's threads or the poll caller.  Connection problems are said
+ * once in plain words by the shared handler (common/kafka_errors.c),
+ * which also feeds /healthz and /metrics; a fatal error stops the service.
+ */
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
-	{
-		char		buf[512];
-
-		rd_kafka_fatal_error(rk, buf, sizeof(buf));
-		tk_log(TK_LOG_ERROR, "kafka fatal error: %s", buf);
+	if (tk_kafka_error(rk, err, reason))
 		tk_shutdown_requested = 1;
-		return;
-	}
-	tk_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? TK_LOG_WARNING : TK_LOG_INFO,
-		   "kafka: %s", reason);
 }
 
 static int
@@ -145,6 +141,7 @@ base_conf(tkc_runtime *rt, bool consumer, char *errbuf, size_t errlen)
 	}
 	rd_kafka_conf_set_log_cb(conf, tk_kafka_log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
+	tk_kafka_errors_configure(&rt->d.kafka);
 	return conf;
 }
 

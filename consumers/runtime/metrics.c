@@ -14,7 +14,10 @@
  *	 alerts_total{kind}, alert_webhook_failures_total
  *	 and the service's own counters, todo_kafka_<service>_<name>{label}.
  * /healthz is 503 while any worker is paused for an outage (with the
- * reason), else 200.
+ * reason) or Kafka refuses us for a reason only a configuration change
+ * fixes (common/kafka_errors.c, named in the body), else 200.  The body
+ * names any current Kafka problem; todo_kafka_kafka_errors_total{kind}
+ * counts them.
  *
  * Threads: workers and librdkafka's stats callback write; the HTTP thread
  * (libmicrohttpd) reads.  Labelled series go through common/prom_series.c,
@@ -30,6 +33,7 @@
 #include <string.h>
 
 #include "http_metrics.h"
+#include "kafka_errors.h"
 #include "prom_series.h"
 #include "runtime.h"
 
@@ -176,6 +180,7 @@ render(void *arg, tk_strbuf *out)
 	h = handling;
 	pthread_mutex_unlock(&lock);
 	tk_series_render(&series, out);
+	tk_kafka_errors_render(out);
 	tk_prom_histogram(out, "todo_kafka_consumer_handling_seconds",
 					  "Time to handle one event (handler call, per event)", &h);
 }
@@ -184,7 +189,12 @@ static bool
 health(void *arg, tk_strbuf *out)
 {
 	bool		ok = true;
+	bool		kafka_ok;
+	tk_strbuf	kafka;
 
+	/* the current Kafka problem, in plain words (common/kafka_errors.c) */
+	tk_strbuf_init(&kafka);
+	kafka_ok = tk_kafka_health(&kafka);
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < MAX_WORKERS; i++)
 	{
@@ -196,10 +206,15 @@ health(void *arg, tk_strbuf *out)
 		}
 	}
 	pthread_mutex_unlock(&lock);
-	if (ok)
+	if (ok && !kafka_ok)
+		tk_strbuf_puts(out, "degraded: kafka misconfigured");
+	else if (ok)
 		tk_strbuf_printf(out, "ok %s group %s", runtime ? runtime->program : "",
 						 runtime ? runtime->group : "");
-	return ok;
+	if (kafka.data)
+		tk_strbuf_puts(out, kafka.data);
+	tk_strbuf_free(&kafka);
+	return ok && kafka_ok;
 }
 
 bool

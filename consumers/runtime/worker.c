@@ -507,11 +507,8 @@ process(tkc_worker *w, item *b, int n)
 		if (np == 0)
 			break;
 
-		if (!ensure_pg(w, why, sizeof(why)))
-			down = true;
-		else
+		/* invalid input goes to the dead-letter topic, the rest to the handler */
 		{
-			/* invalid input goes to the dead-letter topic, the rest to the handler */
 			int			nh = 0;
 
 			for (int k = 0; k < np; k++)
@@ -527,6 +524,11 @@ process(tkc_worker *w, item *b, int n)
 				}
 			}
 			np = nh;
+		}
+		if (!down && np > 0 && !ensure_pg(w, why, sizeof(why)))
+			down = true;
+		else if (!down)
+		{
 			if (!down && np > 0)
 				run_handler(w, b, n, idx, np, res);
 			for (int k = 0; !down && k < np; k++)

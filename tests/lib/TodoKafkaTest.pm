@@ -7,14 +7,21 @@ TodoKafkaTest - PostgreSQL with todo_kafka plus todo-kafka-relay for TAP tests
 =head1 SYNOPSIS
 
   use TodoKafkaTest;
+  # PostgreSQL + extension, topics "t101.<stream>", devbroker, a leading relay
+  my $s = TodoKafkaTest->start_stack('t101', metrics => 1, relay_args => [...]);
+  my ($node, $t, $kafka, $relay, $port) = @$s{qw(node topics kafka relay port)};
+  ...
+  # wait until the outbox is empty (a test), then read a stream's events
+  my $events = $s->events('task_events', count => 3, drained => 'outbox emptied');
+  is($relay->stop, 0);
+
+The parts, for tests that need another shape:
+
   my $node   = TodoKafkaTest::new_node('t101');
   my $topics = TodoKafkaTest::use_topics($node, 't101');   # stream => topic
   my $kafka  = DevBroker->start(topics => [ values %$topics ]);
   my $relay  = TodoKafkaTest->start_relay($node, $kafka, args => [...]);
-  $relay->wait_log(qr/acquired leadership/);
-  TodoKafkaTest::wait_outbox_empty($node);
   my $events = TodoKafkaTest::consume_events($kafka, $topic, count => 3);
-  is($relay->stop, 0);
 
 =head1 DESCRIPTION
 
@@ -49,6 +56,57 @@ use DevBroker;
 my $serial = 0;
 
 sub repo_root { return abs_path(dirname(__FILE__) . '/../..'); }
+
+=pod
+
+=head2 start_stack(NAME, OPTIONS)
+
+Starts the stack a test names NAME: a PostgreSQL node NAME with the
+extension, every stream's topic renamed to "NAME.<stream>", a devbroker
+with those topics and a relay, and checks (one test) that the relay leads.
+Returns a TodoKafkaTest::Stack: a hash with node, topics (stream => topic),
+kafka, relay and, with metrics, port (the relay's --metrics-listen port).
+
+Options: node_conf (postgresql.conf lines), streams (names of streams the
+test adds to todo_kafka.topics; their topics are named like the others),
+setup_sql (run before the
+broker starts), partitions ({stream => count} for topics that need other
+than the devbroker's default), brokers (devbroker broker count), metrics (1: a free port
+for /metrics and /healthz), relay_args (more relay arguments), relay_name,
+relay_log_level (default info),
+relay (0: start no relay), leads (the leadership check's test name,
+default "relay leads").
+
+=cut
+
+sub start_stack
+{
+	my ($class, $name, %opt) = @_;
+	my %s;
+	$s{node} = new_node($name, conf => $opt{node_conf});
+	# streams of the test's own, mapped like the built-in ones
+	$s{node}->safe_psql('postgres',
+		"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('$_', '$_')")
+	  for @{ $opt{streams} // [] };
+	$s{topics} = use_topics($s{node}, $name);
+	$s{node}->safe_psql('postgres', $opt{setup_sql}) if defined $opt{setup_sql};
+	# a stream's partition count, when the test wants other than the default
+	my %parts = %{ $opt{partitions} // {} };
+	$s{kafka} = DevBroker->start(
+		topics => [ map { $parts{$_} ? "$s{topics}{$_}:$parts{$_}" : $s{topics}{$_} } sort keys %{ $s{topics} } ],
+		$opt{brokers} ? (brokers => $opt{brokers}) : ());
+	$s{port} = free_port() if $opt{metrics};
+	if ($opt{relay} // 1)
+	{
+		$s{relay} = $class->start_relay($s{node}, $s{kafka},
+			name => $opt{relay_name} // 'relay',
+			log_level => $opt{relay_log_level},
+			args => [ $opt{metrics} ? ('--metrics-listen', "127.0.0.1:$s{port}") : (),
+				@{ $opt{relay_args} // [] } ]);
+		ok($s{relay}->wait_log(qr/acquired leadership/), $opt{leads} // 'relay leads');
+	}
+	return bless \%s, 'TodoKafkaTest::Stack';
+}
 
 sub relay_binary
 {
@@ -280,6 +338,42 @@ sub slurp
 sub free_port
 {
 	return PostgreSQL::Test::Cluster::get_free_port();
+}
+
+package TodoKafkaTest::Stack;
+
+use Test::More;
+
+# stop the devbroker and PostgreSQL (the test stops its daemons itself)
+sub stop
+{
+	my ($self) = @_;
+	$self->{kafka}->stop;
+	$self->{node}->stop;
+}
+
+# the Kafka topic of a stream
+sub topic { return $_[0]->{topics}{ $_[1] } // Carp::croak("no stream $_[1]"); }
+
+=pod
+
+=head2 $stack->events(STREAM, count => N, timeout => S, drained => NAME)
+
+Waits for and reads the events of STREAM's topic (TodoKafkaTest's
+consume_events: up to count messages, within timeout seconds, each with
+its payload decoded and its headers as a hash).  With drained, first
+waits (up to the same timeout) for the outbox to be empty, as one test
+of that name.
+
+=cut
+
+sub events
+{
+	my ($self, $stream, %opt) = @_;
+	my $drained = delete $opt{drained};
+	ok(TodoKafkaTest::wait_outbox_empty($self->{node}, $opt{timeout} // 60), $drained)
+	  if defined $drained;
+	return TodoKafkaTest::consume_events($self->{kafka}, $self->topic($stream), %opt);
 }
 
 1;

@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * b64.c
- *	  base64 and base64url (RFC 4648) for the delivery channels
+ * base64.c
+ *	  base64 and base64url (RFC 4648): Web Push keys, dead-letter payloads
  *
- * See b64.h.  Small and table-driven; no allocation.
+ * See base64.h.  Small and table-driven; no allocation.
  *
  * IDENTIFICATION
- *	  consumers/notify/b64.c
+ *	  common/base64.c
  *
  *-------------------------------------------------------------------------
  */
 #include <string.h>
 
-#include "b64.h"
+#include "base64.h"
 
 static const char b64_std[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -20,7 +20,7 @@ static const char b64_url[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 size_t
-tkn_b64_encode(const uint8_t *in, size_t n, char *out, bool url)
+tk_b64_encode(const uint8_t *in, size_t n, char *out, bool url)
 {
 	const char *alpha = url ? b64_url : b64_std;
 	size_t		o = 0;
@@ -71,7 +71,7 @@ b64_value(char c)
 }
 
 bool
-tkn_b64_decode(const char *in, uint8_t *out, size_t outmax, size_t *outlen)
+tk_b64_decode(const char *in, uint8_t *out, size_t outmax, size_t *outlen)
 {
 	size_t		len = strlen(in);
 	uint32_t	acc = 0;

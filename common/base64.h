@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * b64.h
+ * base64.h
  *	  base64 and base64url (RFC 4648) for the delivery channels
  *
  * Web Push keys travel as base64url without padding (RFC 8291, RFC 8292);
@@ -9,33 +9,33 @@
  * copied from different browsers and libraries come both ways.
  *
  * IDENTIFICATION
- *	  consumers/notify/b64.h
+ *	  common/base64.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef TKN_B64_H
-#define TKN_B64_H
+#ifndef TK_B64_H
+#define TK_B64_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* characters tkn_b64_encode() writes for n bytes, without the NUL */
-#define TKN_B64_LEN(n) ((((n) + 2) / 3) * 4)
+/* characters tk_b64_encode() writes for n bytes, without the NUL */
+#define TK_B64_LEN(n) ((((n) + 2) / 3) * 4)
 
 /*
- * Encode n bytes into out (room for TKN_B64_LEN(n) + 1), NUL-terminated.
+ * Encode n bytes into out (room for TK_B64_LEN(n) + 1), NUL-terminated.
  * url: base64url without padding; else standard base64 with padding.
  * Returns the length written.
  */
-extern size_t tkn_b64_encode(const uint8_t *in, size_t n, char *out, bool url);
+extern size_t tk_b64_encode(const uint8_t *in, size_t n, char *out, bool url);
 
 /*
  * Decode base64 or base64url text (padding optional) into out; fails on
  * a character outside both alphabets, impossible length, or more than
  * outmax bytes.  *outlen gets the decoded length.
  */
-extern bool tkn_b64_decode(const char *in, uint8_t *out, size_t outmax,
+extern bool tk_b64_decode(const char *in, uint8_t *out, size_t outmax,
 						   size_t *outlen);
 
-#endif							/* TKN_B64_H */
+#endif							/* TK_B64_H */

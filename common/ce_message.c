@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * ce_message.c
+ *	  a tk_message_list's storage, and the envelope and headers of a message
+ *
+ * The builders (cloudevents.c, ce_change.c) make a message in three steps:
+ * ce_msg_start() appends a message slot, its id and type, its headers and
+ * the CloudEvents envelope up to "data":; the builder writes the data into
+ * list->text with the JSON writer of ce_internal.h; ce_msg_end() closes the
+ * envelope.  ce_ctx_begin() prepares, once per row, what every message of
+ * the row shares; ce_resolve() turns the offsets into pointers when the
+ * build returns, ce_truncate_to() drops a failed build's messages.
+ *
+ * Why not cJSON (STYLE.md rule 38): the relay builds two to seven messages
+ * per outbox row, and building each as a cJSON tree (one allocation per
+ * node and string, then a printed copy, then the tree freed) cost about
+ * half of the relay's CPU per row in a drain profile (bench/RESULTS.md).
+ * Messages are therefore written straight into one reusable buffer with
+ * tk_strbuf_json_string() as the escaper (the same escapes cJSON's printer
+ * makes), and the parts shared by every message of a row (source, time,
+ * subject, correlation, user, actor, traceparent) are escaped once per row.
+ * cJSON is still used to parse the custom headers of publish() rows (rare,
+ * and their values must be unescaped).
+ *
+ * Memory: a tk_message_list keeps its buffers between rows; ids, types,
+ * values and header values of its messages live in list->text, referenced
+ * by offset while building (the buffer may move) and resolved to pointers
+ * when a build call returns.  A build allocates only when a buffer grows.
+ *
+ * Headers: a message's headers are the header slots from its h0 up to the
+ * next message's h0 (or the end), so a header added with ce_hdr_add()
+ * after ce_msg_end() belongs to the last message started (the dead-letter
+ * envelope adds its dlq-* headers that way).
+ *
+ * IDENTIFICATION
+ *	  common/ce_message.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "ce_internal.h"
+
+static const char *const reserved_headers[] = {
+	"content-type", "event-id", "event-type", "correlation-id", "traceparent", NULL
+};
+
+void
+tk_message_list_init(tk_message_list *l)
+{
+	memset(l, 0, sizeof(*l));
+	tk_strbuf_init(&l->text);
+	tk_strbuf_init(&l->scratch);
+}
+
+void
+tk_message_list_clear(tk_message_list *l)
+{
+	l->n = 0;
+	l->nh = 0;
+	tk_strbuf_reset(&l->text);
+	tk_strbuf_reset(&l->scratch);
+	l->text.oom = l->scratch.oom = false;
+}
+
+void
+tk_message_list_free(tk_message_list *l)
+{
+	tk_strbuf_free(&l->text);
+	tk_strbuf_free(&l->scratch);
+	free(l->msgs);
+	free(l->slots);
+	free(l->hslots);
+	free(l->headers);
+	free(l->spans);
+	tk_message_list_init(l);
+}
+
+/* ---- storage ---- */
+
+bool
+ce_grow(void **p, int *cap, int need, size_t elem)
+{
+	int			n = *cap ? *cap : 16;
+	void	   *q;
+
+	if (need <= *cap)
+		return true;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, elem * n);
+	if (q == NULL)
+		return false;
+	*p = q;
+	*cap = n;
+	return true;
+}
+
+/* append s to text with its terminator; returns its offset */
+size_t
+ce_text_add(ce_ctx *c, const char *s)
+{
+	size_t		off = c->l->text.len;
+
+	tk_strbuf_append(&c->l->text, s, strlen(s) + 1);
+	return off;
+}
+
+void
+ce_hdr_add(ce_ctx *c, const char *name, size_t name_off,
+		   const char *value, size_t value_off)
+{
+	tk_message_list *l = c->l;
+	tk_hdr_slot *h;
+
+	if (l->nh == l->cap_h)
+	{
+		int			cap = l->cap_h;
+		tk_header  *nh;
+
+		if (!ce_grow((void **) &l->hslots, &cap, l->nh + 1, sizeof(tk_hdr_slot)) ||
+			(nh = realloc(l->headers, sizeof(tk_header) * cap)) == NULL)
+		{
+			c->failed = true;
+			return;
+		}
+		l->headers = nh;
+		l->cap_h = cap;			/* headers follow hslots' capacity */
+	}
+	h = &l->hslots[l->nh++];
+	h->name = name;
+	h->name_off = name_off;
+	h->value = value;
+	h->value_off = value_off;
+}
+
+/* make every message's pointers point into the (final) buffers */
+void
+ce_resolve(tk_message_list *l)
+{
+	tk_header  *hs = l->headers;
+
+	for (int i = 0; i < l->nh; i++)
+	{
+		tk_hdr_slot *h = &l->hslots[i];
+
+		hs[i].name = h->name ? h->name : l->text.data + h->name_off;
+		hs[i].value = h->value ? h->value : l->text.data + h->value_off;
+	}
+	for (int i = 0; i < l->n; i++)
+	{
+		tk_msg_slot *s = &l->slots[i];
+		tk_message *m = &l->msgs[i];
+		int			h1 = i + 1 < l->n ? l->slots[i + 1].h0 : l->nh;
+
+		m->id = l->text.data + s->id;
+		m->type = l->text.data + s->type;
+		m->value = l->text.data + s->value;
+		m->value_len = s->value_len;
+		m->headers = hs + s->h0;
+		m->nheaders = h1 - s->h0;
+	}
+}
+
+/* JSON-escape the string at text + off into text itself */
+static void
+put_text_string(tk_strbuf *sb, size_t off)
+{
+	size_t		n = strlen(sb->data + off);
+
+	/* reserved: the source cannot move while it is copied */
+	if (tk_strbuf_reserve(sb, 6 * n + 2))
+		tk_strbuf_json_string(sb, sb->data + off);
+}
+
+/*
+ * Per-row preparation: the envelope parts every message shares, the header
+ * values, and the custom headers (parsed once).
+ */
+bool
+ce_ctx_begin(ce_ctx *c, const tk_outbox_row *row, tk_message_list *l,
+			 bool custom_headers)
+{
+	tk_strbuf  *sc = &l->scratch;
+	bool		trace = row->traceparent && row->traceparent[0];
+
+	memset(c, 0, sizeof(*c));
+	c->row = row;
+	c->l = l;
+	tk_strbuf_reset(sc);
+
+	c->source_off = sc->len;
+	put(sc, ",\"source\":");
+	if (row->source && row->source[0] == '/')
+		tk_strbuf_json_string(sc, row->source);
+	else
+	{
+		put(sc, "\"" CE_SOURCE_PREFIX);
+		tk_strbuf_json_chars(sc, row_table(row));
+		tk_strbuf_putc(sc, '"');
+	}
+	c->source_len = sc->len - c->source_off;
+
+	c->common_off = sc->len;
+	put_field(sc, ",\"time\":", row->occurred_at ? row->occurred_at : "");
+	put_field(sc, ",\"subject\":", row->key ? row->key : "");
+	if (row->key)				/* the Kafka key of every message of the row */
+		put_field(sc, ",\"partitionkey\":", row->key);
+	put(sc, ",\"datacontenttype\":\"application/json\"");
+	put_field(sc, ",\"correlationid\":", row->correlation_id ? row->correlation_id : "");
+	if (row->user_id)
+		put_field(sc, ",\"userid\":", row->user_id);
+	put_field(sc, ",\"actor\":", row->actor ? row->actor : "");
+	if (trace)
+		put_field(sc, ",\"traceparent\":", row->traceparent);
+	put(sc, ",\"data\":");
+	c->common_len = sc->len - c->common_off;
+
+	c->corr_off = ce_text_add(c, row->correlation_id ? row->correlation_id : "");
+	c->has_trace = trace;
+	if (trace)
+		c->trace_off = ce_text_add(c, row->traceparent);
+
+	if (custom_headers && row->headers)
+	{
+		cJSON	   *h = cJSON_Parse(row->headers);
+		cJSON	   *e;
+		int			n = cJSON_GetArraySize(h);
+
+		if (cJSON_IsObject(h) && n > 0 &&
+			(c->custom = malloc(sizeof(size_t) * 2 * n)) != NULL)
+		{
+			cJSON_ArrayForEach(e, h)
+			{
+				bool		reserved = false;
+				char	   *printed = NULL;
+
+				for (int i = 0; reserved_headers[i]; i++)
+					if (strcasecmp(e->string, reserved_headers[i]) == 0)
+						reserved = true;
+				if (reserved)
+					continue;
+				if (!cJSON_IsString(e))
+					printed = cJSON_PrintUnformatted(e);
+				c->custom[2 * c->ncustom] = ce_text_add(c, e->string);
+				c->custom[2 * c->ncustom + 1] =
+					ce_text_add(c, cJSON_IsString(e) ? e->valuestring :
+								printed ? printed : "");
+				c->ncustom++;
+				cJSON_free(printed);
+			}
+		}
+		else if (cJSON_IsObject(h) && n > 0)
+			c->failed = true;
+		cJSON_Delete(h);
+	}
+	return !c->failed && !sc->oom;
+}
+
+void
+ce_ctx_end(ce_ctx *c)
+{
+	free(c->custom);
+	c->custom = NULL;
+}
+
+/*
+ * Start a message: id = id_base + id_suffix (+ id_n when >= 0), type =
+ * type_prefix + type; write the envelope up to "data": and the headers.
+ * The caller writes the data, then calls ce_msg_end().
+ */
+void
+ce_msg_start(ce_ctx *c, const char *stream, const char *id_base,
+			 const char *id_suffix, int id_n, const char *type_prefix,
+			 const char *type)
+{
+	tk_message_list *l = c->l;
+	tk_strbuf  *t = &l->text;
+	tk_msg_slot *s;
+	tk_message *m;
+	const char *schema;
+
+	if (l->n == l->cap)
+	{
+		int			cap = l->cap;
+		tk_msg_slot *ns;
+
+		if (!ce_grow((void **) &l->msgs, &cap, l->n + 1, sizeof(tk_message)) ||
+			(ns = realloc(l->slots, sizeof(tk_msg_slot) * cap)) == NULL)
+		{
+			c->failed = true;
+			return;
+		}
+		l->slots = ns;
+		l->cap = cap;			/* slots follow msgs' capacity */
+	}
+	m = &l->msgs[l->n];
+	s = &l->slots[l->n];
+	l->n++;
+	memset(m, 0, sizeof(*m));
+	m->stream = stream;
+
+	s->id = t->len;
+	put(t, id_base);
+	put(t, id_suffix);
+	if (id_n >= 0)
+		tk_strbuf_printf(t, "%d", id_n);
+	tk_strbuf_putc(t, '\0');
+	s->type = t->len;
+	put(t, type_prefix);
+	put(t, type);
+	tk_strbuf_putc(t, '\0');
+
+	s->h0 = l->nh;
+	ce_hdr_add(c, "content-type", 0, "application/cloudevents+json", 0);
+	ce_hdr_add(c, "event-id", 0, NULL, s->id);
+	ce_hdr_add(c, "event-type", 0, NULL, s->type);
+	ce_hdr_add(c, "correlation-id", 0, NULL, c->corr_off);
+	if (c->has_trace)
+		ce_hdr_add(c, "traceparent", 0, NULL, c->trace_off);
+	for (int i = 0; i < c->ncustom; i++)
+		ce_hdr_add(c, NULL, c->custom[2 * i], NULL, c->custom[2 * i + 1]);
+
+	s->value = t->len;
+	put(t, "{\"specversion\":\"1.0\",\"id\":");
+	put_text_string(t, s->id);
+	tk_strbuf_append(t, l->scratch.data + c->source_off, c->source_len);
+	put(t, ",\"type\":");
+	put_text_string(t, s->type);
+	if ((schema = tk_ce_dataschema(stream)) != NULL)
+		put_field(t, ",\"dataschema\":", schema);
+	tk_strbuf_append(t, l->scratch.data + c->common_off, c->common_len);
+}
+
+void
+ce_msg_end(ce_ctx *c)
+{
+	tk_message_list *l = c->l;
+	tk_msg_slot *s = &l->slots[l->n - 1];
+
+	tk_strbuf_putc(&l->text, '}');
+	s->value_len = l->text.len - s->value;
+	tk_strbuf_putc(&l->text, '\0');
+}
+
+/* undo a failed build: drop what it appended */
+void
+ce_truncate_to(tk_message_list *l, int n, int nh, size_t text_len)
+{
+	l->n = n;
+	l->nh = nh;
+	l->text.len = text_len;
+	if (l->text.data)
+		l->text.data[text_len] = '\0';
+	l->text.oom = l->scratch.oom = false;
+}
+
