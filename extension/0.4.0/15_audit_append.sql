@@ -15,8 +15,8 @@
  * in a 500-record batch of ~1.5 kB rows) and testing event ids with
  * = ANY(array); see bench/RESULTS.md "audit: append path" for the profile.
  * Now there are three statements:
- *	 1. validation: one query over the elements (jsonb_to_record reads a
- *		record's fields in one pass), the first bad element and field;
+ *	 1. validation: audit_check() (extension/auditcheck.c), one pass in C
+ *		over the batch: the first bad element and field;
  *	 2. the chain heads locked (as before);
  *	 3. one INSERT ... SELECT: the records as typed columns (jsonb_to_record
  *		with audit_log's types: the conversions of 0.3.0's
@@ -28,6 +28,15 @@
  *		head's; the heads updated from what was inserted.
  * audit_record() stays (unused; its privileges unchanged).
  * ======================================================================== */
+
+/*
+ * The first element audit_append() must refuse, and the field at fault
+ * (0.3.0's audit_record() rules, in its order); NULL when all are good.
+ * Internal: granted to nobody.
+ */
+CREATE FUNCTION todo_kafka.audit_check(p_records jsonb, OUT idx integer, OUT field text)
+	RETURNS record LANGUAGE C STRICT STABLE
+AS 'MODULE_PATHNAME', 'todo_kafka_audit_check';
 
 /*
  * One step of a chain: the hash of the next entry from the previous one's
@@ -79,81 +88,8 @@ BEGIN
 		RETURN 0;
 	END IF;
 
-	/*
-	 * 1. The first bad element and its first bad field, checked in 0.3.0's
-	 * order (audit_record).  Exception-free: a cast or make_date() runs
-	 * only once the shape its input needs was checked (CASE order).
-	 */
-	SELECT v.n - 1, v.bad INTO v_index, v_bad
-	  FROM (SELECT e.n,
-				   CASE
-					   WHEN jsonb_typeof(e.rec) IS DISTINCT FROM 'object' THEN 'record'
-					   WHEN jsonb_typeof(o."partition") IS DISTINCT FROM 'number'
-							OR ot."partition" !~ '^[0-9]{1,9}$' THEN 'partition'
-					   WHEN jsonb_typeof(o."offset") IS DISTINCT FROM 'number'
-							OR ot."offset" !~ '^[0-9]{1,18}$' THEN 'offset'
-					   WHEN coalesce(jsonb_typeof(o.topic), 'null') NOT IN ('string', 'null') THEN 'topic'
-					   WHEN jsonb_typeof(o.data) IS DISTINCT FROM 'object' THEN 'data'
-					   /* the canonical 8-4-4-4-12 form, without a (slow) counted regex */
-					   WHEN NOT coalesce(jsonb_typeof(d.event_id) = 'string'
-							AND length(dt.event_id) = 36
-							AND dt.event_id ~ '^[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+-[0-9a-fA-F]+$'
-							AND substr(dt.event_id, 9, 1) = '-' AND substr(dt.event_id, 14, 1) = '-'
-							AND substr(dt.event_id, 19, 1) = '-' AND substr(dt.event_id, 24, 1) = '-',
-							false) THEN 'data.event_id'
-					   WHEN jsonb_typeof(d.operation) IS DISTINCT FROM 'string'
-							OR dt.operation NOT IN ('INSERT', 'UPDATE', 'DELETE') THEN 'data.operation'
-					   WHEN jsonb_typeof(d.event_type) IS DISTINCT FROM 'string'
-							OR length(dt.event_type) = 0 THEN 'data.event_type'
-					   /* RFC 3339 by shape, then each field's range */
-					   WHEN NOT CASE
-							WHEN coalesce(jsonb_typeof(d."timestamp") = 'string'
-								 AND dt."timestamp"
-									 ~ '^\d\d\d\d-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$',
-								 false)
-							THEN substr(dt."timestamp", 1, 4)::integer >= 1
-								AND CASE WHEN substr(dt."timestamp", 6, 2)::integer BETWEEN 1 AND 12
-									THEN substr(dt."timestamp", 9, 2)::integer BETWEEN 1 AND
-										extract(day FROM make_date(substr(dt."timestamp", 1, 4)::integer,
-																   substr(dt."timestamp", 6, 2)::integer, 1)
-														 + interval '1 month - 1 day')
-									ELSE false END
-								AND substr(dt."timestamp", 12, 2)::integer < 24
-								AND substr(dt."timestamp", 15, 2)::integer < 60
-								AND substr(dt."timestamp", 18, 2)::integer <= 60
-								AND (upper(right(dt."timestamp", 1)) = 'Z'
-									 OR (substr(right(dt."timestamp", 5), 1, 2)::integer < 24
-										 AND right(dt."timestamp", 2)::integer < 60))
-							ELSE false END THEN 'data.timestamp'
-					   WHEN coalesce(jsonb_typeof(d.txid), 'null') <> 'null'
-							AND dt.txid !~ '^[0-9]{1,18}$' THEN 'data.txid'
-					   WHEN coalesce(jsonb_typeof(d.before), 'null') NOT IN ('object', 'null') THEN 'data.before'
-					   WHEN coalesce(jsonb_typeof(d.after), 'null') NOT IN ('object', 'null') THEN 'data.after'
-					   WHEN coalesce(jsonb_typeof(d.changed_fields), 'null') NOT IN ('array', 'null') THEN 'data.changed_fields'
-					   WHEN jsonb_typeof(d.changed_fields) = 'array'
-							AND jsonb_path_exists(d.changed_fields, '$[*] ? (@.type() != "string")') THEN 'data.changed_fields'
-					   WHEN coalesce(jsonb_typeof(d.actor), 'null') NOT IN ('string', 'null') THEN 'data.actor'
-					   WHEN coalesce(jsonb_typeof(d.db_role), 'null') NOT IN ('string', 'null') THEN 'data.db_role'
-					   WHEN coalesce(jsonb_typeof(d."table"), 'null') NOT IN ('string', 'null') THEN 'data.table'
-					   WHEN coalesce(jsonb_typeof(d.task_id), 'null') NOT IN ('string', 'null') THEN 'data.task_id'
-					   WHEN coalesce(jsonb_typeof(d.user_id), 'null') NOT IN ('string', 'null') THEN 'data.user_id'
-					   WHEN coalesce(jsonb_typeof(d.correlation_id), 'null') NOT IN ('string', 'null') THEN 'data.correlation_id'
-				   END AS bad
-			  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS e(rec, n)
-			 CROSS JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(e.rec) = 'object' THEN e.rec END)
-				   AS o(topic jsonb, "partition" jsonb, "offset" jsonb, data jsonb)
-			 CROSS JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(o.data) = 'object' THEN o.data END)
-				   AS d(event_id jsonb, actor jsonb, db_role jsonb, operation jsonb, event_type jsonb,
-						"table" jsonb, task_id jsonb, user_id jsonb, before jsonb, after jsonb,
-						changed_fields jsonb, correlation_id jsonb, txid jsonb, "timestamp" jsonb)
-			 /* the same fields as text (what ->> gives), read once */
-			 CROSS JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(e.rec) = 'object' THEN e.rec END)
-				   AS ot("partition" text, "offset" text)
-			 CROSS JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(o.data) = 'object' THEN o.data END)
-				   AS dt(event_id text, operation text, event_type text, "timestamp" text, txid text)) v
-	 WHERE v.bad IS NOT NULL
-	 ORDER BY v.n
-	 LIMIT 1;
+	/* 1. the first bad element and its first bad field (extension/auditcheck.c) */
+	SELECT c.idx, c.field INTO v_index, v_bad FROM todo_kafka.audit_check(p_records) AS c;
 	IF v_bad IS NOT NULL THEN
 		v_hint := CASE v_bad
 			WHEN 'record' THEN 'Each element is {"topic": ..., "partition": ..., "offset": ..., "data": {...}}.'
@@ -251,5 +187,6 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION todo_kafka.audit_check(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION todo_kafka.audit_chain_step(bytea, text, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION todo_kafka.audit_chain(text, bytea) FROM PUBLIC;
