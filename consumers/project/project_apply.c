@@ -157,62 +157,21 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 	return r;
 }
 
+/*
+ * One project_apply() per batch; refused batches go one by one, and a
+ * partition whose event did not succeed holds its later events back
+ * (TKC_LATER): applying offset n+1 would move the stored offset past n,
+ * and n would then be skipped as applied.  tkc_sink_batch does both.
+ */
 void
 project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
 {
-	int			applied = 0;
-	tkc_result	r;
+	int			done = 0;
+	int			applied = tkc_sink_batch(w, evs, n, results, apply, "projection");
 
-	if (tkc_pg(w) == NULL)
-	{
-		for (int i = 0; i < n; i++)
-		{
-			tkc_fail(evs[i], "database unavailable");
-			results[i] = TKC_DOWN;
-		}
-		return;
-	}
-	r = apply(w, evs, n, &applied);
-	if ((r == TKC_DEAD || r == TKC_RETRY) && n > 1)
-	{
-		/*
-		 * Find the bad event: one by one, in offset order.  Once an event
-		 * of a partition did not succeed (RETRY, DOWN), the later ones of
-		 * that partition wait (LATER): applying offset n+1 would move the
-		 * stored offset past n, and n would then be skipped as applied.
-		 */
-		int32_t		blocked[64];
-		int			nblocked = 0;
-
-		tk_log(TK_LOG_WARNING, "projection batch of %d refused (%s); applying one by one",
-			   n, evs[0]->error);
-		for (int i = 0; i < n; i++)
-		{
-			bool		wait = false;
-
-			for (int k = 0; k < nblocked; k++)
-				wait = wait || blocked[k] == evs[i]->partition;
-			if (wait || (nblocked == 64))
-			{
-				results[i] = TKC_LATER;
-				continue;
-			}
-			project_handle_batch(w, &evs[i], 1, &results[i]);
-			if (results[i] == TKC_RETRY || results[i] == TKC_DOWN)
-				blocked[nblocked++] = evs[i]->partition;
-		}
-		return;
-	}
 	for (int i = 0; i < n; i++)
-	{
-		results[i] = r;
-		if (i > 0)
-			memcpy(evs[i]->error, evs[0]->error, sizeof(evs[i]->error));
-	}
-	if (r == TKC_OK)
-	{
-		tkc_count(w, "events_applied_total", NULL, NULL, applied);
-		if (n - applied > 0)
-			tkc_count(w, "events_already_applied_total", NULL, NULL, n - applied);
-	}
+		done += results[i] == TKC_OK;
+	tkc_count(w, "events_applied_total", NULL, NULL, applied);
+	if (done - applied > 0)
+		tkc_count(w, "events_already_applied_total", NULL, NULL, done - applied);
 }
