@@ -47,10 +47,20 @@ typedef enum tkc_result
 	TKC_RETRY,					/* failed this time: retry with backoff, then
 								 * dead-letter after max_attempts */
 	TKC_DEAD,					/* can never succeed: dead-letter now */
-	TKC_DOWN					/* a dependency is down (not the event's
+	TKC_DOWN,					/* a dependency is down (not the event's
 								 * fault): pause, wait, try again, no attempt
 								 * counted, never dead-lettered for it */
+	TKC_LATER					/* handle_batch only: not tried now (an
+								 * earlier event of its partition must
+								 * succeed first); offered again with the
+								 * next round, no attempt counted */
 } tkc_result;
+
+/* tkc_service.start_offset: read the partition from its first offset */
+#define TKC_OFFSET_BEGINNING (-2)
+
+/* tkc_service.setup: go on and start the workers */
+#define TKC_SETUP_CONTINUE (-1)
 
 /*
  * One consumed message.  The envelope was checked before the handler sees
@@ -113,6 +123,30 @@ typedef struct tkc_service
 	void		(*periodic) (tkc_worker *w);
 	int			periodic_ms;
 	void		(*fini) (tkc_worker *w);
+
+	/*
+	 * Optional, for a service that keeps its offsets in its own sink, in the
+	 * transaction of its effects (STYLE 38e; the projector): where a newly
+	 * assigned partition starts.  Called on the worker's thread from the
+	 * rebalance callback, with the worker's database session up (the
+	 * runtime reconnects and asks again, with backoff, while it returns
+	 * false, e.g. the database is down).  Sets *offset to the next offset to
+	 * read, or TKC_OFFSET_BEGINNING.  Without it a partition starts at the
+	 * group's committed offset (auto.offset.reset when none).
+	 */
+	bool		(*start_offset) (tkc_worker *w, const char *topic, int32_t partition,
+								 int64_t *offset);
+
+	/*
+	 * Optional: once, in the main thread, after the configuration and the
+	 * topics are known and before any worker starts.  w is a setup worker
+	 * (index -1) with a database session of its own and no consumer:
+	 * tkc_pg, tkc_config, tkc_topic, tkc_watermarks and tkc_partition_count
+	 * work.  Returns TKC_SETUP_CONTINUE to start the workers, or an exit
+	 * code (0, 1, 2) to exit with at once: one-shot commands and refusals
+	 * (the projector's --snapshot, --replay).
+	 */
+	int			(*setup) (tkc_worker *w);
 } tkc_service;
 
 extern int	tkc_main(const tkc_service *svc, int argc, char **argv);
@@ -147,9 +181,36 @@ extern bool tkc_produce(tkc_worker *w, const char *stream, const char *key,
 						const tk_header *headers, int nheaders,
 						char *errbuf, size_t errlen);
 
+/*
+ * A partition's low and high watermarks (first retained offset, next offset
+ * to be written), asked of the broker; false with the reason in errbuf.
+ */
+extern bool tkc_watermarks(tkc_worker *w, const char *topic, int32_t partition,
+						   int64_t *low, int64_t *high, char *errbuf, size_t errlen);
+
+/* the partition count of a topic, or -1 with the reason in errbuf */
+extern int	tkc_partition_count(tkc_worker *w, const char *topic,
+								char *errbuf, size_t errlen);
+
 /* a labelled counter on /metrics: todo_kafka_<service>_<name>{label="value"} */
 extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 					  const char *value, double add);
+
+/*
+ * A sink written with one call per batch (one statement, one transaction:
+ * the audit log, the projection).  call() writes evs[0..n-1] and returns
+ * one result for all of them (setting *written to the rows it actually
+ * wrote; repeats it skipped do not count).  tkc_sink_batch() makes that a
+ * handle_batch: no session -> every event DOWN; the batch refused (DEAD or
+ * RETRY) -> the events are tried one by one so that only the bad one is
+ * retried or dead-lettered, and once an event of a partition did not
+ * succeed, the later events of that partition wait (TKC_LATER), so a sink
+ * never sees offset n+1 before n.  Returns the rows written.
+ */
+typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
+									 int *written);
+extern int	tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+						   tkc_sink_call call, const char *what);
 
 /* cJSON helpers for handlers: a member's string value, or NULL */
 extern const char *tkc_json_string(const cJSON *obj, const char *name);

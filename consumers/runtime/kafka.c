@@ -19,6 +19,11 @@
  * (at-least-once; the sinks absorb the repeat).  While the worker is
  * paused for an outage, newly assigned partitions are paused too.
  *
+ * A service that keeps its offsets in its own sink (svc->start_offset, the
+ * projector) gives each newly assigned partition its start offset here,
+ * before it is assigned (set_start_offsets); the group's committed offsets
+ * are then never used to position it.
+ *
  * tkc_produce_sync() waits for the delivery report of its one message.
  * The producer's message.timeout.ms is produce_timeout_ms, so librdkafka
  * always reports within that time and the report's stack slot outlives it.
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka_conf.h"
 #include "kafka_errors.h"
@@ -52,6 +58,50 @@ log_partitions(tkc_worker *w, const char *what,
 	tk_log(TK_LOG_INFO, "consumer %d: %s %s", w->index, what, parts->cnt ? buf : "nothing");
 }
 
+/*
+ * Services that keep their offsets in their own sink (svc->start_offset):
+ * set each newly assigned partition's start from it.  While the service
+ * cannot tell (database down) this waits here, inside the rebalance
+ * callback, with capped backoff: the partition must not start anywhere
+ * else, as the group's committed offset may be ahead of the sink (after a
+ * restore from a snapshot) or behind it.  false: shutdown while waiting.
+ */
+static bool
+set_start_offsets(tkc_worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+	tk_backoff	b;
+	char		why[512];
+
+	tk_backoff_init(&b, 200, w->rt->rc.outage_retry_max_ms, (uint64_t) w->index + 7);
+	for (int i = 0; i < parts->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int64_t		off = RD_KAFKA_OFFSET_INVALID;
+
+		for (;;)
+		{
+			int			delay;
+
+			if (tk_shutdown_requested)
+				return false;
+			if (tkc_ensure_pg(w, why, sizeof(why)) &&
+				w->rt->svc->start_offset(w, p->topic, p->partition, &off))
+				break;
+			delay = tk_backoff_next(&b);
+			tk_log(TK_LOG_WARNING, "consumer %d: cannot learn where %s[%d] starts (retry in %d ms)",
+				   w->index, p->topic, (int) p->partition, delay);
+			for (int slept = 0; slept < delay && !tk_shutdown_requested; slept += 100)
+				usleep(100 * 1000);
+		}
+		p->offset = off;
+		tk_log(TK_LOG_INFO, "consumer %d: %s[%d] starts at offset %s%lld (kept by the service)",
+			   w->index, p->topic, (int) p->partition,
+			   off == RD_KAFKA_OFFSET_BEGINNING ? "beginning " : "",
+			   off == RD_KAFKA_OFFSET_BEGINNING ? 0LL : (long long) off);
+	}
+	return true;
+}
+
 /* called from rd_kafka_consumer_poll() on the worker's thread */
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -65,6 +115,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
 		log_partitions(w, "assigned", parts);
+		if (w->rt->svc->start_offset && !set_start_offsets(w, parts))
+			return;				/* shutting down: assign nothing */
 		if (cooperative)
 			error = rd_kafka_incremental_assign(rk, parts);
 		else

@@ -17,7 +17,11 @@
  *		PostgreSQL not up yet: wait with capped backoff (a service may start
  *		before its database); a missing function or grant: exit 1 saying
  *		which.
- *	 4. /metrics and /healthz (metrics.c), then N worker threads
+ *	 4. the service's setup hook, when it has one (worker.c
+ *		tkc_run_setup): one-shot commands and start-up checks that must run
+ *		before anything is consumed (the projector's --replay, --snapshot);
+ *		it may end the process with its exit code.
+ *	 5. /metrics and /healthz (metrics.c), then N worker threads
  *		(worker.c), each a member of the group <group_prefix><name>.
  * The main thread then only waits: SIGHUP re-reads the configuration and
  * applies log_level (other changes need a restart, and it says so); on
@@ -209,6 +213,8 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	tk_daemon_log_start(&spec, &rt.d);
 
 	if ((rc = resolve_topics(&rt)) != TK_EXIT_OK || tk_shutdown_requested)
+		return rc;
+	if ((rc = tkc_run_setup(&rt)) != TKC_SETUP_CONTINUE)
 		return rc;
 	if (!tkc_metrics_start(rt.d.metrics_listen, err, sizeof(err)))
 	{

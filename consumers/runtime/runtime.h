@@ -86,8 +86,42 @@ struct tkc_worker
 extern const tk_option tkc_runtime_options[];
 extern const char *const tkc_consumer_kafka_defaults[][2];
 
+/* batch.c: the messages of one batch */
+typedef enum tkc_item_state
+{
+	ITEM_PENDING,
+	ITEM_DONE,					/* handled or dead-lettered: offset may be stored */
+	ITEM_ABANDONED				/* partition revoked or shutdown: not stored */
+} tkc_item_state;
+
+typedef struct tkc_item
+{
+	rd_kafka_message_t *m;
+	tkc_event	ev;
+	cJSON	   *root;
+	char	   *key;
+	tkc_item_state state;
+	bool		invalid;		/* to the dead-letter topic, not the handler */
+} tkc_item;
+
+extern int	tkc_batch_collect(tkc_worker *w, tkc_item *b, int max);
+extern void tkc_batch_process(tkc_worker *w, tkc_item *b, int n);
+extern void tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n);
+extern void tkc_batch_free(tkc_item *b, int n);
+extern void tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n);
+
+/* worker.c: waits and outages, used by batch.c */
+extern void tkc_stash_push(tkc_worker *w, rd_kafka_message_t *m);
+extern void tkc_set_paused(tkc_worker *w, bool pause);
+extern void tkc_consumer_error(tkc_worker *w, rd_kafka_message_t *m);
+extern bool tkc_wait_paused(tkc_worker *w, int ms);
+extern void tkc_outage_begin(tkc_worker *w, const char *why);
+extern void tkc_outage_end(tkc_worker *w);
+
 /* worker.c */
 extern void *tkc_worker_run(void *arg);
+extern bool tkc_ensure_pg(tkc_worker *w, char *why, size_t whylen);
+extern int	tkc_run_setup(tkc_runtime *rt);
 
 /* event.c: parse and check the envelope; false with reason in ev->error */
 extern bool tkc_event_parse(tkc_event *ev, const rd_kafka_message_t *m,

@@ -1,0 +1,407 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  one batch of a worker: collect, validate, handle, retry, dead-letter,
+ *	  store offsets
+ *
+ * Each worker (--consumers N threads, or N processes, all in the service's
+ * group; Kafka gives each member whole partitions; worker.c) runs this
+ * loop, one batch at a time:
+ *
+ *	 1. Collect a batch: up to batch_size messages, waiting at most 100 ms
+ *		for the first (STYLE 31/38b: flags are checked often), taking first
+ *		what was polled while the previous batch waited (the stash).
+ *	 2. Read each as a CloudEvent (event.c) and let the service validate the
+ *		fields it uses.  Invalid input can never succeed: it goes to the
+ *		dead-letter topic at once, without retries (INVALID_INPUT).
+ *	 3. Handle the rest: handle_batch() on all of them, or handle() one by
+ *		one in offset order, stopping at the first event that did not
+ *		finish, so one task's events keep their order.  Results:
+ *		  OK    done;
+ *		  DEAD  dead-lettered now (PERMANENT);
+ *		  RETRY tried again after a backoff with jitter (retry_base_ms,
+ *				doubling, capped at retry_max_ms); after max_attempts it is
+ *				dead-lettered (RETRIES_EXHAUSTED) with an alert;
+ *		  DOWN  a dependency is down: not the event's fault, no attempt is
+ *				counted.  The worker pauses its partitions, raises an alert
+ *				once, and tries again with capped backoff
+ *				(outage_retry_max_ms) until it works, then resumes and says
+ *				so.  The topic is never emptied into the dead-letter queue
+ *				by an outage.  A database session that cannot be opened is
+ *				the same outage, as is a dead letter Kafka will not take.
+ *		  LATER (handle_batch) not tried this round, because an earlier
+ *				event of its partition got RETRY or DOWN: offered again with
+ *				the next round, no attempt counted (a service whose sink
+ *				keeps offsets must not apply offset n+1 before n).
+ *		While waiting the worker keeps calling rd_kafka_consumer_poll()
+ *		(partitions paused), so it stays in the group and rebalances are
+ *		served; anything polled meanwhile is stashed for the next batch.
+ *	 4. Store offsets: for each partition, the offset after the last event
+ *		of the batch, once EVERY event of the batch is done (handled or
+ *		dead-lettered).  Auto commit sends them (runtime_config.c).  So an
+ *		offset is stored only after its message was handled, and a crash
+ *		at any point means "handle again from the last stored offset": at
+ *		least once, no gap; the sinks make repeats harmless.
+ * Partitions revoked while a batch was in hand (kafka.c) lose their
+ * events from the batch and the stash without a stored offset: the new
+ * owner handles them.
+ *
+ * Shutdown (SIGTERM): the handler call in progress finishes and its batch
+ * completes unless it is waiting (retry backoff, outage), in which case
+ * the unfinished events are left for the next owner; stored offsets are
+ * committed synchronously, then rd_kafka_consumer_close() leaves the
+ * group cleanly (STYLE 34) and the thread returns.
+ *
+ * IDENTIFICATION
+ *	  consumers/runtime/batch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pg.h"
+#include "runtime.h"
+#include "signals.h"
+
+/* ---- revocations ---- */
+
+static bool
+is_revoked(tkc_worker *w, const char *topic, int32_t partition)
+{
+	return rd_kafka_topic_partition_list_find(w->revoked, topic, partition) != NULL;
+}
+
+void
+tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n)
+{
+	int			kept = 0;
+
+	if (w->revoked->cnt == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		if (b[i].state == ITEM_PENDING &&
+			is_revoked(w, rd_kafka_topic_name(b[i].m->rkt), b[i].m->partition))
+			b[i].state = ITEM_ABANDONED;
+	for (int i = 0; i < w->nstash; i++)
+	{
+		rd_kafka_message_t *m = w->stash[i];
+
+		if (is_revoked(w, rd_kafka_topic_name(m->rkt), m->partition))
+			rd_kafka_message_destroy(m);
+		else
+			w->stash[kept++] = m;
+	}
+	w->nstash = kept;
+}
+
+/* ---- one batch ---- */
+
+/* dead-letter b and mark it done; false when Kafka would not take it */
+static bool
+dead_letter(tkc_worker *w, tkc_item *it, const char *kind)
+{
+	if (!tkc_dead_letter(w, it->m, &it->ev, kind))
+		return false;
+	it->state = ITEM_DONE;
+	return true;
+}
+
+int
+tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
+{
+	int			n = 0;
+	int			from_stash = w->nstash < max ? w->nstash : max;
+
+	for (int i = 0; i < from_stash; i++)
+		b[n++].m = w->stash[i];
+	memmove(w->stash, w->stash + from_stash, sizeof(*w->stash) * (w->nstash - from_stash));
+	w->nstash -= from_stash;
+
+	while (n < max && !tk_shutdown_requested)
+	{
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? 100 : 0);
+
+		if (m == NULL)
+			break;
+		if (m->err)
+		{
+			tkc_consumer_error(w, m);
+			continue;
+		}
+		b[n++].m = m;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		b[i].root = NULL;
+		b[i].key = NULL;
+		b[i].state = ITEM_PENDING;
+		b[i].invalid = false;
+	}
+	return n;
+}
+
+/* run the handler on the pending items; fills res[] in item order */
+static void
+run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res)
+{
+	const tkc_service *svc = w->rt->svc;
+	int64_t		t0 = tk_wall_us();
+
+	if (svc->handle_batch)
+	{
+		tkc_event **evs = malloc(sizeof(*evs) * np);
+
+		if (evs == NULL)
+		{
+			for (int k = 0; k < np; k++)
+			{
+				res[k] = TKC_RETRY;
+				tkc_fail(&b[idx[k]].ev, "out of memory");
+			}
+			return;
+		}
+		for (int k = 0; k < np; k++)
+		{
+			evs[k] = &b[idx[k]].ev;
+			evs[k]->error[0] = '\0';
+			res[k] = TKC_RETRY;
+		}
+		svc->handle_batch(w, evs, np, res);
+		free(evs);
+		for (int k = 0; k < np; k++)
+			tkc_metrics_handled(b[idx[k]].ev.topic, res[k],
+								(double) (tk_wall_us() - t0) / 1e6 / np);
+		return;
+	}
+	/* one by one, in order; stop at the first that did not finish */
+	for (int k = 0; k < np; k++)
+	{
+		int64_t		t1 = tk_wall_us();
+
+		b[idx[k]].ev.error[0] = '\0';
+		res[k] = svc->handle(w, &b[idx[k]].ev);
+		tkc_metrics_handled(b[idx[k]].ev.topic, res[k], (double) (tk_wall_us() - t1) / 1e6);
+		if (res[k] == TKC_RETRY || res[k] == TKC_DOWN)
+		{
+			for (int j = k + 1; j < np; j++)
+				res[j] = -1;	/* not tried */
+			break;
+		}
+	}
+	(void) n;
+}
+
+void
+tkc_batch_process(tkc_worker *w, tkc_item *b, int n)
+{
+	tkc_runtime *rt = w->rt;
+	int		   *idx = malloc(sizeof(int) * n);
+	tkc_result *res = malloc(sizeof(tkc_result) * n);
+	tk_backoff	down_backoff;
+
+	tk_backoff_init(&down_backoff, 200, rt->rc.outage_retry_max_ms, w->rng++);
+	if (idx == NULL || res == NULL)
+	{
+		/* nothing is stored: the batch is redelivered */
+		for (int i = 0; i < n; i++)
+			b[i].state = ITEM_ABANDONED;
+		free(idx);
+		free(res);
+		return;
+	}
+
+	/* envelope and service checks: invalid input is dead-lettered at once */
+	for (int i = 0; i < n; i++)
+	{
+		bool		valid = tkc_event_parse(&b[i].ev, b[i].m, &b[i].root, &b[i].key);
+
+		if (valid && rt->svc->validate)
+			valid = rt->svc->validate(rt->svc_config, &b[i].ev);
+		if (!valid)
+		{
+			tk_log(TK_LOG_WARNING, "invalid message %s[%d]@%lld: %s", b[i].ev.topic,
+				   (int) b[i].ev.partition, (long long) b[i].ev.offset, b[i].ev.error);
+			b[i].invalid = true;
+		}
+	}
+
+	for (;;)
+	{
+		int			np = 0;
+		bool		down = false;
+		bool		retry = false;
+		int			retry_attempt = 0;
+		char		why[512] = "";
+
+		tkc_drop_revoked(w, b, n);
+		for (int i = 0; i < n; i++)
+			if (b[i].state == ITEM_PENDING)
+				idx[np++] = i;
+		if (np == 0)
+			break;
+
+		/* invalid input goes to the dead-letter topic, the rest to the handler */
+		{
+			int			nh = 0;
+
+			for (int k = 0; k < np; k++)
+			{
+				tkc_item	   *it = &b[idx[k]];
+
+				if (!it->invalid)
+					idx[nh++] = idx[k];
+				else if (!dead_letter(w, it, "INVALID_INPUT"))
+				{
+					down = true;
+					snprintf(why, sizeof(why), "Kafka does not take dead letters");
+				}
+			}
+			np = nh;
+		}
+		if (!down && np > 0 && !tkc_ensure_pg(w, why, sizeof(why)))
+			down = true;
+		else if (!down)
+		{
+			if (!down && np > 0)
+				run_handler(w, b, n, idx, np, res);
+			for (int k = 0; !down && k < np; k++)
+			{
+				tkc_item	   *it = &b[idx[k]];
+
+				switch ((int) res[k])
+				{
+					case TKC_OK:
+						it->state = ITEM_DONE;
+						break;
+					case TKC_DEAD:
+						if (!dead_letter(w, it, "PERMANENT"))
+						{
+							down = true;
+							snprintf(why, sizeof(why), "Kafka does not take dead letters");
+						}
+						break;
+					case TKC_RETRY:
+						if (it->ev.attempt >= rt->rc.max_attempts)
+						{
+							if (!dead_letter(w, it, "RETRIES_EXHAUSTED"))
+							{
+								down = true;
+								snprintf(why, sizeof(why), "Kafka does not take dead letters");
+							}
+							break;
+						}
+						tk_log(TK_LOG_WARNING, "%s[%d]@%lld failed (attempt %d of %d), will retry: %s",
+							   it->ev.topic, (int) it->ev.partition, (long long) it->ev.offset,
+							   it->ev.attempt, rt->rc.max_attempts, it->ev.error);
+						tkc_metrics_retried(it->ev.topic);
+						if (it->ev.attempt > retry_attempt)
+							retry_attempt = it->ev.attempt;
+						it->ev.attempt++;
+						retry = true;
+						break;
+					case TKC_DOWN:
+						if (!down)
+							snprintf(why, sizeof(why), "%s", it->ev.error[0] ? it->ev.error : "a dependency is down");
+						down = true;
+						break;
+					default:	/* not tried this round */
+						break;
+				}
+			}
+		}
+
+		if (down)
+		{
+			if (tk_shutdown_requested)
+				break;
+			tkc_outage_begin(w, why);
+			if (!tkc_wait_paused(w, tk_backoff_next(&down_backoff)))
+				break;
+			continue;
+		}
+		if (w->outage)
+		{
+			tkc_outage_end(w);
+			tk_backoff_reset(&down_backoff);
+		}
+		if (retry)
+		{
+			int			delay;
+
+			w->rng ^= w->rng << 13;
+			w->rng ^= w->rng >> 7;
+			w->rng ^= w->rng << 17;
+			delay = tk_backoff_delay(retry_attempt - 1, rt->rc.retry_base_ms, rt->rc.retry_max_ms,
+									 (double) (w->rng >> 11) / (double) (1ULL << 53));
+			if (tk_shutdown_requested || !tkc_wait_paused(w, delay))
+				break;
+		}
+	}
+	/* shutdown while waiting: whatever is unfinished belongs to the next owner */
+	for (int i = 0; i < n; i++)
+		if (b[i].state == ITEM_PENDING)
+			b[i].state = ITEM_ABANDONED;
+	if (w->outage && !tk_shutdown_requested)
+		tkc_outage_end(w);
+	tkc_set_paused(w, false);
+	free(idx);
+	free(res);
+}
+
+/* store, per partition, the offset after the batch's last message */
+void
+tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n)
+{
+	rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+	rd_kafka_resp_err_t err;
+
+	/* a partition with an abandoned message stores nothing past it */
+	for (int i = 0; i < n; i++)
+	{
+		rd_kafka_topic_partition_t *p;
+		const char *topic = rd_kafka_topic_name(b[i].m->rkt);
+
+		p = rd_kafka_topic_partition_list_find(offs, topic, b[i].m->partition);
+		if (p == NULL)
+		{
+			p = rd_kafka_topic_partition_list_add(offs, topic, b[i].m->partition);
+			p->offset = RD_KAFKA_OFFSET_INVALID;
+			p->opaque = NULL;
+		}
+		if (p->opaque)			/* blocked by an abandoned message */
+			continue;
+		if (b[i].state == ITEM_DONE)
+			p->offset = b[i].m->offset + 1;
+		else
+			p->opaque = (void *) 1;
+	}
+	{
+		rd_kafka_topic_partition_list_t *store = rd_kafka_topic_partition_list_new(offs->cnt);
+
+		for (int i = 0; i < offs->cnt; i++)
+			if (offs->elems[i].offset >= 0)
+				rd_kafka_topic_partition_list_add(store, offs->elems[i].topic,
+												  offs->elems[i].partition)->offset = offs->elems[i].offset;
+		if (store->cnt > 0 && (err = rd_kafka_offsets_store(w->consumer, store)) != 0)
+			tk_log(TK_LOG_DEBUG, "consumer %d: offsets not stored (%s): partitions moved",
+				   w->index, rd_kafka_err2str(err));
+		rd_kafka_topic_partition_list_destroy(store);
+	}
+	rd_kafka_topic_partition_list_destroy(offs);
+}
+
+void
+tkc_batch_free(tkc_item *b, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		cJSON_Delete(b[i].root);
+		free(b[i].key);
+		rd_kafka_message_destroy(b[i].m);
+	}
+}

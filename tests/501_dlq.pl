@@ -1,0 +1,171 @@
+# tests/501_dlq.pl: todo-kafka-dlq, the operator's dead-letter tool.
+#
+# The audit service dead-letters a real audit record the database refuses
+# (a check on mallory's rows) and a forged record produced with kcat; the
+# tool lists both with reason, origin and age, shows one in full, replays
+# the real one once the cause is fixed (the audit service then appends it),
+# refuses a second replay unless --force (which the service absorbs:
+# idempotent by event id), puts a relay poison row back into the outbox
+# (the relay publishes it) once, purges, and exits 2 on usage errors.
+
+use strict;
+use warnings;
+
+use IPC::Run;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use TodoKafkaTest;
+use DevBroker;
+
+my $node = TodoKafkaTest::new_node('t501');
+my $t = TodoKafkaTest::use_topics($node, 't501');
+my $kafka = DevBroker->start(topics => [ values %$t ]);
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# the cause: a check that refuses mallory's audit rows for good (SQLSTATE 23514)
+sql(q{CREATE FUNCTION public.refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.user_id = 'mallory' THEN
+			RAISE EXCEPTION 'mallory is not audited today' USING ERRCODE = 'check_violation';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_mallory BEFORE INSERT ON todo_kafka.audit_log
+		FOR EACH ROW EXECUTE FUNCTION public.refuse_mallory()});
+sql("CREATE ROLE ops LOGIN; GRANT todo_kafka_operator TO ops");
+
+my $relay = TodoKafkaTest->start_relay($node, $kafka);
+my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
+ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+ok($audit->wait_log(qr/assigned \S+/), 'audit assigned');
+
+my $bin = TodoKafkaTest::repo_root() . '/consumers/dlq/todo-kafka-dlq';
+
+# run the tool as the operator role; returns (exit code, stdout, stderr)
+sub dlq
+{
+	my (@args) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $bin, '-d', $node->connstr('postgres') . ' user=ops', '-b', $kafka->bootstrap, @args ],
+		'<', \'', , '>', \$out, '2>', \$err, IPC::Run::timeout(60));
+	return ($? >> 8, $out, $err);
+}
+
+sub wait_for
+{
+	my ($what, $cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		sleep(0.2);
+	}
+	diag("timed out waiting for $what; audit log:\n" . $audit->log_text);
+	return 0;
+}
+
+# a real record the database refuses, and a forged one
+my $task = sql("SELECT id FROM todo_kafka.add_task('mallory', 'Sneaky')");
+sql("SELECT id FROM todo_kafka.add_task('alice', 'Fine')");
+my $forged = encode_json({ specversion => '1.0', id => 'f0000000-0000-4000-8000-000000000009',
+	source => '/forger', type => 'audit.deleted', time => '2026-01-01T00:00:00Z',
+	data => { event_id => 'f0000000-0000-4000-8000-000000000009', operation => 'DELETE',
+		event_type => 'deleted', timestamp => '2026-01-01T00:00:00Z' } });
+my ($ok, $perr) = $kafka->produce($t->{audit}, [$forged], key => 'forged-key', partition => 1);
+ok($ok, 'forged audit record produced with kcat') or diag($perr);
+ok(wait_for('two dead letters', sub { $kafka->end_offsets($t->{dead_letter}) >= 2 }),
+	'both reached the dead-letter topic');
+ok(wait_for('alice audited', sub { sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'alice'") == 1 }),
+	'the good record was appended');
+
+# list
+my ($rc, $out, $err) = dlq('list');
+is($rc, 0, 'list exits 0') or diag($err);
+like($out, qr/^ID\s+AGE\s+ERROR\s+ORIGIN\s+REPLAYED\s+REASON/m, 'list has a header');
+my ($real) = $out =~ /^(\d+:\d+)\s+\S+\s+PERMANENT\s+\Q$t->{audit}\E\[\d+\]\@\d+\s+no\s+.*mallory is not audited today/m;
+my ($fake) = $out =~ /^(\d+:\d+)\s+\S+\s+INVALID_INPUT\s+\Q$t->{audit}\E\[1\]\@\d+\s+no\s+.*not an audit record made by the relay/m;
+ok($real, "the refused record is listed as $real") or diag($out);
+ok($fake, "the forged record is listed as $fake") or diag($out);
+like($out, qr/\(2 dead letters\)/, 'two dead letters');
+($rc, $out) = dlq('list', '--origin-topic', 'no.such.topic');
+like($out, qr/\(0 dead letters\)/, 'list filters by origin topic');
+($rc, $out) = dlq('list', '--since', '1h');
+like($out, qr/\(2 dead letters\)/, 'list filters by time');
+
+# show
+($rc, $out, $err) = dlq('show', $real);
+is($rc, 0, 'show exits 0') or diag($err);
+like($out, qr/reason:\s+.*mallory is not audited today/, 'show gives the reason');
+like($out, qr/key:\s+\Q$task\E/, 'and the original key');
+like($out, qr/original value .*"user_id":"mallory"/s, 'and the original message');
+($rc, undef, $err) = dlq('show', '9:999');
+is($rc, 1, 'show of an unknown id exits 1');
+
+# fix the cause, replay once
+sql('DROP TRIGGER refuse_mallory ON todo_kafka.audit_log');
+($rc, $out, $err) = dlq('replay', '--id', $real);
+is($rc, 0, 'replay exits 0') or diag("$out\n$err");
+like($out, qr/\Q$real\E: replayed to \Q$t->{audit}\E\[\d+\] \(key \Q$task\E\)/, 'replayed to its topic with its key');
+ok(wait_for('mallory audited', sub { sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory'") == 1 }),
+	'the audit service handled the replayed record');
+is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory' AND task_id = '$task'"), 1,
+	'as the original record of that task');
+
+# a second replay is refused
+($rc, $out, $err) = dlq('replay', '--id', $real);
+is($rc, 1, 'a second replay exits 1');
+like($err, qr/\Q$real\E: refused: dead letter \Q$real\E was already replayed.*--force/, 'and says why');
+($rc, $out, $err) = dlq('replay', '--id', $real, '--force');
+is($rc, 0, '--force replays again') or diag($err);
+sleep(2);
+is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory'"), 1,
+	'the service absorbs the forced repeat (idempotent by event id)');
+($rc, $out) = dlq('list');
+like($out, qr/^\Q$real\E\s+\S+\s+PERMANENT\s+\S+\s+2x/m, 'list shows it replayed twice');
+
+# a relay poison row goes back into the outbox, once
+sql(q{INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data)
+	VALUES (4242, 'c0000000-0000-4000-8000-000000000001', 't501.notifications', 'Broker: Message size too large',
+	  json_build_object('id', 4242, 'event_id', 'c0000000-0000-4000-8000-000000000001', 'kind', 'custom',
+	    'stream', 'notifications', 'event_type', 'test.requeued', 'source', '/todo_kafka/test', 'key', 'k-poison',
+	    'actor', 'tester', 'correlation_id', 'corr-1', 'after', json_build_object('n', 1)))});
+($rc, $out) = dlq('list');
+my ($row) = $out =~ /^(db:\d+)\s+\S+\s+POISON_ROW\s+t501\.notifications \(outbox row 4242\)/m;
+ok($row, "the poison row is listed as $row") or diag($out);
+($rc, $out, $err) = dlq('replay', '--id', $row);
+is($rc, 0, 'poison row replayed') or diag($err);
+like($out, qr/re-queued as outbox row \d+/, 'into the outbox');
+my $msgs = TodoKafkaTest::consume_events($kafka, $t->{notifications}, count => 1, timeout => 30);
+ok((grep { ($_->{event}{type} // '') eq 'test.requeued' && ($_->{key} // '') eq 'k-poison' } @$msgs),
+	'the relay published the re-queued row');
+($rc, undef, $err) = dlq('replay', '--id', $row);
+is($rc, 1, 'a second re-queue is refused');
+like($err, qr/already replayed/, 'saying so');
+
+# usage errors exit 2
+($rc, undef, $err) = dlq('frobnicate');
+is($rc, 2, 'unknown command exits 2');
+($rc, undef, $err) = dlq('replay');
+is($rc, 2, 'replay without a selection exits 2');
+like($err, qr/needs a selection/, 'saying what is missing');
+($rc, undef, $err) = dlq('purge');
+is($rc, 2, 'purge without --older-than exits 2');
+($rc, $out) = dlq('--help');
+is($rc, 0, '--help exits 0');
+like($out, qr/Examples:.*replay --id=/s, '--help has examples');
+
+# purge: nothing is older than a day; everything is older than 0 seconds
+($rc, $out, $err) = dlq('purge', '--older-than', '1 day');
+is($rc, 0, 'purge exits 0') or diag($err);
+like($out, qr/purged 0 dead letters/, 'nothing that young is purged');
+($rc, $out, $err) = dlq('purge', '--older-than', '0');
+like($out, qr/purged 2 dead letters of topic .* and 1 row of todo_kafka\.dead_letters/, 'purged everything');
+($rc, $out) = dlq('list');
+like($out, qr/\(0 dead letters\)/, 'purged dead letters are no longer listed');
+
+is($audit->stop, 0, 'audit stops');
+is($relay->stop, 0, 'relay stops');
+$kafka->stop;
+$node->stop;
+done_testing();
