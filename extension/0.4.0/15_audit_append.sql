@@ -45,7 +45,7 @@ AS 'MODULE_PATHNAME', 'todo_kafka_audit_check';
  * Internal: granted to nobody; no search_path needed (all names qualified).
  */
 CREATE FUNCTION todo_kafka.audit_chain_step(p_state bytea, p_canonical text, p_head bytea)
-	RETURNS bytea LANGUAGE plpgsql IMMUTABLE
+	RETURNS bytea LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
 	RETURN pg_catalog.sha256(coalesce(p_state, p_head, '\x'::bytea)
