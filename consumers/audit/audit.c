@@ -14,8 +14,9 @@
  *	   its chain (= the Kafka partition), in the order appended, which is
  *	   offset order because one consumer owns a partition and appends a
  *	   batch in order; todo_kafka.verify_audit() finds the first broken link.
- * When the batch is refused for its data (SQLSTATE class 22/23), the
- * records are appended one by one so only the bad one is dead-lettered.
+ * When the batch is refused (bad data, or a transient error), the records
+ * are appended one by one (tkc_sink_batch) so only the bad one is retried
+ * or dead-lettered, and the chain keeps offset order.
  * A database that is down, or a missing grant, pauses the partitions
  * (runtime: TKC_DOWN), never dead-letters.
  *
@@ -154,41 +155,14 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 static void
 audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
 {
-	int			inserted = 0;
-	tkc_result	r;
+	int			done = 0;
+	int			inserted = tkc_sink_batch(w, evs, n, results, append, "audit");
 
-	if (tkc_pg(w) == NULL)
-	{
-		for (int i = 0; i < n; i++)
-		{
-			tkc_fail(evs[i], "database unavailable");
-			results[i] = TKC_DOWN;
-		}
-		return;
-	}
-	r = append(w, evs, n, &inserted);
-	if ((r == TKC_DEAD || r == TKC_RETRY) && n > 1)
-	{
-		/* find the bad record: one by one, the others still go in and only
-		 * the failing one is retried or dead-lettered */
-		tk_log(TK_LOG_WARNING, "audit batch of %d refused (%s); appending one by one",
-			   n, evs[0]->error);
-		for (int i = 0; i < n; i++)
-			audit_handle_batch(w, &evs[i], 1, &results[i]);
-		return;
-	}
 	for (int i = 0; i < n; i++)
-	{
-		results[i] = r;
-		if (i > 0)
-			memcpy(evs[i]->error, evs[0]->error, sizeof(evs[i]->error));
-	}
-	if (r == TKC_OK)
-	{
-		tkc_count(w, "records_appended_total", NULL, NULL, inserted);
-		if (n - inserted > 0)
-			tkc_count(w, "records_already_present_total", NULL, NULL, n - inserted);
-	}
+		done += results[i] == TKC_OK;
+	tkc_count(w, "records_appended_total", NULL, NULL, inserted);
+	if (done - inserted > 0)
+		tkc_count(w, "records_already_present_total", NULL, NULL, done - inserted);
 }
 
 /* retention: worker 0, every purge_interval_s */

@@ -196,6 +196,22 @@ extern int	tkc_partition_count(tkc_worker *w, const char *topic,
 extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 					  const char *value, double add);
 
+/*
+ * A sink written with one call per batch (one statement, one transaction:
+ * the audit log, the projection).  call() writes evs[0..n-1] and returns
+ * one result for all of them (setting *written to the rows it actually
+ * wrote; repeats it skipped do not count).  tkc_sink_batch() makes that a
+ * handle_batch: no session -> every event DOWN; the batch refused (DEAD or
+ * RETRY) -> the events are tried one by one so that only the bad one is
+ * retried or dead-lettered, and once an event of a partition did not
+ * succeed, the later events of that partition wait (TKC_LATER), so a sink
+ * never sees offset n+1 before n.  Returns the rows written.
+ */
+typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
+									 int *written);
+extern int	tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+						   tkc_sink_call call, const char *what);
+
 /* cJSON helpers for handlers: a member's string value, or NULL */
 extern const char *tkc_json_string(const cJSON *obj, const char *name);
 

@@ -193,3 +193,67 @@ tkc_partition_count(tkc_worker *w, const char *topic, char *errbuf, size_t errle
 	rd_kafka_topic_destroy(rkt);
 	return n;
 }
+
+static void
+set_all(tkc_event **evs, int n, tkc_result *results, tkc_result r)
+{
+	for (int i = 0; i < n; i++)
+	{
+		results[i] = r;
+		if (i > 0)
+			memcpy(evs[i]->error, evs[0]->error, sizeof(evs[i]->error));
+	}
+}
+
+int
+tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+			   tkc_sink_call call, const char *what)
+{
+	int			written = 0;
+	tkc_result	r;
+	int32_t		blocked[64];
+	int			nblocked = 0;
+
+	if (tkc_pg(w) == NULL)
+	{
+		tkc_fail(evs[0], "database unavailable");
+		set_all(evs, n, results, TKC_DOWN);
+		return 0;
+	}
+	r = call(w, evs, n, &written);
+	if (!((r == TKC_DEAD || r == TKC_RETRY) && n > 1))
+	{
+		set_all(evs, n, results, r);
+		return r == TKC_OK ? written : 0;
+	}
+
+	/* find the bad event: one by one, in offset order */
+	tk_log(TK_LOG_WARNING, "%s: batch of %d refused (%s); writing one by one",
+		   what, n, evs[0]->error);
+	written = 0;
+	for (int i = 0; i < n; i++)
+	{
+		bool		wait = nblocked == 64;
+		int			one = 0;
+
+		for (int k = 0; k < nblocked; k++)
+			wait = wait || blocked[k] == evs[i]->partition;
+		if (wait)
+		{
+			results[i] = TKC_LATER;
+			continue;
+		}
+		if (tkc_pg(w) == NULL)
+		{
+			tkc_fail(evs[i], "database unavailable");
+			results[i] = TKC_DOWN;
+		}
+		else
+			results[i] = call(w, &evs[i], 1, &one);
+		if (results[i] == TKC_OK)
+			written += one;
+		else if (results[i] == TKC_RETRY || results[i] == TKC_DOWN)
+			blocked[nblocked++] = evs[i]->partition;
+	}
+	return written;
+}

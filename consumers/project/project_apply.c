@@ -1,0 +1,177 @@
+/*-------------------------------------------------------------------------
+ *
+ * project_apply.c
+ *	  todo-kafka-project: validate task events and apply a batch in one
+ *	  transaction
+ *
+ * What is projected: task.<created|updated|completed|deleted|
+ * recurring-created> events of the tasks table (source task_source, empty:
+ * any); the view row is the event's data.task_data (the whole row image;
+ * a delete removes the row).  Other events (other types, a tracked
+ * application table on the same stream) only advance the offsets: they go
+ * to project_apply() with type null.  An event of ours without a uuid
+ * task_id or an object task_data (a delete may omit it) is invalid input:
+ * validate fails it and the runtime dead-letters it at once.
+ *
+ * A batch becomes ONE call of todo_kafka.project_apply(topic, events)
+ * with a JSON array of {partition, offset, type, task_id, task_data}: the
+ * view rows AND the partitions' next offsets are written in that one
+ * transaction, so the projection is exactly-once (STYLE 38e); events below
+ * a partition's stored offset are skipped and not counted as applied.
+ * Timestamps and intervals in task_data are read by PostgreSQL.
+ *
+ * When a batch of several is refused (DEAD or RETRY), the events are
+ * applied one by one in offset order to find the bad one; once an event
+ * of a partition did not succeed, the later ones of that partition are
+ * LATER (see project_handle_batch).  No database: every event is DOWN, and
+ * the runtime pauses.
+ *
+ * Called on the worker threads; each worker has its own connection
+ * (tkc_pg) and nothing here is shared between them.
+ *
+ * IDENTIFICATION
+ *	  consumers/project/project_apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "log.h"
+#include "project_int.h"
+#include "strbuf.h"
+
+static const char *const task_types[] = {
+	"created", "updated", "completed", "deleted", "recurring-created", NULL
+};
+
+/* the event type we project ("created" ...), or NULL for any other event */
+static const char *
+task_type(const project_config *cfg, const tkc_event *ev)
+{
+	if (strncmp(ev->type, "task.", 5) != 0)
+		return NULL;
+	if (cfg->task_source[0] && strcmp(ev->source, cfg->task_source) != 0)
+		return NULL;
+	for (int i = 0; task_types[i]; i++)
+		if (strcmp(ev->type + 5, task_types[i]) == 0)
+			return task_types[i];
+	return NULL;
+}
+
+static bool
+is_uuid(const char *s)
+{
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++)
+	{
+		bool		dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') ||
+								   (s[i] >= 'a' && s[i] <= 'f') ||
+								   (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/* the fields the handler uses: data.task_id (uuid) and data.task_data */
+bool
+project_validate(const void *config, tkc_event *ev)
+{
+	const project_config *cfg = config;
+	const char *type = task_type(cfg, ev);
+	const cJSON *task_data;
+
+	if (type == NULL)
+		return true;			/* not ours: only its offset counts */
+	if (!cJSON_IsObject(ev->data))
+	{
+		tkc_fail(ev, "not a task event: \"data\" must be an object");
+		return false;
+	}
+	if (!is_uuid(tkc_json_string(ev->data, "task_id")))
+	{
+		tkc_fail(ev, "not a task event: data.task_id must be a uuid");
+		return false;
+	}
+	task_data = cJSON_GetObjectItemCaseSensitive(ev->data, "task_data");
+	if (!cJSON_IsObject(task_data) && strcmp(type, "deleted") != 0)
+	{
+		tkc_fail(ev, "not a task event: data.task_data must be an object");
+		return false;
+	}
+	return true;
+}
+
+/* one project_apply() call for n events (one topic); the result applies to all */
+static tkc_result
+apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
+{
+	const project_config *cfg = tkc_config(w);
+	tk_strbuf	arr;
+	PGresult   *res;
+	const char *params[2];
+	tkc_result	r;
+
+	tk_strbuf_init(&arr);
+	tk_strbuf_putc(&arr, '[');
+	for (int i = 0; i < n; i++)
+	{
+		const char *type = task_type(cfg, evs[i]);
+
+		tk_strbuf_printf(&arr, "%s{\"partition\":%d,\"offset\":%lld,\"type\":", i ? "," : "",
+						 (int) evs[i]->partition, (long long) evs[i]->offset);
+		if (type == NULL)
+			tk_strbuf_puts(&arr, "null}");
+		else
+		{
+			const cJSON *td = cJSON_GetObjectItemCaseSensitive(evs[i]->data, "task_data");
+			char	   *data = cJSON_IsObject(td) ? cJSON_PrintUnformatted(td) : NULL;
+
+			tk_strbuf_json_string(&arr, type);
+			tk_strbuf_puts(&arr, ",\"task_id\":");
+			tk_strbuf_json_string(&arr, tkc_json_string(evs[i]->data, "task_id"));
+			tk_strbuf_printf(&arr, ",\"task_data\":%s}", data ? data : "null");
+			cJSON_free(data);
+		}
+	}
+	tk_strbuf_putc(&arr, ']');
+	if (arr.oom)
+	{
+		tk_strbuf_free(&arr);
+		tkc_fail(evs[0], "out of memory");
+		return TKC_RETRY;
+	}
+	params[0] = evs[0]->topic;
+	params[1] = arr.data;
+	res = PQexecParams(tkc_pg(w), "SELECT todo_kafka.project_apply($1, $2::jsonb)", 2, NULL,
+					   params, NULL, NULL, 0);
+	r = tkc_pg_result(w, res, evs[0]);
+	if (r == TKC_OK)
+		*applied = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	tk_strbuf_free(&arr);
+	return r;
+}
+
+/*
+ * One project_apply() per batch; refused batches go one by one, and a
+ * partition whose event did not succeed holds its later events back
+ * (TKC_LATER): applying offset n+1 would move the stored offset past n,
+ * and n would then be skipped as applied.  tkc_sink_batch does both.
+ */
+void
+project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
+{
+	int			done = 0;
+	int			applied = tkc_sink_batch(w, evs, n, results, apply, "projection");
+
+	for (int i = 0; i < n; i++)
+		done += results[i] == TKC_OK;
+	tkc_count(w, "events_applied_total", NULL, NULL, applied);
+	if (done - applied > 0)
+		tkc_count(w, "events_already_applied_total", NULL, NULL, done - applied);
+}
