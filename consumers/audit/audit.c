@@ -155,14 +155,7 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 static void
 audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
 {
-	int			done = 0;
-	int			inserted = tkc_sink_batch(w, evs, n, results, append, "audit");
-
-	for (int i = 0; i < n; i++)
-		done += results[i] == TKC_OK;
-	tkc_count(w, "records_appended_total", NULL, NULL, inserted);
-	if (done - inserted > 0)
-		tkc_count(w, "records_already_present_total", NULL, NULL, done - inserted);
+	tkc_sink_batch(w, evs, n, results, append, "records");
 }
 
 /* retention: worker 0, every purge_interval_s */

@@ -166,12 +166,5 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 void
 project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
 {
-	int			done = 0;
-	int			applied = tkc_sink_batch(w, evs, n, results, apply, "projection");
-
-	for (int i = 0; i < n; i++)
-		done += results[i] == TKC_OK;
-	tkc_count(w, "events_applied_total", NULL, NULL, applied);
-	if (done - applied > 0)
-		tkc_count(w, "events_already_applied_total", NULL, NULL, done - applied);
+	tkc_sink_batch(w, evs, n, results, apply, "events");
 }

@@ -205,11 +205,13 @@ extern void tkc_count(tkc_worker *w, const char *name, const char *label,
  * RETRY) -> the events are tried one by one so that only the bad one is
  * retried or dead-lettered, and once an event of a partition did not
  * succeed, the later events of that partition wait (TKC_LATER), so a sink
- * never sees offset n+1 before n.  Returns the rows written.
+ * never sees offset n+1 before n.  The rows written and the events that
+ * were already there (handled OK, nothing written) are counted on /metrics
+ * as todo_kafka_<service>_<what>_written_total and _<what>_present_total.
  */
 typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
 									 int *written);
-extern int	tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+extern void tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
 						   tkc_sink_call call, const char *what);
 
 /* cJSON helpers for handlers: a member's string value, or NULL */

@@ -205,8 +205,8 @@ set_all(tkc_event **evs, int n, tkc_result *results, tkc_result r)
 	}
 }
 
-int
-tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+static int
+sink_write(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
 			   tkc_sink_call call, const char *what)
 {
 	int			written = 0;
@@ -228,8 +228,8 @@ tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
 	}
 
 	/* find the bad event: one by one, in offset order */
-	tk_log(TK_LOG_WARNING, "%s: batch of %d refused (%s); writing one by one",
-		   what, n, evs[0]->error);
+	tk_log(TK_LOG_WARNING, "batch of %d %s refused (%s); writing them one by one",
+		   n, what, evs[0]->error);
 	written = 0;
 	for (int i = 0; i < n; i++)
 	{
@@ -256,4 +256,23 @@ tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
 			blocked[nblocked++] = evs[i]->partition;
 	}
 	return written;
+}
+
+void
+tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
+			   tkc_sink_call call, const char *what)
+{
+	int			written = sink_write(w, evs, n, results, call, what);
+	int			done = 0;
+	char		name[128];
+
+	for (int i = 0; i < n; i++)
+		done += results[i] == TKC_OK;
+	snprintf(name, sizeof(name), "%s_written_total", what);
+	tkc_count(w, name, NULL, NULL, written);
+	if (done > written)
+	{
+		snprintf(name, sizeof(name), "%s_present_total", what);
+		tkc_count(w, name, NULL, NULL, done - written);
+	}
 }
