@@ -117,7 +117,6 @@ static tkc_result
 append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 {
 	tk_strbuf	arr;
-	PGresult   *res;
 	const char *params[1];
 	tkc_result	r;
 
@@ -142,12 +141,8 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 		return TKC_RETRY;
 	}
 	params[0] = arr.data;
-	res = PQexecParams(tkc_pg(w), "SELECT todo_kafka.audit_append($1::jsonb)", 1, NULL,
-					   params, NULL, NULL, 0);
-	r = tkc_pg_result(w, res, evs[0]);
-	if (r == TKC_OK)
-		*inserted = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
+	r = tkc_pg_count(w, "SELECT todo_kafka.audit_append($1::jsonb)", 1, params, evs[0],
+					 inserted);
 	tk_strbuf_free(&arr);
 	return r;
 }

@@ -112,7 +112,6 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 {
 	const project_config *cfg = tkc_config(w);
 	tk_strbuf	arr;
-	PGresult   *res;
 	const char *params[2];
 	tkc_result	r;
 
@@ -147,12 +146,8 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 	}
 	params[0] = evs[0]->topic;
 	params[1] = arr.data;
-	res = PQexecParams(tkc_pg(w), "SELECT todo_kafka.project_apply($1, $2::jsonb)", 2, NULL,
-					   params, NULL, NULL, 0);
-	r = tkc_pg_result(w, res, evs[0]);
-	if (r == TKC_OK)
-		*applied = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
+	r = tkc_pg_count(w, "SELECT todo_kafka.project_apply($1, $2::jsonb)", 2, params, evs[0],
+					 applied);
 	tk_strbuf_free(&arr);
 	return r;
 }

@@ -171,6 +171,14 @@ extern void tkc_fail(tkc_event *ev, const char *fmt,...)
 extern tkc_result tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev);
 
 /*
+ * Run a statement returning one integer (e.g. the rows a sink function
+ * wrote) with text parameters, and map its outcome like tkc_pg_result;
+ * *count is set only on TKC_OK.
+ */
+extern tkc_result tkc_pg_count(tkc_worker *w, const char *sql, int nparams,
+							   const char *const *params, tkc_event *ev, int *count);
+
+/*
  * Produce one message to a stream's topic and wait until Kafka
  * acknowledged it (acks=all, idempotent).  false: not acknowledged within
  * the timeout or refused, reason in errbuf; the caller returns TKC_RETRY

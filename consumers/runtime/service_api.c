@@ -113,6 +113,19 @@ tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 	return TKC_RETRY;
 }
 
+tkc_result
+tkc_pg_count(tkc_worker *w, const char *sql, int nparams, const char *const *params,
+			 tkc_event *ev, int *count)
+{
+	PGresult   *res = PQexecParams(tkc_pg(w), sql, nparams, NULL, params, NULL, NULL, 0);
+	tkc_result	r = tkc_pg_result(w, res, ev);
+
+	if (r == TKC_OK)
+		*count = PQntuples(res) > 0 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	return r;
+}
+
 bool
 tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *value,
 			size_t len, const tk_header *headers, int nheaders,
