@@ -16,8 +16,8 @@ MODULE_big = todo_kafka
 OBJS = $(patsubst %.c,%.o,$(wildcard extension/*.c))
 # the upgrade script of the version under development is assembled from
 # the files of extension/<version>/ (one concern per file), in name order
-NEXT_VERSION = 0.4.0
-NEXT_UPGRADE = extension/todo_kafka--0.3.0--$(NEXT_VERSION).sql
+NEXT_VERSION = 0.5.0
+NEXT_UPGRADE = extension/todo_kafka--0.4.0--$(NEXT_VERSION).sql
 DATA = $(filter-out $(NEXT_UPGRADE),$(wildcard extension/todo_kafka--*.sql))
 DATA_built = $(NEXT_UPGRADE)
 

@@ -21,9 +21,23 @@
  * no privilege on the outbox itself, so it cannot forge, alter or delete
  * events.
  *
- * The outbox's OID, its identity sequence and the column numbers are cached
- * per backend and forgotten on any relcache invalidation of the outbox
- * (ALTER, DROP EXTENSION), so a re-created extension is picked up.
+ * The rotating outbox (since 0.5.0, extension/0.5.0/10_outbox_rotation.sql).
+ * todo_kafka.outbox is partitioned by ((id / TODO_KAFKA_OUTBOX_CHUNK) %
+ * TODO_KAFKA_OUTBOX_SLOTS) into outbox_0 .. outbox_2, which the relay
+ * empties with TRUNCATE once published.  heap_insert cannot route, so the
+ * row goes straight into the partition its id belongs to, computed here
+ * with the same constants (outbox_slot(); sql/outbox_rotation.sql checks
+ * that PostgreSQL's routing agrees).  The transaction gets its xid before
+ * it takes its id: ids then follow xids within a session, and a TRUNCATE
+ * waiting for this partition cannot slip in between (see
+ * relay_commit_position()).  Under an older SQL version (a plain outbox
+ * with an identity column, new library before ALTER EXTENSION UPDATE) the
+ * row goes into that table as before.
+ *
+ * The outbox's OID, its partitions, its sequence and the column numbers
+ * are cached per backend and forgotten on any relcache invalidation of the
+ * outbox or a partition (ALTER, TRUNCATE, DROP EXTENSION), so a re-created
+ * extension is picked up.
  *
  * Who.  actor is what the application claims (the todo_kafka.actor
  * setting, which any role may SET to anything); db_role (since 0.3.0) is
@@ -44,6 +58,7 @@
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "commands/sequence.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
@@ -96,7 +111,9 @@ static const char *const outbox_column_names[OC_NCOLUMNS] = {
 typedef struct OutboxCache
 {
 	bool		valid;
-	Oid			relid;
+	Oid			relid;			/* todo_kafka.outbox */
+	bool		partitioned;	/* 0.5.0 and later */
+	Oid			slot_relid[TODO_KAFKA_OUTBOX_SLOTS];	/* outbox_0 .. */
 	Oid			seqid;
 	AttrNumber	attnum[OC_NCOLUMNS];
 } OutboxCache;
@@ -109,6 +126,16 @@ outbox_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == outbox_cache.relid)
 		outbox_cache.valid = false;
+	for (int i = 0; i < TODO_KAFKA_OUTBOX_SLOTS; i++)
+		if (relid == outbox_cache.slot_relid[i])
+			outbox_cache.valid = false;
+}
+
+/* the partition of an outbox id */
+static int
+outbox_slot_of(int64 id)
+{
+	return (int) ((id / TODO_KAFKA_OUTBOX_CHUNK) % TODO_KAFKA_OUTBOX_SLOTS);
 }
 
 static void
@@ -133,6 +160,24 @@ outbox_cache_fill(void)
 				 errmsg("relation \"todo_kafka.outbox\" does not exist"),
 				 errhint("Run CREATE EXTENSION todo_kafka in this database.")));
 
+	outbox_cache.partitioned = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+	if (outbox_cache.partitioned)
+	{
+		for (i = 0; i < TODO_KAFKA_OUTBOX_SLOTS; i++)
+		{
+			char		name[NAMEDATALEN];
+
+			snprintf(name, sizeof(name), "outbox_%d", i);
+			outbox_cache.slot_relid[i] = get_relname_relid(name, nsp);
+			if (!OidIsValid(outbox_cache.slot_relid[i]))
+				elog(ERROR, "partition todo_kafka.%s of the outbox is missing", name);
+		}
+		outbox_cache.seqid = get_relname_relid("outbox_id_seq", nsp);
+		if (!OidIsValid(outbox_cache.seqid))
+			elog(ERROR, "sequence todo_kafka.outbox_id_seq is missing");
+	}
+
+	/* partitions made with PARTITION OF share the parent's column numbers */
 	rel = table_open(relid, AccessShareLock);
 	for (i = 0; i < OC_NCOLUMNS; i++)
 	{
@@ -146,9 +191,39 @@ outbox_cache_fill(void)
 	}
 	table_close(rel, AccessShareLock);
 
-	outbox_cache.seqid = getIdentitySequence(relid, outbox_cache.attnum[OC_ID], false);
+	if (!outbox_cache.partitioned)
+		outbox_cache.seqid = getIdentitySequence(relid, outbox_cache.attnum[OC_ID], false);
 	outbox_cache.relid = relid;
 	outbox_cache.valid = true;
+}
+
+/*
+ * The next outbox id, the transaction's xid taken first (see the header).
+ */
+static int64
+outbox_next_id(void)
+{
+	if (!outbox_cache.valid)
+		outbox_cache_fill();
+	(void) GetTopFullTransactionId();
+	return nextval_internal(outbox_cache.seqid, false);
+}
+
+PG_FUNCTION_INFO_V1(todo_kafka_outbox_next_id);
+PG_FUNCTION_INFO_V1(todo_kafka_outbox_slot);
+
+/* outbox_next_id() RETURNS bigint: the outbox id column's default */
+Datum
+todo_kafka_outbox_next_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(outbox_next_id());
+}
+
+/* outbox_slot(bigint) RETURNS integer: the partition an id goes to */
+Datum
+todo_kafka_outbox_slot(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(outbox_slot_of(PG_GETARG_INT64(0)));
 }
 
 static void
@@ -178,11 +253,11 @@ outbox_write(const OutboxEvent *ev)
 	Datum		event_id = todo_kafka_random_uuid();
 	HeapTuple	tuple;
 	int			i;
+	int64		id = outbox_next_id();
 
-	if (!outbox_cache.valid)
-		outbox_cache_fill();
-
-	rel = table_open(outbox_cache.relid, RowExclusiveLock);
+	rel = table_open(outbox_cache.partitioned
+					 ? outbox_cache.slot_relid[outbox_slot_of(id)]
+					 : outbox_cache.relid, RowExclusiveLock);
 	tupdesc = RelationGetDescr(rel);
 	values = palloc(sizeof(Datum) * tupdesc->natts);
 	nulls = palloc(sizeof(bool) * tupdesc->natts);
@@ -192,8 +267,7 @@ outbox_write(const OutboxEvent *ev)
 		nulls[i] = true;
 	}
 
-	outbox_set(values, nulls, OC_ID,
-			   Int64GetDatum(nextval_internal(outbox_cache.seqid, false)), true);
+	outbox_set(values, nulls, OC_ID, Int64GetDatum(id), true);
 	outbox_set(values, nulls, OC_XID,
 			   FullTransactionIdGetDatum(GetTopFullTransactionId()), true);
 	outbox_set(values, nulls, OC_EVENT_ID, event_id, true);

@@ -27,6 +27,14 @@
 #define TODO_KAFKA_LOCK_SLEEPING	2
 #define TODO_KAFKA_NOTIFY_CHANNEL	"todo_kafka"
 
+/*
+ * The rotating outbox (extension/0.5.0/10_outbox_rotation.sql): ids
+ * [k * CHUNK, (k + 1) * CHUNK) go to partition outbox_(k % SLOTS).  The
+ * SQL partition bounds spell the same numbers out.
+ */
+#define TODO_KAFKA_OUTBOX_CHUNK		4096
+#define TODO_KAFKA_OUTBOX_SLOTS		3
+
 /* the stream of audit records: made by the relay from captured changes only */
 #define TODO_KAFKA_STREAM_AUDIT		"audit"
 /* the other built-in streams publish() refuses (their messages have schemas) */

@@ -8,18 +8,21 @@
  * (relay_msg) points to its row.  Each delivery report decrements the
  * count; when it reaches zero, and every message was handed over, the row
  * is settled:
- *	 - all acked: its id goes to the "acked" list, deleted from the outbox
- *	   by outbox_reader.c in batches;
+ *	 - all acked: the row counts as settled in its window (position.c) and
+ *	   its id goes to the "acked" list; it stays known here, so a rescan
+ *	   skips it, until the position passes its window
+ *	   (relay_forget_settled);
  *	 - some message refused for good (relay_row_dead, guarantee 6): that
  *	   message was replaced by its dead-letter envelope; once that is acked
  *	   the row goes to the "dead" list, which outbox_reader.c moves to
- *	   todo_kafka.dead_letters;
+ *	   todo_kafka.dead_letters; it counts as settled once moved;
  *	 - a transient failure (relay_row_failed; only possible with a finite
- *	   message.timeout.ms): the row stays in the outbox and a rescan is
- *	   requested, so it is sent again with the same ids.
- * Rows stay in the table until their DELETE succeeded; the reader skips
- * in-flight ids, so a rescan (after a reconnect) never sends a row twice
- * within one relay process.
+ *	   message.timeout.ms): its window cannot settle, and a rescan is
+ *	   requested, so it is read and sent again with the same ids.
+ * The reader skips ids known here, so a rescan (after a reconnect) never
+ * sends a row twice within one relay process; a skipped row that is not
+ * settled yet joins the window that met it again (relay_row_rejoin), so
+ * that window cannot settle before it.
  *
  * Memory: ONE allocation holds the relay_row, its messages' opaques and
  * every string they point to (the row's small fields for dead-letter
@@ -43,6 +46,8 @@
 struct relay_row
 {
 	int64_t		id;
+	uint64_t	window;			/* position.c window it is counted in */
+	bool		acked;			/* settled: every message acknowledged */
 	int64_t		occurred_us;	/* occurred_at, for the latency histogram */
 	int			pending;		/* messages not yet settled */
 	bool		all_sent;		/* every message handed to librdkafka */
@@ -60,10 +65,9 @@ static struct
 	relay_row **buckets;
 	int			nbuckets;		/* power of two */
 	int64_t		count;
-	int64_t    *acked;
+	int64_t    *acked;			/* settled rows the position has not passed */
 	int			nacked;
 	int			cap_acked;
-	int64_t		first_ack_ms;	/* monotonic time of the oldest unflushed ack */
 	relay_dead_row *dead;
 	int			ndead;
 	int			cap_dead;
@@ -159,12 +163,6 @@ table_remove(int64_t id)
 	}
 }
 
-bool
-relay_row_in_flight(int64_t id)
-{
-	return table_find(id) != NULL;
-}
-
 int64_t
 relay_rows_in_flight(void)
 {
@@ -245,6 +243,8 @@ relay_inflight_add(const tk_outbox_row *row, int64_t id,
 	r->id = id;
 	r->occurred_us = tk_parse_rfc3339_us(row->occurred_at);
 	r->pending = 1;				/* held until every message is handed over */
+	r->window = relay_position_current_window();
+	relay_position_row_added(r->window, id);
 	table_insert(r);
 	return r;
 }
@@ -378,8 +378,8 @@ row_settle(relay_row *r)
 		F.acked = a;
 		F.cap_acked = cap;
 	}
-	if (F.nacked == 0)
-		F.first_ack_ms = tk_monotonic_ms();
+	r->acked = true;
+	relay_position_row_settled(r->window);
 	F.acked[F.nacked++] = r->id;
 }
 
@@ -391,29 +391,44 @@ relay_row_message_done(relay_row *r)
 		row_settle(r);
 }
 
-int
-relay_take_acked(int64_t **ids)
+/*
+ * A row the reader met again (a rescan) and skipped: if it is not settled,
+ * count it in the reader's current window too, which then cannot settle
+ * before it.  False when the row is not known here (read it).
+ */
+bool
+relay_row_rejoin(int64_t id)
 {
-	*ids = F.acked;
-	return F.nacked;
+	relay_row  *r = table_find(id);
+	uint64_t	w;
+
+	if (r == NULL)
+		return false;
+	w = relay_position_current_window();
+	if (!r->acked && r->window != w)
+	{
+		relay_position_row_added(w, id);
+		r->window = w;
+	}
+	return true;
 }
 
-/* the first n ids of the acked list were deleted from the outbox */
+/* the position passed window last: forget the acked rows up to it */
 void
-relay_forget_acked(int64_t *ids, int n)
+relay_forget_settled(uint64_t last)
 {
-	for (int i = 0; i < n; i++)
-		table_remove(ids[i]);
-	memmove(F.acked, F.acked + n, sizeof(int64_t) * (F.nacked - n));
-	F.nacked -= n;
-	if (F.nacked > 0)
-		F.first_ack_ms = tk_monotonic_ms();
-}
+	int			kept = 0;
 
-int64_t
-relay_oldest_ack_ms(void)
-{
-	return F.nacked > 0 ? tk_monotonic_ms() - F.first_ack_ms : -1;
+	for (int i = 0; i < F.nacked; i++)
+	{
+		relay_row  *r = table_find(F.acked[i]);
+
+		if (r != NULL && r->window > last)
+			F.acked[kept++] = F.acked[i];
+		else if (r != NULL)
+			table_remove(F.acked[i]);
+	}
+	F.nacked = kept;
 }
 
 int
@@ -428,7 +443,13 @@ void
 relay_forget_dead(relay_dead_row *rows, int n)
 {
 	for (int i = 0; i < n; i++)
+	{
+		relay_row  *r = table_find(rows[i].id);
+
+		if (r != NULL)
+			relay_position_row_settled(r->window);
 		table_remove(rows[i].id);	/* frees topic and reason */
+	}
 	memmove(F.dead, F.dead + n, sizeof(relay_dead_row) * (F.ndead - n));
 	F.ndead -= n;
 }

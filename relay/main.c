@@ -10,19 +10,23 @@
  *
  * The loop (pgbouncer style: signal handlers only set flags, the loop acts):
  *	 1. act on signals: SIGHUP reloads the config file, SIGTERM/SIGINT
- *		drain (stop reading, wait for acks up to flush_timeout_ms, delete
- *		what was acked, exit 0); a second SIGTERM/SIGINT cuts the drain
- *		short (exit 1: rows not deleted are sent again by the next relay);
+ *		drain (stop reading, wait for acks up to flush_timeout_ms, store
+ *		the position, exit 0); a second SIGTERM/SIGINT cuts the drain
+ *		short (exit 1: rows past the stored position are sent again by the
+ *		next relay);
  *	 2. rd_kafka_poll(rk, 0): delivery reports settle rows;
  *	 3. no connection: reconnect with capped exponential backoff;
  *	 4. connected but not leader: try the leadership lock every
  *		standby_retry_ms; on success LISTEN, load the topic map, create
- *		missing topics (once), and rescan the outbox from scratch;
- *	 5. leader: delete acked rows (batched), fire due reminders when the
- *		next one is due (reminders.c), run an outbox pass when due;
+ *		missing topics (once), load the stored position (position.c) and
+ *		read the outbox from there;
+ *	 5. leader: move poison rows to dead_letters, store the position
+ *		(which truncates published outbox partitions) at most every
+ *		position_interval_ms while rows settle, fire due reminders when
+ *		the next one is due (reminders.c), run an outbox pass when due;
  *	 6. wait in poll() on the PostgreSQL socket and on a pipe librdkafka
  *		writes to when reports arrive, until the earliest of the next
- *		pass, the next reminder and the next delete, for at most 100 ms,
+ *		pass, the next reminder and the next store, for at most 100 ms,
  *		so flags are checked often; then PQconsumeInput + drain
  *		notifications.
  *
@@ -175,6 +179,12 @@ become_leader(relay_state *st)
 	{
 		relay_topics_ensure(st->rk, &st->topics, TOPIC_ADMIN_TIMEOUT_MS);
 		st->topics_ensured = true;
+	}
+	/* start where the last leader's stored position says */
+	if (!relay_position_load(st->conn))
+	{
+		pg_failed(st);
+		return;
 	}
 	relay_reader_reset(st->reader);
 	relay_reminders_reset();	/* fires what fell due while nobody led */
@@ -424,8 +434,8 @@ run_loop(relay_state *st)
 
 		if (relay_take_rescan())
 			relay_reader_reset(st->reader);
-		if (!relay_delete_acked(st->conn, false, st->cfg.delete_batch,
-								st->cfg.delete_delay_ms))
+		if (!relay_move_dead(st->conn) ||
+			!relay_position_store(st->conn, false, st->cfg.position_interval_ms))
 		{
 			pg_failed(st);
 			continue;
@@ -467,18 +477,17 @@ run_loop(relay_state *st)
 		/* sleep no longer than until the next reminder is due */
 		if (st->cfg.reminders && relay_reminders_due_at() < deadline)
 			deadline = relay_reminders_due_at();
-		if (relay_oldest_ack_ms() >= 0)
 		{
-			int64_t		d = now + st->cfg.delete_delay_ms - relay_oldest_ack_ms();
+			int64_t		d = relay_position_store_due_ms(st->cfg.position_interval_ms);
 
-			if (d < deadline)
-				deadline = d;
+			if (d >= 0 && now + d < deadline)
+				deadline = now + d;
 		}
 		wait_events(st, deadline);
 	}
 }
 
-/* SIGTERM: stop reading, wait for acks, delete what was acked */
+/* SIGTERM: stop reading, wait for acks, store the position */
 static int
 drain_and_exit(relay_state *st)
 {
@@ -505,14 +514,15 @@ drain_and_exit(relay_state *st)
 	left = rd_kafka_outq_len(st->rk);
 	if (left > 0)
 	{
-		tk_log(TK_LOG_WARNING, "%d messages not acknowledged; their rows stay in the outbox and are sent again",
+		tk_log(TK_LOG_WARNING, "%d messages not acknowledged; their rows are sent again by the next relay",
 			   left);
 		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(st->rk, 0);
 	}
 	if (st->conn && st->leader && tk_shutdown_requested < 2 &&
-		!relay_delete_acked(st->conn, true, st->cfg.delete_batch, 0))
-		tk_log(TK_LOG_WARNING, "could not delete acknowledged rows; they are sent again");
+		(!relay_move_dead(st->conn) ||
+		 !relay_position_store(st->conn, true, 0)))
+		tk_log(TK_LOG_WARNING, "could not store the outbox position; rows published since the last store are sent again");
 
 	relay_topics_free(&st->topics);
 	rd_kafka_destroy(st->rk);

@@ -1,15 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * outbox_reader.c
- *	  read committed outbox rows in snapshot windows, delete acked rows
+ *	  read committed outbox rows in snapshot windows
  *
  * The read algorithm (guarantee 2: nothing skipped).  Reading by
  * "id > last_id" loses rows of a transaction that took a lower id but
  * committed after a higher one (watermill#311).  Instead the reader works
  * in snapshot windows, as PgQ's ticks do:
  *
- *	 S1 = the snapshot that closed the previous window (none after a
- *		  (re)connect);
+ *	 S1 = the snapshot that closed the previous window (after a
+ *		  (re)connect or rescan: the settled position, position.c; none
+ *		  before anything was ever published);
  *	 S2 = pg_current_snapshot() of the query that opens this window;
  *	 the window = rows whose transaction is visible in S2 and was not
  *		  visible in S1, i.e. committed between the two snapshots,
@@ -18,9 +19,13 @@
  *		  and S1 := S2.
  *
  * A transaction that took id 10 and commits after the one that took id 11
- * is simply in a later window.  With no S1 the window is every committed
- * row: after a restart the rows acked but not yet deleted are sent again,
- * with the same message ids (at-least-once, guarantee 4).
+ * is simply in a later window.  After a restart the reader starts at the
+ * stored position: rows published after it was stored are sent again,
+ * with the same message ids (at-least-once, guarantee 4).  Published rows
+ * stay in the outbox until their partition is truncated, so each query
+ * also passes the highest id of earlier windows (known_max): relay_page()
+ * finds the few late rows below it by xid and the rest by id, never
+ * walking the published rows.
  * pg_current_snapshot() returns the statement's own snapshot, so the query
  * that opens a window also reads its first page in one round trip.
  *
@@ -33,15 +38,16 @@
  * Pipelining: while a full page's rows are produced, the query for the
  * next page of the same window is already running (relay_reader_pass()).
  *
- * Rows still in flight (produced, not yet deleted) are skipped, so a rescan
- * never sends them twice from one process.  Backpressure: before each row
+ * Rows still known to inflight.c (in flight, or acked in a window the
+ * position has not passed) are skipped, so a rescan never sends them
+ * twice from one process; an unsettled one joins the current window
+ * (relay_row_rejoin).  Each window is registered with position.c, which
+ * settles it once all its rows are acknowledged.  Backpressure: before each row
  * the reader checks that librdkafka's queue has room; if not it returns
  * PASS_BACKPRESSURE and resumes the same page later.
  *
- * Deletion: acked rows are deleted in batches of delete_batch ids
- * (todo_kafka.relay_ack()), or sooner when the oldest ack waited
- * delete_delay_ms.  Dead rows (poison) are moved to todo_kafka.dead_letters
- * and deleted in one statement each (todo_kafka.relay_dead_letter()).
+ * Dead rows (poison) are moved to todo_kafka.dead_letters and deleted in
+ * one statement each (todo_kafka.relay_dead_letter()).
  *
  * SQL: the reader runs only the relay API of the extension
  * (extension/0.4.0/05_relay.sql), never a query on its tables.
@@ -61,7 +67,6 @@
 #include <string.h>
 
 #include "relay.h"
-#include "strbuf.h"
 
 /* rows of a librdkafka queue reserved per row (one row makes a few messages) */
 #define ROW_QUEUE_ROOM 64
@@ -72,8 +77,8 @@
  * The page query: todo_kafka.relay_page() (extension/0.4.0/05_relay.sql),
  * the one place that knows the outbox's columns.  $1 = the page cursor (last
  * id read in this window), $2 = S2 (NULL: this statement's own snapshot
- * opens the window), $3 = S1 (NULL: no window closed since the
- * (re)connect: every committed row), $4 = the page size.
+ * opens the window), $3 = S1 (NULL: nothing published yet: every
+ * committed row), $4 = known_max, $5 = the page size.
  *
  * The zero-row snapshot trick: relay_page() always returns at least one
  * row, and every row carries pg_current_snapshot() of this statement.  An
@@ -96,7 +101,7 @@
  * statement's snapshot.  Columns are found by name (reader_columns below),
  * never by position.
  */
-#define PAGE_SQL "SELECT * FROM todo_kafka.relay_page($1, $2, $3, $4)"
+#define PAGE_SQL "SELECT * FROM todo_kafka.relay_page($1, $2, $3, $4, $5)"
 
 /* the page's columns that make a tk_outbox_row, by name */
 static const struct
@@ -119,6 +124,9 @@ struct relay_reader
 	bool		prepared;		/* PAGE_STMT exists on this connection */
 	char	   *s1;				/* closed the previous window; NULL = none */
 	char	   *s2;				/* current window; NULL = no window open */
+	uint64_t	window;			/* its position.c seq */
+	int64_t		window_max;		/* highest id read in it */
+	int64_t		known_max;		/* highest id read before it (all visible in s1) */
 	int64_t		cursor;			/* last id read in the current window */
 	PGresult   *page;			/* page being produced */
 	PGresult   *next;			/* prefetched following page, or NULL */
@@ -138,13 +146,23 @@ relay_reader_create(void)
 	return calloc(1, sizeof(relay_reader));
 }
 
-/* after a reconnect or a rescan request: forget windows (S1 = none) */
+/* after a reconnect or a rescan request: start over at the settled position */
 void
 relay_reader_reset(relay_reader *rd)
 {
+	const char *settled;
+	int64_t		settled_max;
+
 	free(rd->s1);
 	free(rd->s2);
 	rd->s1 = rd->s2 = NULL;
+	rd->known_max = 0;
+	if (relay_position_settled(&settled, &settled_max))
+	{
+		rd->s1 = strdup(settled);
+		rd->known_max = rd->s1 ? settled_max : 0;
+	}
+	relay_position_drop_windows();
 	rd->cursor = 0;
 	if (rd->page)
 		PQclear(rd->page);
@@ -223,7 +241,7 @@ col(PGresult *res, int row, int c)
 static bool
 prepare_page(PGconn *conn)
 {
-	PGresult   *res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 4, NULL);
+	PGresult   *res = PQprepare(conn, PAGE_STMT, PAGE_SQL, 5, NULL);
 	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	if (!ok)
@@ -231,7 +249,7 @@ prepare_page(PGconn *conn)
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 		if (state && strcmp(state, "42883") == 0)
-			tk_log(TK_LOG_ERROR, "todo_kafka.relay_page() does not exist: the extension is older than 0.4.0; run ALTER EXTENSION todo_kafka UPDATE");
+			tk_log(TK_LOG_ERROR, "todo_kafka.relay_page() with five arguments does not exist: the extension is older than 0.5.0; run ALTER EXTENSION todo_kafka UPDATE");
 		else
 			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
 				   PQerrorMessage(conn));
@@ -245,8 +263,9 @@ static bool
 send_page(relay_reader *rd, PGconn *conn, int batch)
 {
 	char		cursor[32];
+	char		known_max[32];
 	char		limit[16];
-	const char *params[4];
+	const char *params[5];
 
 	if (!rd->prepared)
 	{
@@ -257,12 +276,14 @@ send_page(relay_reader *rd, PGconn *conn, int batch)
 	if (rd->s2 == NULL)
 		rd->cursor = 0;
 	snprintf(cursor, sizeof(cursor), "%" PRId64, rd->cursor);
+	snprintf(known_max, sizeof(known_max), "%" PRId64, rd->known_max);
 	snprintf(limit, sizeof(limit), "%d", batch);
 	params[0] = cursor;
 	params[1] = rd->s2;
 	params[2] = rd->s1;
-	params[3] = limit;
-	if (!PQsendQueryPrepared(conn, PAGE_STMT, 4, params, NULL, NULL, 0))
+	params[3] = known_max;
+	params[4] = limit;
+	if (!PQsendQueryPrepared(conn, PAGE_STMT, 5, params, NULL, NULL, 0))
 	{
 		tk_log(TK_LOG_ERROR, "could not read the outbox: %s", PQerrorMessage(conn));
 		return false;
@@ -299,13 +320,22 @@ install_page(relay_reader *rd, PGresult *res, int batch)
 	rd->id_col = PQfnumber(res, "id");
 	parse_snapshot(rd, PQgetvalue(res, 0, snap_col));
 	if (rd->s2 == NULL)
+	{
+		/* this query opened a window */
 		rd->s2 = strdup(PQgetvalue(res, 0, snap_col));
+		rd->window = relay_position_open_window();
+		rd->window_max = 0;
+	}
 	rd->page = res;
 	rd->pos = 0;
 	rd->nrows = PQgetisnull(res, 0, rd->id_col) ? 0 : PQntuples(res);
 	rd->last_page = rd->nrows < batch;
 	if (rd->nrows > 0)
+	{
 		rd->cursor = strtoll(PQgetvalue(res, rd->nrows - 1, rd->id_col), NULL, 10);
+		if (rd->cursor > rd->window_max)
+			rd->window_max = rd->cursor;
+	}
 }
 
 /*
@@ -354,8 +384,8 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 			break;
 		}
 		rd->pos++;
-		if (relay_row_in_flight(id))
-			continue;
+		if (relay_row_rejoin(id))
+			continue;			/* known from before a rescan */
 		for (size_t k = 0; k < NREADER_COLUMNS; k++)
 			*(const char **) ((char *) &row + reader_columns[k].offset) =
 				col(res, i, rd->colnum[k]);
@@ -383,6 +413,9 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 	if (rd->last_page)
 	{
 		/* window closed: S1 := S2 */
+		relay_position_close_window(rd->window, rd->s2, rd->window_max);
+		if (rd->window_max > rd->known_max)
+			rd->known_max = rd->window_max;
 		free(rd->s1);
 		rd->s1 = rd->s2;
 		rd->s2 = NULL;
@@ -392,8 +425,8 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 }
 
 /* move settled poison rows to todo_kafka.dead_letters */
-static bool
-delete_dead(PGconn *conn)
+bool
+relay_move_dead(PGconn *conn)
 {
 	relay_dead_row *dead;
 	int			n = relay_take_dead(&dead);
@@ -427,63 +460,14 @@ delete_dead(PGconn *conn)
 }
 
 /*
- * Delete acknowledged rows: when force, all of them; otherwise once a batch
- * is full or the oldest ack waited delay_ms.
- */
-bool
-relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms)
-{
-	static tk_strbuf sql_ids;
-	int64_t    *ids;
-	int			n;
-
-	if (!delete_dead(conn))
-		return false;
-	n = relay_take_acked(&ids);
-	if (n == 0 || (!force && n < batch && relay_oldest_ack_ms() < delay_ms))
-		return true;
-
-	while ((n = relay_take_acked(&ids)) > 0)
-	{
-		int			k = n < batch ? n : batch;
-		const char *params[1];
-		PGresult   *res;
-		bool		ok;
-
-		tk_strbuf_reset(&sql_ids);
-		tk_strbuf_puts(&sql_ids, "{");
-		for (int i = 0; i < k; i++)
-			tk_strbuf_printf(&sql_ids, "%s%" PRId64, i ? "," : "", ids[i]);
-		tk_strbuf_puts(&sql_ids, "}");
-		if (sql_ids.oom)
-			return false;
-		params[0] = sql_ids.data;
-		res = PQexecParams(conn, "SELECT todo_kafka.relay_ack($1)",
-						   1, NULL, params, NULL, NULL, 0);
-		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-		if (!ok)
-			tk_log(TK_LOG_ERROR, "could not delete acknowledged outbox rows: %s",
-				   PQerrorMessage(conn));
-		PQclear(res);
-		if (!ok)
-			return false;
-		relay_forget_acked(ids, k);
-		if (!force && k < batch)
-			break;
-	}
-	return true;
-}
-
-/*
- * Measure the backlog for /metrics: the id span still in the outbox (an
- * upper bound on the rows waiting) and the age of the oldest row
- * (todo_kafka.relay_backlog(): both from the primary key index, never a
- * count(*) that would stall this thread behind a heap scan).
+ * Measure the backlog for /metrics: the rows not yet published (beyond the
+ * stored position) and the age of the oldest of them
+ * (todo_kafka.relay_backlog(), through the xid index).
  */
 bool
 relay_query_backlog(PGconn *conn)
 {
-	PGresult   *res = PQexec(conn, "SELECT id_span, oldest_age_seconds"
+	PGresult   *res = PQexec(conn, "SELECT pending_rows, oldest_age_seconds"
 							 " FROM todo_kafka.relay_backlog()");
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)

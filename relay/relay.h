@@ -43,8 +43,7 @@ typedef struct relay_config
 	tk_daemon_config d;			/* database, brokers, metrics, profile, kafka */
 	int			poll_interval_ms;	/* safety-net poll while asleep */
 	int			read_batch;		/* rows per outbox page */
-	int			delete_batch;	/* acked rows per DELETE */
-	int			delete_delay_ms;	/* max wait before deleting acked rows */
+	int			position_interval_ms;	/* max wait before storing the position */
 	int			standby_retry_ms;	/* leadership retry period */
 	int			reconnect_max_ms;	/* backoff cap */
 	int			flush_timeout_ms;	/* at shutdown */
@@ -71,6 +70,7 @@ extern void relay_metrics_dead_letter(void);
 extern void relay_metrics_wakeup(const char *reason);
 extern void relay_metrics_reminders_fired(const char *status, int n, double max_late_s);
 extern void relay_metrics_backlog(int64_t rows, double oldest_age_s);
+extern void relay_metrics_truncated(int partitions);
 extern void relay_metrics_state(bool pg_connected, bool leader, bool kafka_up,
 								int64_t rows_in_flight);
 extern bool relay_metrics_start(const char *listen, char *errbuf, size_t errlen);
@@ -112,12 +112,12 @@ extern bool relay_kafka_up(void);
 
 /* ---- inflight.c (the producer's side of it: inflight.h) ---- */
 
-extern bool relay_row_in_flight(int64_t id);
 extern int64_t relay_rows_in_flight(void);
 
-/* rows that were settled by delivery reports, for outbox_reader.c */
-extern int	relay_take_acked(int64_t **ids);
-extern void relay_forget_acked(int64_t *ids, int n);
+/* a known row met again by the reader: skip it (see inflight.c) */
+extern bool relay_row_rejoin(int64_t id);
+/* the position passed window last: forget acked rows up to it */
+extern void relay_forget_settled(uint64_t last);
 
 typedef struct relay_dead_row
 {
@@ -129,7 +129,21 @@ typedef struct relay_dead_row
 extern int	relay_take_dead(relay_dead_row **rows);
 extern void relay_forget_dead(relay_dead_row *rows, int n);
 extern bool relay_take_rescan(void);
-extern int64_t relay_oldest_ack_ms(void);
+
+/* ---- position.c ---- */
+
+extern void relay_position_set(const char *snapshot, int64_t max_id);
+extern bool relay_position_settled(const char **snapshot, int64_t *max_id);
+extern void relay_position_drop_windows(void);
+extern uint64_t relay_position_open_window(void);
+extern uint64_t relay_position_current_window(void);
+extern void relay_position_row_added(uint64_t seq, int64_t id);
+extern void relay_position_row_settled(uint64_t seq);
+extern void relay_position_close_window(uint64_t seq, const char *snapshot,
+										int64_t max_id);
+extern bool relay_position_store(PGconn *conn, bool force, int interval_ms);
+extern int64_t relay_position_store_due_ms(int interval_ms);
+extern bool relay_position_load(PGconn *conn);
 
 /* ---- outbox_reader.c ---- */
 
@@ -152,7 +166,7 @@ extern relay_pass_result relay_reader_pass(relay_reader *rd, PGconn *conn,
 extern int	relay_reader_in_progress(relay_reader *rd, uint64_t **xids);
 extern bool relay_reader_still_running(relay_reader *rd, const uint64_t *xids, int n);
 extern bool relay_reader_window_open(relay_reader *rd);
-extern bool relay_delete_acked(PGconn *conn, bool force, int batch, int delay_ms);
+extern bool relay_move_dead(PGconn *conn);
 extern bool relay_query_backlog(PGconn *conn);
 
 /* ---- reminders.c ---- */

@@ -57,6 +57,7 @@ static struct
 	double		dead_letters;
 	int64_t		backlog;
 	double		oldest_age;
+	double		truncations;
 	int64_t		in_flight;
 	bool		pg_connected;
 	bool		leader;
@@ -146,6 +147,14 @@ relay_metrics_reminders_fired(const char *status, int n, double max_late_s)
 }
 
 void
+relay_metrics_truncated(int partitions)
+{
+	pthread_mutex_lock(&metrics.lock);
+	metrics.truncations += partitions;
+	pthread_mutex_unlock(&metrics.lock);
+}
+
+void
 relay_metrics_backlog(int64_t rows, double oldest_age_s)
 {
 	pthread_mutex_lock(&metrics.lock);
@@ -207,13 +216,16 @@ render_metrics(void *arg, tk_strbuf *out)
 				   "Messages Kafka refused for good, sent to the dead-letter topic.");
 	tk_prom_sample(out, "todo_kafka_relay_dead_letters_total", NULL, NULL, metrics.dead_letters);
 	tk_prom_header(out, "todo_kafka_relay_outbox_backlog_rows", "gauge",
-				   "Outbox rows waiting at the last measurement (id span: an upper bound).");
+				   "Outbox rows not yet published at the last measurement (beyond the stored position).");
 	tk_prom_sample(out, "todo_kafka_relay_outbox_backlog_rows", NULL, NULL, (double) metrics.backlog);
 	tk_prom_header(out, "todo_kafka_relay_outbox_oldest_age_seconds", "gauge",
-				   "Age of the oldest outbox row at the last measurement.");
+				   "Age of the oldest outbox row not yet published at the last measurement.");
 	tk_prom_sample(out, "todo_kafka_relay_outbox_oldest_age_seconds", NULL, NULL, metrics.oldest_age);
+	tk_prom_header(out, "todo_kafka_relay_outbox_truncations_total", "counter",
+				   "Outbox partitions emptied with TRUNCATE once every row in them was published.");
+	tk_prom_sample(out, "todo_kafka_relay_outbox_truncations_total", NULL, NULL, metrics.truncations);
 	tk_prom_header(out, "todo_kafka_relay_rows_in_flight", "gauge",
-				   "Rows handed to Kafka and not yet deleted.");
+				   "Rows handed to Kafka and not yet acknowledged, or acknowledged in a window not yet settled.");
 	tk_prom_sample(out, "todo_kafka_relay_rows_in_flight", NULL, NULL, (double) metrics.in_flight);
 	tk_prom_header(out, "todo_kafka_relay_leader", "gauge",
 				   "1 when this relay holds the leadership lock.");

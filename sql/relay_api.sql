@@ -21,17 +21,18 @@ SELECT p.oid::regprocedure AS function, p.prosecdef AS definer, p.proconfig,
   FROM pg_proc p
  WHERE p.pronamespace = 'todo_kafka'::regnamespace AND p.proname LIKE 'relay\_%'
  ORDER BY 1::text;
--- relay_page is inlined: the plan reads the outbox's primary key, no
--- function scan (seqscan off: an empty table's plan must not depend on stats)
+-- relay_page is inlined: the plan reads the partitions' id indexes (new
+-- rows) and xid indexes (late rows), no function scan (seqscan off: an
+-- empty table's plan must not depend on stats)
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT * FROM todo_kafka.relay_page(0, NULL, NULL, 10);
+EXPLAIN (COSTS OFF) SELECT * FROM todo_kafka.relay_page(0, NULL, '10:20:12', 5, 10);
 RESET enable_seqscan;
 
 SET ROLE tk_api_relay;
 -- an empty window still returns one row: the snapshot, with a NULL id
 SELECT count(*) AS rows, bool_and(id IS NULL) AS no_id, bool_and(snapshot IS NOT NULL) AS has_snapshot
-  FROM todo_kafka.relay_page(0, NULL, NULL, 10);
-SELECT snapshot AS s0 FROM todo_kafka.relay_page(0, NULL, NULL, 10) \gset
+  FROM todo_kafka.relay_page(0, NULL, NULL, 0, 10);
+SELECT snapshot AS s0 FROM todo_kafka.relay_page(0, NULL, NULL, 0, 10) \gset
 RESET ROLE;
 
 -- three committed events after s0
@@ -48,23 +49,30 @@ SELECT kind, stream, event_type, source, key, user_id, actor IS NOT NULL AS acto
        db_role IS NOT NULL AS db_role, correlation_id = 'corr-1' AS corr, traceparent,
        before, after, changed, headers, occurred_at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$' AS occurred_at,
        xid IS NOT NULL AS xid, event_id IS NOT NULL AS event_id
-  FROM todo_kafka.relay_page(0, NULL, :'s0', 2);
-SELECT max(id) AS cursor, min(snapshot::text) AS s1 FROM todo_kafka.relay_page(0, NULL, :'s0', 2) \gset
+  FROM todo_kafka.relay_page(0, NULL, :'s0', 0, 2);
+SELECT max(id) AS cursor, min(snapshot::text) AS s1 FROM todo_kafka.relay_page(0, NULL, :'s0', 0, 2) \gset
 -- the next page of the same window (window_end fixed): the last row
-SELECT event_type FROM todo_kafka.relay_page(:cursor, :'s1', :'s0', 2);
+SELECT event_type FROM todo_kafka.relay_page(:cursor, :'s1', :'s0', 0, 2);
 -- the next window (s1, now]: nothing committed since
-SELECT count(*) AS rows, bool_and(id IS NULL) AS no_id FROM todo_kafka.relay_page(0, NULL, :'s1', 10);
+SELECT count(*) AS rows, bool_and(id IS NULL) AS no_id FROM todo_kafka.relay_page(0, NULL, :'s1', :cursor, 10);
 -- with no window_start (after a reconnect) every committed row is read
-SELECT event_type FROM todo_kafka.relay_page(0, NULL, NULL, 10);
+SELECT event_type FROM todo_kafka.relay_page(0, NULL, NULL, 0, 10);
 
--- acknowledge the first two: deleted
-SELECT todo_kafka.relay_ack(array_agg(id)) AS deleted
-  FROM todo_kafka.relay_page(0, NULL, NULL, 2);
-SELECT todo_kafka.relay_ack('{}') AS deleted;
-SELECT id_span, oldest_age_seconds >= 0 AS age_ok FROM todo_kafka.relay_backlog();
+-- with known_max_id past every row, a window finds nothing through the
+-- id index, and the same rows through the xid index (late rows)
+SELECT event_type FROM todo_kafka.relay_page(0, NULL, :'s0', 1000000, 10);
+
+-- the position: none yet, so every row is pending
+SELECT snapshot IS NULL AS no_position, max_id FROM todo_kafka.relay_position();
+SELECT pending_rows, oldest_age_seconds >= 0 AS age_ok FROM todo_kafka.relay_backlog();
+-- store the window's snapshot: its rows are published, nothing pending
+SELECT todo_kafka.relay_commit_position(:'s1', :cursor) AS truncated;
+SELECT snapshot::text = :'s1' AS stored, max_id = :cursor AS max_ok FROM todo_kafka.relay_position();
+SELECT pending_rows, oldest_age_seconds FROM todo_kafka.relay_backlog();
+SELECT todo_kafka.relay_commit_position(NULL, 0);
 
 -- a poison row moves to dead_letters with its reason, in one statement
-SELECT id AS poison FROM todo_kafka.relay_page(0, NULL, NULL, 10) \gset
+SELECT max(id) AS poison FROM todo_kafka.relay_page(0, NULL, NULL, 0, 10) \gset
 SELECT todo_kafka.relay_dead_letter(:poison, 'api.test', 'message too large') AS moved;
 SELECT todo_kafka.relay_dead_letter(:poison, 'api.test', 'again') AS moved_again;
 RESET ROLE;
@@ -72,7 +80,7 @@ SELECT outbox_id = :poison AS same_id, topic, reason, row_data->>'event_type' AS
        row_data->>'key' AS key
   FROM todo_kafka.dead_letters;
 SET ROLE tk_api_relay;
-SELECT id_span, oldest_age_seconds FROM todo_kafka.relay_backlog();
+SELECT pending_rows, oldest_age_seconds FROM todo_kafka.relay_backlog();
 
 -- firing reminders: what fired and when the next one is due, one call
 RESET ROLE;
@@ -109,8 +117,9 @@ RESET ROLE;
 
 -- nobody else may call them
 SET ROLE tk_api_app;
-SELECT * FROM todo_kafka.relay_page(0, NULL, NULL, 10);
-SELECT todo_kafka.relay_ack('{1}');
+SELECT * FROM todo_kafka.relay_page(0, NULL, NULL, 0, 10);
+SELECT * FROM todo_kafka.relay_position();
+SELECT todo_kafka.relay_commit_position('1:1:', 0);
 SELECT todo_kafka.relay_dead_letter(1, 't', 'r');
 SELECT * FROM todo_kafka.relay_backlog();
 SELECT * FROM todo_kafka.relay_fire_reminders(60, 10);
@@ -121,5 +130,6 @@ RESET ROLE;
 DELETE FROM todo_kafka.dead_letters;
 DELETE FROM todo_kafka.tasks;
 TRUNCATE todo_kafka.outbox;
+UPDATE todo_kafka.relay_position SET snapshot = NULL, max_id = 0;
 DELETE FROM todo_kafka.topics WHERE stream = 'api_test';
 DROP ROLE tk_api_relay, tk_api_app;

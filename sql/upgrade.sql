@@ -1,4 +1,4 @@
--- upgrade: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 keeps the data and gives the objects of a fresh install
+-- upgrade: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 keeps the data and gives the objects of a fresh install
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
@@ -63,7 +63,7 @@ DELETE FROM todo_kafka.tasks WHERE id = :'t030';
 DELETE FROM todo_kafka.outbox WHERE key = :'t030';
 ALTER EXTENSION todo_kafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
-ALTER EXTENSION todo_kafka UPDATE TO '0.4.0';
+ALTER EXTENSION todo_kafka UPDATE TO '0.5.0';
 
 -- the same objects, privileges, columns, constraints and triggers as fresh
 SELECT 'fresh only' AS diff, * FROM (SELECT * FROM fresh EXCEPT SELECT * FROM shape) a

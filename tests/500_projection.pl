@@ -65,7 +65,7 @@ sub next_offsets
 sub wait_caught_up
 {
 	my ($proc, $timeout) = @_;
-	TodoKafkaTest::wait_outbox_empty($node) or return 0;
+	TodoKafkaTest::wait_outbox_published($node) or return 0;
 	my $end = $kafka->end_offsets($topic);
 	my $deadline = time + ($timeout // 90);
 	while (time < $deadline)

@@ -1,0 +1,220 @@
+
+/* ---------------------------------------------------------------------------
+ * The relay's API over the rotating outbox (10_outbox_rotation.sql):
+ *
+ *	 relay_page(after_id, window_end, window_start, known_max_id, max_rows)
+ *		one page of committed outbox rows of a snapshot window
+ *	 relay_position()			the stored position, read when leading
+ *	 relay_commit_position(snapshot, max_id)
+ *		store a new position and TRUNCATE the partitions it settled
+ *	 relay_backlog()			rows not yet published, oldest age
+ *
+ * relay_ack() is gone: acknowledged rows are no longer deleted one by one.
+ * relay_dead_letter(), relay_fire_reminders(), relay_lead() and
+ * relay_sleeping() are unchanged (they work on the partitioned outbox).
+ * ------------------------------------------------------------------------- */
+
+DROP FUNCTION todo_kafka.relay_page(bigint, pg_catalog.pg_snapshot, pg_catalog.pg_snapshot, integer);
+DROP FUNCTION todo_kafka.relay_ack(bigint[]);
+DROP FUNCTION todo_kafka.relay_backlog();
+
+/*
+ * relay_page: the outbox read of guarantee 2 (nothing skipped).  A window
+ * is the set of rows whose transaction is visible in window_end and was not
+ * visible in window_start, i.e. committed between the two snapshots; a NULL
+ * window_start means "every committed row" (no position yet), a NULL
+ * window_end means "the snapshot of this statement" (the call that opens a
+ * window).  Within a window rows come in id order, page by page
+ * (id > after_id LIMIT max_rows) with both snapshots fixed.  A transaction
+ * that took id 10 and commits after the one that took id 11 is in a later
+ * window, never skipped, which "id > last id" alone would do.
+ *
+ * Acknowledged rows stay in the outbox until their partition is truncated,
+ * so a window must not be found by scanning from the lowest id: that would
+ * walk every published row of the partitions on each window.  The caller
+ * passes known_max_id, the highest id it has read in earlier windows (all
+ * of them visible in window_start), and the window is read in two parts:
+ *
+ *	 late	rows with id <= known_max_id: they are in the window only if
+ *			their transaction was running in window_start (its xip list)
+ *			or got its xid at or after window_start's xmax, and (being
+ *			visible in window_end) before window_end's xmax; both are found
+ *			through the xid index, and there are few (a transaction that
+ *			took an id before known_max_id was read and committed later);
+ *	 new	rows with id > known_max_id, through the id index, in order.
+ *
+ * Every late id is below every new id, so the two parts concatenated are
+ * the window in id order.  The split is only a way to find the rows: any
+ * known_max_id gives the same window (0: all of it through the id index).
+ * "l.id + 0" keeps the planner from reading the late part by the id index
+ * (in id order, it would walk every published row to find the few late
+ * ones); the bounded xid range makes the xid index its cheapest path.
+ *
+ * Every row carries pg_current_snapshot(): the snapshot of the calling
+ * statement, which the relay keeps as window_end for the window's next
+ * pages and as window_start of the next window.  The zero-row-proof join
+ * (SELECT 1 LEFT JOIN LATERAL ...) makes an empty window still return one
+ * row, with a NULL id, so the snapshot comes back even when there is
+ * nothing to read: one round trip opens a window and reads its first page.
+ *
+ * Speed: LANGUAGE sql, STABLE, not STRICT, not SECURITY DEFINER and without
+ * a SET clause, so the planner inlines it into the caller's query; a STABLE
+ * function also runs in the caller's snapshot, which is what makes
+ * pg_current_snapshot() the statement's own.  It therefore runs with the
+ * caller's rights (todo_kafka_relay has SELECT on the outbox) and
+ * qualifies every name instead of pinning search_path.
+ *
+ * occurred_at comes as RFC 3339 UTC text with microseconds, independent of
+ * the session's DateStyle and TimeZone; changed as a JSON array.
+ */
+CREATE FUNCTION todo_kafka.relay_page(after_id bigint,
+									  window_end pg_catalog.pg_snapshot,
+									  window_start pg_catalog.pg_snapshot,
+									  known_max_id bigint,
+									  max_rows integer)
+	RETURNS TABLE (snapshot pg_catalog.pg_snapshot, id bigint, xid pg_catalog.xid8,
+				   event_id uuid, kind text, stream text, event_type text,
+				   source text, key text, user_id text, actor text, db_role text,
+				   correlation_id text, traceparent text, before json, after json,
+				   changed json, headers json, occurred_at text)
+	LANGUAGE sql STABLE
+AS $$
+SELECT pg_catalog.pg_current_snapshot(), p.*
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (
+	SELECT o.id, o.xid, o.event_id, o.kind, o.stream, o.event_type, o.source,
+		   o.key, o.user_id, o.actor, o.db_role, o.correlation_id, o.traceparent,
+		   o.before, o.after, pg_catalog.array_to_json(o.changed), o.headers,
+		   pg_catalog.to_char(o.occurred_at AT TIME ZONE 'UTC',
+							  'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+	  FROM ((SELECT l.* FROM todo_kafka.outbox l
+			  WHERE $3 IS NOT NULL AND $1 < $4
+				AND (l.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip($3)))
+					 OR (l.xid >= pg_catalog.pg_snapshot_xmax($3)
+						 AND l.xid < pg_catalog.pg_snapshot_xmax(
+							 coalesce($2, pg_catalog.pg_current_snapshot()))))
+				AND l.id + 0 > $1 AND l.id + 0 <= $4
+				AND NOT pg_catalog.pg_visible_in_snapshot(l.xid, $3)
+				AND ($2 IS NULL OR pg_catalog.pg_visible_in_snapshot(l.xid, $2))
+			  ORDER BY l.id + 0 LIMIT $5)
+			UNION ALL
+			(SELECT n.* FROM todo_kafka.outbox n
+			  WHERE n.id > CASE WHEN $3 IS NULL THEN $1 ELSE pg_catalog.int8larger($1, $4) END
+				AND ($2 IS NULL OR pg_catalog.pg_visible_in_snapshot(n.xid, $2))
+				AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(n.xid, $3))
+			  ORDER BY n.id LIMIT $5)) o
+	 ORDER BY o.id
+	 LIMIT $5) AS p ON true
+$$;
+
+/* the stored position: NULL snapshot when nothing was published yet */
+CREATE FUNCTION todo_kafka.relay_position(OUT snapshot pg_catalog.pg_snapshot,
+										  OUT max_id bigint)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT p.snapshot, p.max_id FROM todo_kafka.relay_position p
+$$;
+
+/*
+ * Store the relay's new position (every row visible in new_snapshot was
+ * published or dead-lettered; new_max_id the highest id among them) and
+ * empty the partitions it settled.  A partition is truncated when:
+ *	 - it is not the one the id sequence is filling now;
+ *	 - ACCESS EXCLUSIVE can be had at once (NOWAIT): a writer still inside
+ *	   its transaction holds ROW EXCLUSIVE on the partition it wrote, and
+ *	   any reader of the outbox holds ACCESS SHARE, so neither is waited
+ *	   for, nor made to wait beyond the TRUNCATE itself; the next call
+ *	   tries again;
+ *	 - with the lock held (no writer can be in it), every committed row in
+ *	   it is visible in new_snapshot, i.e. published.
+ * A writer that took an id of this partition but had not opened it yet
+ * inserts after the TRUNCATE (it waits for the lock), so its row is kept.
+ * Returns how many partitions were truncated.  The relay calls this every
+ * few tens of milliseconds while its position moves.
+ */
+CREATE FUNCTION todo_kafka.relay_commit_position(new_snapshot pg_catalog.pg_snapshot,
+												 new_max_id bigint)
+	RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	filling		integer;
+	part		text;
+	pending		boolean;
+	truncated	integer := 0;
+BEGIN
+	IF new_snapshot IS NULL THEN
+		RAISE EXCEPTION 'relay position snapshot must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	/*
+	 * No need to wait for this commit's WAL flush: a position lost in a
+	 * crash only makes the next relay re-send rows (at-least-once), and a
+	 * lost TRUNCATE is done again.  The relay calls this on its only
+	 * thread, so a flush here would be latency for every event.
+	 */
+	PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+	UPDATE todo_kafka.relay_position
+	   SET snapshot = new_snapshot, max_id = new_max_id, updated_at = now();
+
+	SELECT todo_kafka.outbox_slot(s.last_value) INTO filling FROM todo_kafka.outbox_id_seq s;
+	FOR slot IN 0..2 LOOP
+		CONTINUE WHEN slot = filling;
+		part := 'todo_kafka.outbox_' || slot;
+		EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || part || ')' INTO pending;
+		CONTINUE WHEN NOT pending;
+		BEGIN
+			EXECUTE 'LOCK TABLE ' || part || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
+		EXCEPTION WHEN lock_not_available THEN
+			CONTINUE;
+		END;
+		EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || part
+			|| ' o WHERE NOT pg_catalog.pg_visible_in_snapshot(o.xid, $1))'
+			INTO pending USING new_snapshot;
+		IF NOT pending THEN
+			EXECUTE 'TRUNCATE ' || part;
+			truncated := truncated + 1;
+		END IF;
+	END LOOP;
+	RETURN truncated;
+END
+$$;
+
+/*
+ * The backlog for /metrics and for tests that wait for the relay: rows not
+ * yet published (not visible in the stored position; all rows while there
+ * is none), and the age of the oldest of them.  Found through the xid index
+ * like relay_page's late part, so a full outbox of published rows costs
+ * nothing to skip.
+ */
+CREATE FUNCTION todo_kafka.relay_backlog(OUT pending_rows bigint,
+										 OUT oldest_age_seconds double precision)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	pos		pg_snapshot := (SELECT p.snapshot FROM todo_kafka.relay_position p);
+BEGIN
+	IF pos IS NULL THEN
+		SELECT count(*), coalesce(extract(epoch FROM now() - min(o.occurred_at)), 0)::float8
+		  INTO pending_rows, oldest_age_seconds
+		  FROM todo_kafka.outbox o;
+	ELSE
+		SELECT count(*), coalesce(extract(epoch FROM now() - min(o.occurred_at)), 0)::float8
+		  INTO pending_rows, oldest_age_seconds
+		  FROM todo_kafka.outbox o
+		 WHERE (o.xid = ANY (ARRAY(SELECT pg_snapshot_xip(pos)))
+				OR o.xid >= pg_snapshot_xmax(pos))
+		   AND NOT pg_visible_in_snapshot(o.xid, pos);
+	END IF;
+END
+$$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA todo_kafka FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	todo_kafka.relay_page(bigint, pg_catalog.pg_snapshot, pg_catalog.pg_snapshot, bigint, integer),
+	todo_kafka.relay_position(),
+	todo_kafka.relay_commit_position(pg_catalog.pg_snapshot, bigint),
+	todo_kafka.relay_backlog()
+	TO todo_kafka_relay;

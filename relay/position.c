@@ -1,0 +1,306 @@
+/*-------------------------------------------------------------------------
+ *
+ * position.c
+ *	  the relay's position in the outbox: which windows Kafka has settled
+ *
+ * Since 0.5.0 the relay does not delete the rows Kafka acknowledged; it
+ * keeps a position instead, and the extension empties whole outbox
+ * partitions with TRUNCATE once the position covers them (PgQ's rotation;
+ * extension/0.5.0/10_outbox_rotation.sql).  The position is a snapshot S
+ * with the promise "every row visible in S was published or moved to
+ * dead_letters", plus max_id, the highest id among those rows (it lets
+ * the next read skip them: relay_page()).
+ *
+ * The reader reads in snapshot windows (outbox_reader.c): window k is the
+ * rows committed between S(k-1) and S(k).  Here each window gets a count
+ * of its rows not yet settled; rows are counted when produced
+ * (relay_inflight_add stamps them with the open window) and uncounted when
+ * their last message is acknowledged, or, for a poison row, when it was
+ * moved to dead_letters.  Windows settle in order: once window k is
+ * closed, its count is zero and every earlier window settled, S(k) becomes
+ * the settled position.  Windows that were closed with no rows settle at
+ * once, so an idle relay's position follows the database's snapshots.
+ *
+ * A rescan (reconnect, or a transient delivery failure) drops the windows
+ * and reads again from the settled position.  Rows still in flight are
+ * then met again by the new first window and counted there
+ * (relay_position_rehome via the reader), so no window can settle before
+ * a row it re-read; acknowledged rows of dropped windows stay known to
+ * inflight.c until the position passes them, so they are not sent twice.
+ *
+ * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
+ * when rows settled since the last call and the interval has passed (or
+ * when forced at shutdown); that call also truncates settled partitions.
+ * A relay killed between two stores re-sends the rows settled since the
+ * last one (at-least-once, the same message ids: guarantee 4).
+ *
+ * Threading: main thread only.
+ *
+ * IDENTIFICATION
+ *	  relay/position.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "relay.h"
+
+typedef struct window
+{
+	uint64_t	seq;
+	int64_t		pending;		/* rows produced in it, not yet settled */
+	bool		closed;
+	char	   *snapshot;		/* S(k), once closed */
+	int64_t		max_id;			/* highest id read in it */
+} window;
+
+static struct
+{
+	window	   *ring;			/* open and unsettled windows, oldest first */
+	int			head;
+	int			count;
+	int			cap;
+	uint64_t	next_seq;		/* seq of the next window to open */
+	char	   *settled;		/* settled position; NULL: none */
+	int64_t		settled_max;
+	int64_t		settled_rows;	/* rows settled since the last store */
+	int64_t		stored_at;		/* monotonic ms of the last store */
+	int64_t		truncated;		/* partitions truncated, for the log */
+} P = {.next_seq = 1};
+
+static window *
+window_at(int i)
+{
+	return &P.ring[(P.head + i) % P.cap];
+}
+
+static window *
+window_find(uint64_t seq)
+{
+	if (P.count == 0 || seq < window_at(0)->seq)
+		return NULL;
+	if (seq - window_at(0)->seq >= (uint64_t) P.count)
+		return NULL;
+	return window_at((int) (seq - window_at(0)->seq));
+}
+
+/* the position loaded from the database (NULL snapshot: none yet) */
+void
+relay_position_set(const char *snapshot, int64_t max_id)
+{
+	free(P.settled);
+	P.settled = snapshot ? strdup(snapshot) : NULL;
+	P.settled_max = snapshot ? max_id : 0;
+	P.settled_rows = 0;
+}
+
+/* the settled position, where a rescan starts: false when there is none */
+bool
+relay_position_settled(const char **snapshot, int64_t *max_id)
+{
+	*snapshot = P.settled;
+	*max_id = P.settled_max;
+	return P.settled != NULL;
+}
+
+/* forget every window (a rescan); the settled position stays */
+void
+relay_position_drop_windows(void)
+{
+	for (int i = 0; i < P.count; i++)
+		free(window_at(i)->snapshot);
+	P.count = 0;
+	P.head = 0;
+}
+
+/* open a window; returns its seq (0 when out of memory: rows then uncounted) */
+uint64_t
+relay_position_open_window(void)
+{
+	window	   *w;
+
+	if (P.count == P.cap)
+	{
+		int			cap = P.cap ? P.cap * 2 : 64;
+		window	   *ring = malloc(sizeof(window) * cap);
+
+		if (ring == NULL)
+			return 0;
+		for (int i = 0; i < P.count; i++)
+			ring[i] = *window_at(i);
+		free(P.ring);
+		P.ring = ring;
+		P.cap = cap;
+		P.head = 0;
+	}
+	w = window_at(P.count++);
+	memset(w, 0, sizeof(*w));
+	w->seq = P.next_seq++;
+	return w->seq;
+}
+
+/* the newest window, which rows produced now belong to (0: none open) */
+uint64_t
+relay_position_current_window(void)
+{
+	if (P.count == 0 || window_at(P.count - 1)->closed)
+		return 0;
+	return window_at(P.count - 1)->seq;
+}
+
+void
+relay_position_row_added(uint64_t seq, int64_t id)
+{
+	window	   *w = window_find(seq);
+
+	if (w == NULL)
+		return;
+	w->pending++;
+	if (id > w->max_id)
+		w->max_id = id;
+}
+
+void
+relay_position_row_settled(uint64_t seq)
+{
+	window	   *w = window_find(seq);
+
+	if (w != NULL)
+		w->pending--;
+	P.settled_rows++;
+}
+
+/* settle the windows at the head; returns the newest settled seq (0: none) */
+static uint64_t
+advance(void)
+{
+	uint64_t	last = 0;
+
+	while (P.count > 0)
+	{
+		window	   *w = window_at(0);
+
+		if (!w->closed || w->pending > 0)
+			break;
+		free(P.settled);
+		P.settled = w->snapshot;
+		if (w->max_id > P.settled_max)
+			P.settled_max = w->max_id;
+		last = w->seq;
+		P.head = (P.head + 1) % P.cap;
+		P.count--;
+	}
+	return last;
+}
+
+/*
+ * The reader read the window's last page: it closes with snapshot S(k)
+ * (copied) and the highest id it read (rows it skipped as already in
+ * flight count too: they are in it).
+ */
+void
+relay_position_close_window(uint64_t seq, const char *snapshot, int64_t max_id)
+{
+	window	   *w = window_find(seq);
+
+	if (w == NULL)
+		return;
+	w->closed = true;
+	w->snapshot = strdup(snapshot);
+	if (w->snapshot == NULL)
+	{
+		/* cannot remember it: drop all windows, a rescan starts over */
+		relay_position_drop_windows();
+		return;
+	}
+	if (max_id > w->max_id)
+		w->max_id = max_id;
+}
+
+/*
+ * Move the settled position over every window that is done, forget the
+ * acknowledged rows they held (inflight.c), and store the position when
+ * rows settled and interval_ms passed since the last store (always when
+ * force).  False when the statement failed.
+ */
+bool
+relay_position_store(PGconn *conn, bool force, int interval_ms)
+{
+	uint64_t	last = advance();
+	const char *params[2];
+	char		max_id[32];
+	PGresult   *res;
+	bool		ok;
+
+	if (last > 0)
+		relay_forget_settled(last);
+	if (P.settled == NULL || P.settled_rows == 0)
+		return true;
+	if (!force && tk_monotonic_ms() - P.stored_at < interval_ms)
+		return true;
+
+	snprintf(max_id, sizeof(max_id), "%" PRId64, P.settled_max);
+	params[0] = P.settled;
+	params[1] = max_id;
+	res = PQexecParams(conn, "SELECT todo_kafka.relay_commit_position($1, $2)",
+					   2, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
+			   PQerrorMessage(conn));
+	else
+	{
+		int			n = atoi(PQgetvalue(res, 0, 0));
+
+		if (n > 0)
+			relay_metrics_truncated(n);
+		P.settled_rows = 0;
+		P.stored_at = tk_monotonic_ms();
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* ms until a store is due (rows settled), or -1 when none is waiting */
+int64_t
+relay_position_store_due_ms(int interval_ms)
+{
+	int64_t		d;
+
+	if (P.settled_rows == 0 && (P.count == 0 || !window_at(0)->closed))
+		return -1;
+	d = P.stored_at + interval_ms - tk_monotonic_ms();
+	return d < 0 ? 0 : d;
+}
+
+/*
+ * Load the stored position (a new leader starts where the last one
+ * stopped); false when the statement failed.
+ */
+bool
+relay_position_load(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn, "SELECT snapshot, max_id FROM todo_kafka.relay_position()");
+	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+
+	if (!ok)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (state && strcmp(state, "42883") == 0)
+			tk_log(TK_LOG_ERROR, "todo_kafka.relay_position() does not exist: the extension is older than 0.5.0; run ALTER EXTENSION todo_kafka UPDATE");
+		else
+			tk_log(TK_LOG_ERROR, "could not read the relay's outbox position: %s",
+				   PQerrorMessage(conn));
+	}
+	else
+		relay_position_set(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
+						   strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+	PQclear(res);
+	relay_position_drop_windows();
+	return ok;
+}
