@@ -20,9 +20,10 @@
  *		standby_retry_ms; on success LISTEN, load the topic map, create
  *		missing topics (once), load the stored position (position.c) and
  *		read the outbox from there;
- *	 5. leader: move poison rows to dead_letters, store the position
- *		(which truncates published outbox partitions) at most every
- *		position_interval_ms while rows settle, fire due reminders when
+ *	 5. leader: move poison rows to dead_letters, send a store of the
+ *		position (on a session of its own, not waited for; it truncates
+ *		published outbox partitions) at most every position_interval_ms
+ *		while rows settle, fire due reminders when
  *		the next one is due (reminders.c), run an outbox pass when due;
  *	 6. wait in poll() on the PostgreSQL socket and on a pipe librdkafka
  *		writes to when reports arrive, until the earliest of the next
@@ -146,6 +147,7 @@ drop_connection(relay_state *st, const char *why)
 	st->sleeping = false;
 	st->rechecking = false;
 	st->standby_logged = false;
+	relay_position_close();
 	relay_reader_reset(st->reader);
 	st->next_connect_at = tk_monotonic_ms() + delay;
 }
@@ -186,6 +188,7 @@ become_leader(relay_state *st)
 		pg_failed(st);
 		return;
 	}
+	relay_position_open(st->cfg.d.conninfo);
 	relay_reader_reset(st->reader);
 	relay_reminders_reset();	/* fires what fell due while nobody led */
 	st->sleeping = false;
@@ -434,12 +437,12 @@ run_loop(relay_state *st)
 
 		if (relay_take_rescan())
 			relay_reader_reset(st->reader);
-		if (!relay_move_dead(st->conn) ||
-			!relay_position_store(st->conn, false, st->cfg.position_interval_ms))
+		if (!relay_move_dead(st->conn))
 		{
 			pg_failed(st);
 			continue;
 		}
+		relay_position_store(false, st->cfg.position_interval_ms);
 		if (now >= st->next_stats_at)
 		{
 			if (!relay_query_backlog(st->conn) && PQstatus(st->conn) != CONNECTION_OK)
@@ -519,10 +522,13 @@ drain_and_exit(relay_state *st)
 		rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(st->rk, 0);
 	}
-	if (st->conn && st->leader && tk_shutdown_requested < 2 &&
-		(!relay_move_dead(st->conn) ||
-		 !relay_position_store(st->conn, true, 0)))
-		tk_log(TK_LOG_WARNING, "could not store the outbox position; rows published since the last store are sent again");
+	if (st->conn && st->leader && tk_shutdown_requested < 2)
+	{
+		if (!relay_move_dead(st->conn))
+			tk_log(TK_LOG_WARNING, "could not move poison rows to todo_kafka.dead_letters; they are sent again");
+		relay_position_store(true, 0);
+	}
+	relay_position_close();
 
 	relay_topics_free(&st->topics);
 	rd_kafka_destroy(st->rk);

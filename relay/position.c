@@ -31,8 +31,15 @@
  * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
  * when rows settled since the last call and the interval has passed (or
  * when forced at shutdown); that call also truncates settled partitions.
- * A relay killed between two stores re-sends the rows settled since the
- * last one (at-least-once, the same message ids: guarantee 4).
+ * It runs on a session of its own, asynchronously: the main thread sends
+ * it and collects the answer on a later turn of its loop, so neither the
+ * UPDATE nor a TRUNCATE ever holds up the reading of the outbox (the
+ * reader's session only waits if it reads the very partition being
+ * truncated, for the TRUNCATE itself).  A relay killed between two stores
+ * re-sends the rows settled since the last one (at-least-once, the same
+ * message ids: guarantee 4).  A position stored late, or by a relay that
+ * just lost leadership, is still true (every row visible in it was
+ * published), so the worst it does is make the next leader re-send rows.
  *
  * Threading: main thread only.
  *
@@ -69,7 +76,10 @@ static struct
 	int64_t		settled_max;
 	int64_t		settled_rows;	/* rows settled since the last store */
 	int64_t		stored_at;		/* monotonic ms of the last store */
-	int64_t		truncated;		/* partitions truncated, for the log */
+	char	   *conninfo;		/* of the store's session */
+	PGconn	   *store;			/* the store's session, or NULL */
+	bool		store_busy;		/* a store was sent, not yet collected */
+	int64_t		connect_at;		/* next (re)connect attempt */
 } P = {.next_seq = 1};
 
 static window *
@@ -221,48 +231,119 @@ relay_position_close_window(uint64_t seq, const char *snapshot, int64_t max_id)
 		w->max_id = max_id;
 }
 
+/* the store's session: opened when leading, closed with the main one */
+void
+relay_position_open(const char *conninfo)
+{
+	relay_position_close();
+	P.conninfo = strdup(conninfo);
+	P.connect_at = 0;
+}
+
+void
+relay_position_close(void)
+{
+	if (P.store)
+		PQfinish(P.store);
+	P.store = NULL;
+	P.store_busy = false;
+	free(P.conninfo);
+	P.conninfo = NULL;
+}
+
+/*
+ * Collect the answer of the store in flight; without wait, only if it has
+ * arrived.  A failed store is retried with the next one (the rows it
+ * covered count as unsaved again).
+ */
+static void
+store_collect(bool wait)
+{
+	PGresult   *res;
+
+	if (!P.store_busy)
+		return;
+	if (!wait && (!PQconsumeInput(P.store) || PQisBusy(P.store)) &&
+		PQstatus(P.store) == CONNECTION_OK)
+		return;
+	while ((res = PQgetResult(P.store)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		{
+			int			n = atoi(PQgetvalue(res, 0, 0));
+
+			if (n > 0)
+				relay_metrics_truncated(n);
+		}
+		else
+		{
+			tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
+				   PQerrorMessage(P.store));
+			relay_metrics_error("postgres");
+			P.settled_rows++;
+		}
+		PQclear(res);
+	}
+	P.store_busy = false;
+	if (PQstatus(P.store) != CONNECTION_OK)
+	{
+		PQfinish(P.store);
+		P.store = NULL;
+		P.connect_at = tk_monotonic_ms() + 1000;
+	}
+}
+
 /*
  * Move the settled position over every window that is done, forget the
- * acknowledged rows they held (inflight.c), and store the position when
- * rows settled and interval_ms passed since the last store (always when
- * force).  False when the statement failed.
+ * acknowledged rows they held (inflight.c), and send a store when rows
+ * settled and interval_ms passed since the last one (always when force,
+ * which also waits for its answer: shutdown).
  */
-bool
-relay_position_store(PGconn *conn, bool force, int interval_ms)
+void
+relay_position_store(bool force, int interval_ms)
 {
 	uint64_t	last = advance();
 	const char *params[2];
 	char		max_id[32];
-	PGresult   *res;
-	bool		ok;
+	int64_t		now = tk_monotonic_ms();
 
 	if (last > 0)
 		relay_forget_settled(last);
-	if (P.settled == NULL || P.settled_rows == 0)
-		return true;
-	if (!force && tk_monotonic_ms() - P.stored_at < interval_ms)
-		return true;
+	store_collect(force);
+	if (P.store_busy || P.settled == NULL || P.settled_rows == 0 || P.conninfo == NULL)
+		return;
+	if (!force && now - P.stored_at < interval_ms)
+		return;
+	if (P.store == NULL)
+	{
+		if (!force && now < P.connect_at)
+			return;
+		P.store = relay_pg_connect(P.conninfo);
+		if (P.store == NULL)
+		{
+			P.connect_at = now + 1000;
+			return;
+		}
+	}
 
 	snprintf(max_id, sizeof(max_id), "%" PRId64, P.settled_max);
 	params[0] = P.settled;
 	params[1] = max_id;
-	res = PQexecParams(conn, "SELECT todo_kafka.relay_commit_position($1, $2)",
-					   2, NULL, params, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (!ok)
-		tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
-			   PQerrorMessage(conn));
-	else
+	if (!PQsendQueryParams(P.store, "SELECT todo_kafka.relay_commit_position($1, $2)",
+						   2, NULL, params, NULL, NULL, 0))
 	{
-		int			n = atoi(PQgetvalue(res, 0, 0));
-
-		if (n > 0)
-			relay_metrics_truncated(n);
-		P.settled_rows = 0;
-		P.stored_at = tk_monotonic_ms();
+		tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
+			   PQerrorMessage(P.store));
+		PQfinish(P.store);
+		P.store = NULL;
+		P.connect_at = now + 1000;
+		return;
 	}
-	PQclear(res);
-	return ok;
+	P.store_busy = true;
+	P.settled_rows = 0;
+	P.stored_at = now;
+	if (force)
+		store_collect(true);
 }
 
 /* ms until a store is due (rows settled), or -1 when none is waiting */

@@ -141,7 +141,9 @@ extern void relay_position_row_added(uint64_t seq, int64_t id);
 extern void relay_position_row_settled(uint64_t seq);
 extern void relay_position_close_window(uint64_t seq, const char *snapshot,
 										int64_t max_id);
-extern bool relay_position_store(PGconn *conn, bool force, int interval_ms);
+extern void relay_position_open(const char *conninfo);
+extern void relay_position_close(void);
+extern void relay_position_store(bool force, int interval_ms);
 extern int64_t relay_position_store_due_ms(int interval_ms);
 extern bool relay_position_load(PGconn *conn);
 
