@@ -9,9 +9,8 @@
  * count; when it reaches zero, and every message was handed over, the row
  * is settled:
  *	 - all acked: the row counts as settled in its window (position.c) and
- *	   its id goes to the "acked" list; it stays known here, so a rescan
- *	   skips it, until the position passes its window
- *	   (relay_forget_settled);
+ *	   is forgotten at once, so memory holds only rows in flight however
+ *	   large a window is (a backlog after an outage is one window);
  *	 - some message refused for good (relay_row_dead, guarantee 6): that
  *	   message was replaced by its dead-letter envelope; once that is acked
  *	   the row goes to the "dead" list, which outbox_reader.c moves to
@@ -19,10 +18,11 @@
  *	 - a transient failure (relay_row_failed; only possible with a finite
  *	   message.timeout.ms): its window cannot settle, and a rescan is
  *	   requested, so it is read and sent again with the same ids.
- * The reader skips ids known here, so a rescan (after a reconnect) never
- * sends a row twice within one relay process; a skipped row that is not
- * settled yet joins the window that met it again (relay_row_rejoin), so
- * that window cannot settle before it.
+ * The reader skips ids known here, so a rescan (after a reconnect) does
+ * not send a row that is still in flight twice; such a row joins the
+ * window that met it again (relay_row_rejoin), so that window cannot
+ * settle before it.  Rows acknowledged after the settled position are
+ * sent again by a rescan (at-least-once, same message ids).
  *
  * Memory: ONE allocation holds the relay_row, its messages' opaques and
  * every string they point to (the row's small fields for dead-letter
@@ -47,7 +47,6 @@ struct relay_row
 {
 	int64_t		id;
 	uint64_t	window;			/* position.c window it is counted in */
-	bool		acked;			/* settled: every message acknowledged */
 	int64_t		occurred_us;	/* occurred_at, for the latency histogram */
 	int			pending;		/* messages not yet settled */
 	bool		all_sent;		/* every message handed to librdkafka */
@@ -65,9 +64,6 @@ static struct
 	relay_row **buckets;
 	int			nbuckets;		/* power of two */
 	int64_t		count;
-	int64_t    *acked;			/* settled rows the position has not passed */
-	int			nacked;
-	int			cap_acked;
 	relay_dead_row *dead;
 	int			ndead;
 	int			cap_dead;
@@ -368,19 +364,8 @@ row_settle(relay_row *r)
 		F.ndead++;
 		return;
 	}
-	if (F.nacked == F.cap_acked)
-	{
-		int			cap = F.cap_acked ? F.cap_acked * 2 : 4096;
-		int64_t    *a = realloc(F.acked, sizeof(int64_t) * cap);
-
-		if (a == NULL)
-			return;
-		F.acked = a;
-		F.cap_acked = cap;
-	}
-	r->acked = true;
 	relay_position_row_settled(r->window);
-	F.acked[F.nacked++] = r->id;
+	table_remove(r->id);
 }
 
 void
@@ -405,7 +390,7 @@ relay_row_rejoin(int64_t id)
 	if (r == NULL)
 		return false;
 	w = relay_position_current_window();
-	if (!r->acked && r->window != w)
+	if (r->window != w)
 	{
 		relay_position_row_added(w, id);
 		r->window = w;
@@ -413,23 +398,6 @@ relay_row_rejoin(int64_t id)
 	return true;
 }
 
-/* the position passed window last: forget the acked rows up to it */
-void
-relay_forget_settled(uint64_t last)
-{
-	int			kept = 0;
-
-	for (int i = 0; i < F.nacked; i++)
-	{
-		relay_row  *r = table_find(F.acked[i]);
-
-		if (r != NULL && r->window > last)
-			F.acked[kept++] = F.acked[i];
-		else if (r != NULL)
-			table_remove(F.acked[i]);
-	}
-	F.nacked = kept;
-}
 
 int
 relay_take_dead(relay_dead_row **rows)

@@ -7,11 +7,11 @@
  * messages has a relay_msg, the message's opaque in librdkafka, pointing
  * back to the row.  The producer registers a row (relay_inflight_add),
  * counts each message handed over (relay_row_sent) and reports each
- * delivery (relay_row_message_done); when all are settled the row goes to
- * the acked list, the dead list (a permanent failure, relay_row_dead) or
- * back to a rescan (a transient one, relay_row_failed).  The outbox reader
- * takes those lists and forgets rows once their DELETE succeeded
- * (relay_take_acked/forget_acked, relay_take_dead/forget_dead in relay.h).
+ * delivery (relay_row_message_done); when all are settled the row counts
+ * as settled in its window (position.c) and is forgotten, or goes to the
+ * dead list (a permanent failure, relay_row_dead; the outbox reader moves
+ * it to dead_letters: relay_take_dead/forget_dead in relay.h), or back to
+ * a rescan (a transient one, relay_row_failed).
  *
  * Threading: main thread only (delivery reports are served by
  * rd_kafka_poll() there).

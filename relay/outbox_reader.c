@@ -38,10 +38,8 @@
  * Pipelining: while a full page's rows are produced, the query for the
  * next page of the same window is already running (relay_reader_pass()).
  *
- * Rows still known to inflight.c (in flight, or acked in a window the
- * position has not passed) are skipped, so a rescan never sends them
- * twice from one process; an unsettled one joins the current window
- * (relay_row_rejoin).  Each window is registered with position.c, which
+ * Rows still in flight are skipped, so a rescan never sends them twice
+ * from one process; each joins the current window (relay_row_rejoin).  Each window is registered with position.c, which
  * settles it once all its rows are acknowledged.  Backpressure: before each row
  * the reader checks that librdkafka's queue has room; if not it returns
  * PASS_BACKPRESSURE and resumes the same page later.

@@ -24,9 +24,9 @@
  * A rescan (reconnect, or a transient delivery failure) drops the windows
  * and reads again from the settled position.  Rows still in flight are
  * then met again by the new first window and counted there
- * (relay_position_rehome via the reader), so no window can settle before
- * a row it re-read; acknowledged rows of dropped windows stay known to
- * inflight.c until the position passes them, so they are not sent twice.
+ * (relay_row_rejoin, via the reader), so no window can settle before a
+ * row it re-read; rows acknowledged in dropped windows are sent again
+ * (at-least-once, the same message ids).
  *
  * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
  * when rows settled since the last call and the interval has passed (or
@@ -184,12 +184,10 @@ relay_position_row_settled(uint64_t seq)
 	P.settled_rows++;
 }
 
-/* settle the windows at the head; returns the newest settled seq (0: none) */
-static uint64_t
+/* settle the windows at the head */
+static void
 advance(void)
 {
-	uint64_t	last = 0;
-
 	while (P.count > 0)
 	{
 		window	   *w = window_at(0);
@@ -200,11 +198,9 @@ advance(void)
 		P.settled = w->snapshot;
 		if (w->max_id > P.settled_max)
 			P.settled_max = w->max_id;
-		last = w->seq;
 		P.head = (P.head + 1) % P.cap;
 		P.count--;
 	}
-	return last;
 }
 
 /*
@@ -302,13 +298,11 @@ store_collect(bool wait)
 void
 relay_position_store(bool force, int interval_ms)
 {
-	uint64_t	last = advance();
 	const char *params[2];
 	char		max_id[32];
 	int64_t		now = tk_monotonic_ms();
 
-	if (last > 0)
-		relay_forget_settled(last);
+	advance();
 	store_collect(force);
 	if (P.store_busy || P.settled == NULL || P.settled_rows == 0 || P.conninfo == NULL)
 		return;

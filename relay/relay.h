@@ -116,8 +116,6 @@ extern int64_t relay_rows_in_flight(void);
 
 /* a known row met again by the reader: skip it (see inflight.c) */
 extern bool relay_row_rejoin(int64_t id);
-/* the position passed window last: forget acked rows up to it */
-extern void relay_forget_settled(uint64_t last);
 
 typedef struct relay_dead_row
 {
