@@ -42,6 +42,24 @@ relay_pg_connect(const char *conninfo)
 	return tk_pg_connect(conninfo, "todo-kafka-relay");
 }
 
+/*
+ * Log a failed call of the extension's relay API: a missing function
+ * (SQLSTATE 42883) means the extension's SQL is older than this relay
+ * needs, which ALTER EXTENSION UPDATE fixes; anything else as it came.
+ */
+void
+relay_log_api_error(PGconn *conn, const PGresult *res, const char *function,
+					const char *doing)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (state && strcmp(state, "42883") == 0)
+		tk_log(TK_LOG_ERROR, "%s does not exist: the extension is older than %s; run ALTER EXTENSION todo_kafka UPDATE",
+			   function, RELAY_VERSION);
+	else
+		tk_log(TK_LOG_ERROR, "could not %s: %s", doing, PQerrorMessage(conn));
+}
+
 /* try to lead; the winner LISTENs for wake-ups from then on */
 bool
 relay_try_leadership(PGconn *conn, bool *is_leader)

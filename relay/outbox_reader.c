@@ -243,15 +243,8 @@ prepare_page(PGconn *conn)
 	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	if (!ok)
-	{
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		if (state && strcmp(state, "42883") == 0)
-			tk_log(TK_LOG_ERROR, "todo_kafka.relay_page() with five arguments does not exist: the extension is older than 0.5.0; run ALTER EXTENSION todo_kafka UPDATE");
-		else
-			tk_log(TK_LOG_ERROR, "could not prepare the outbox query: %s",
-				   PQerrorMessage(conn));
-	}
+		relay_log_api_error(conn, res, "todo_kafka.relay_page() with five arguments",
+							"prepare the outbox query");
 	PQclear(res);
 	return ok;
 }

@@ -363,15 +363,8 @@ relay_position_load(PGconn *conn)
 	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 
 	if (!ok)
-	{
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		if (state && strcmp(state, "42883") == 0)
-			tk_log(TK_LOG_ERROR, "todo_kafka.relay_position() does not exist: the extension is older than 0.5.0; run ALTER EXTENSION todo_kafka UPDATE");
-		else
-			tk_log(TK_LOG_ERROR, "could not read the relay's outbox position: %s",
-				   PQerrorMessage(conn));
-	}
+		relay_log_api_error(conn, res, "todo_kafka.relay_position()",
+							"read the relay's outbox position");
 	else
 		relay_position_set(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
 						   strtoll(PQgetvalue(res, 0, 1), NULL, 10));

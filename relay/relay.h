@@ -186,6 +186,8 @@ typedef enum relay_pg_state
 } relay_pg_state;
 
 extern PGconn *relay_pg_connect(const char *conninfo);
+extern void relay_log_api_error(PGconn *conn, const PGresult *res,
+								const char *function, const char *doing);
 extern bool relay_try_leadership(PGconn *conn, bool *is_leader);
 extern bool relay_sleep_lock(PGconn *conn, bool take);
 extern int	relay_drain_notifies(PGconn *conn);
