@@ -25,6 +25,20 @@
  * CacheMemoryContext, keyed by the relation OID and rebuilt after any
  * relcache invalidation of that relation (ALTER TABLE, DROP).
  *
+ * The entry also keeps what the trigger needs besides the json, so a
+ * captured change makes no system-cache lookup at all: each column's type
+ * output function (the key and user columns' text), each column's name as
+ * a text datum (the changed-columns array) and the table's quoted
+ * qualified name (the source).  A schema rename does not invalidate the
+ * relcache, so a pg_namespace syscache callback marks every entry stale.
+ *
+ * The trigger deforms each row once (heap_deform_tuple) and passes the
+ * values here: heap_getattr() per column walks the tuple from its start
+ * for every column after the first variable-length one.  Strings are
+ * copied into the buffer in one piece when no byte needs escaping (the
+ * usual case), text values straight from the datum without the output
+ * function's copy, and the json is built in place as a text datum.
+ *
  * Categories mirror json.c's datum_to_json(): NULL -> null, bool -> true /
  * false, numbers as written unless NaN or Infinity (then quoted), date and
  * timestamp in ISO 8601 (JsonEncodeDateTime), timestamptz and interval as
@@ -62,6 +76,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "todo_kafka.h"
@@ -75,6 +90,7 @@ typedef enum RowJsonCategory
 	RJ_INTERVAL,				/* ISO 8601 duration */
 	RJ_JSON,
 	RJ_ARRAY,
+	RJ_TEXT,					/* text, varchar: the datum's bytes, escaped */
 	RJ_STRING,
 	RJ_ROW_TO_JSON				/* row_to_json() of a one-column row */
 } RowJsonCategory;
@@ -84,7 +100,7 @@ typedef struct RowJsonType
 {
 	RowJsonCategory category;
 	Oid			typid;			/* base type, for JsonEncodeDateTime */
-	FmgrInfo	output;
+	FmgrInfo	output;			/* the type's output function */
 } RowJsonType;
 
 typedef struct RowJsonColumn
@@ -92,6 +108,8 @@ typedef struct RowJsonColumn
 	bool		dropped;
 	RowJsonType type;
 	char	   *quoted_name;	/* "name": already escaped, with the colon */
+	int			quoted_len;
+	text	   *name;			/* the column's name as text */
 	/* RJ_ARRAY: the elements */
 	RowJsonType elem;
 	int16		elmlen;
@@ -101,24 +119,19 @@ typedef struct RowJsonColumn
 	TupleDesc	onecol;
 } RowJsonColumn;
 
-typedef struct RowJsonEntry
+struct RowJsonEntry
 {
 	Oid			relid;			/* hash key */
 	bool		stale;			/* invalidated: rebuild before use */
 	int			natts;
 	RowJsonColumn *columns;
-} RowJsonEntry;
+	char	   *source;			/* "schema"."table", quoted as needed */
+};
 
 static HTAB *rowjson_cache = NULL;
 
-/*
- * Relcache invalidation: mark the entry stale, free nothing.  A callback can
- * run in the middle of rendering a row (a cache miss inside an output
- * function takes a lock, which processes invalidations), so the columns
- * stay valid until the next rowjson_entry() rebuilds them.
- */
 static void
-rowjson_invalidate(Datum arg, Oid relid)
+rowjson_mark_stale(Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	RowJsonEntry *entry;
@@ -133,6 +146,25 @@ rowjson_invalidate(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * Relcache invalidation: mark the entry stale, free nothing.  A callback can
+ * run in the middle of rendering a row (a cache miss inside an output
+ * function takes a lock, which processes invalidations), so the columns
+ * stay valid until the next rowjson_entry() rebuilds them.
+ */
+static void
+rowjson_invalidate(Datum arg, Oid relid)
+{
+	rowjson_mark_stale(relid);
+}
+
+/* a schema was renamed or dropped: every source name may be wrong */
+static void
+rowjson_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	rowjson_mark_stale(InvalidOid);
+}
+
 static void
 rowjson_free_columns(RowJsonEntry *entry)
 {
@@ -142,12 +174,17 @@ rowjson_free_columns(RowJsonEntry *entry)
 	{
 		if (entry->columns[i].quoted_name)
 			pfree(entry->columns[i].quoted_name);
+		if (entry->columns[i].name)
+			pfree(entry->columns[i].name);
 		/* the record type cache keeps its own copy of a blessed desc */
 		if (entry->columns[i].onecol)
 			FreeTupleDesc(entry->columns[i].onecol);
 	}
 	pfree(entry->columns);
 	entry->columns = NULL;
+	if (entry->source)
+		pfree(entry->source);
+	entry->source = NULL;
 }
 
 /* classify one (base) type; false if only row_to_json() renders it right */
@@ -158,6 +195,9 @@ rowjson_classify_type(Oid typid, RowJsonType *t)
 	Oid			outfunc;
 	bool		isvarlena;
 
+	/* a domain's output function is its base type's */
+	getTypeOutputInfo(base, &outfunc, &isvarlena);
+	fmgr_info_cxt(outfunc, &t->output, CacheMemoryContext);
 	t->typid = base;
 	switch (base)
 	{
@@ -186,6 +226,10 @@ rowjson_classify_type(Oid typid, RowJsonType *t)
 		case JSONBOID:
 			t->category = RJ_JSON;
 			break;
+		case TEXTOID:
+		case VARCHAROID:
+			t->category = RJ_TEXT;	/* textout, varcharout: the bytes as they are */
+			break;
 		default:
 			if (OidIsValid(get_element_type(base)))
 				t->category = RJ_ARRAY;
@@ -195,8 +239,6 @@ rowjson_classify_type(Oid typid, RowJsonType *t)
 				t->category = RJ_STRING;
 			break;
 	}
-	getTypeOutputInfo(base, &outfunc, &isvarlena);
-	fmgr_info_cxt(outfunc, &t->output, CacheMemoryContext);
 	return true;
 }
 
@@ -239,8 +281,12 @@ rowjson_classify(Form_pg_attribute att, RowJsonColumn *col)
 	}
 }
 
-static RowJsonEntry *
-rowjson_entry(Relation rel)
+/*
+ * The cache entry of a relation, built or rebuilt as needed.  It stays
+ * valid until the next call: an invalidation only marks it stale.
+ */
+RowJsonEntry *
+todo_kafka_rowjson_entry(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -258,15 +304,19 @@ rowjson_entry(Relation rel)
 		rowjson_cache = hash_create("todo_kafka row json cache", 16, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		CacheRegisterRelcacheCallback(rowjson_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, rowjson_namespace_changed, (Datum) 0);
 	}
 
 	entry = hash_search(rowjson_cache, &relid, HASH_ENTER, &found);
 	if (found && !entry->stale && entry->natts == tupdesc->natts)
 		return entry;
-	if (found)
+	if (found && entry->columns)
 		rowjson_free_columns(entry);
 
-	entry->stale = false;
+	/* stale until complete, so an error half-way leaves no half entry */
+	entry->stale = true;
+	entry->columns = NULL;
+	entry->source = NULL;
 	entry->natts = tupdesc->natts;
 	entry->columns = MemoryContextAllocZero(CacheMemoryContext,
 											sizeof(RowJsonColumn) * tupdesc->natts);
@@ -286,9 +336,83 @@ rowjson_entry(Relation rel)
 		escape_json(&name, NameStr(att->attname));
 		appendStringInfoChar(&name, ':');
 		col->quoted_name = MemoryContextStrdup(CacheMemoryContext, name.data);
+		col->quoted_len = name.len;
 		pfree(name.data);
+		col->name = (text *) MemoryContextAlloc(CacheMemoryContext,
+												VARHDRSZ + strlen(NameStr(att->attname)));
+		SET_VARSIZE(col->name, VARHDRSZ + strlen(NameStr(att->attname)));
+		memcpy(VARDATA(col->name), NameStr(att->attname), strlen(NameStr(att->attname)));
 	}
+	entry->source = MemoryContextStrdup(CacheMemoryContext,
+										quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+																   RelationGetRelationName(rel)));
+	entry->stale = false;
 	return entry;
+}
+
+/* "schema"."table" of the entry's relation */
+const char *
+todo_kafka_rowjson_source(RowJsonEntry *entry)
+{
+	return entry->source;
+}
+
+/* column attnum's name as a text datum (kept in the cache: do not free) */
+Datum
+todo_kafka_rowjson_column_name(RowJsonEntry *entry, int attnum)
+{
+	return PointerGetDatum(entry->columns[attnum - 1].name);
+}
+
+/* a non-null value of column attnum as its type's output function writes it */
+char *
+todo_kafka_rowjson_column_text(RowJsonEntry *entry, int attnum, Datum value)
+{
+	return OutputFunctionCall(&entry->columns[attnum - 1].type.output, value);
+}
+
+/*
+ * A json string of len bytes (no NUL among them).  When none needs escaping
+ * the bytes go in with one copy; otherwise escape_json() writes them.
+ */
+static void
+rowjson_string(StringInfo buf, const char *s, int len)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < ' ' || c == '"' || c == '\\')
+		{
+			char	   *copy = pnstrdup(s, len);
+
+			escape_json(buf, copy);
+			pfree(copy);
+			return;
+		}
+	}
+	enlargeStringInfo(buf, len + 2);
+	buf->data[buf->len++] = '"';
+	memcpy(buf->data + buf->len, s, len);
+	buf->len += len;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
+}
+
+/* value, zero-padded to width digits, at p; returns the end */
+static char *
+rowjson_digits(char *p, int value, int width)
+{
+	char	   *end = p + width;
+
+	while (width-- > 0)
+	{
+		p[width] = '0' + value % 10;
+		value /= 10;
+	}
+	return end;
 }
 
 /* "2030-01-02T08:00:00.000000Z": UTC, six fraction digits */
@@ -320,9 +444,29 @@ rowjson_timestamptz(StringInfo buf, Datum value)
 		appendStringInfoChar(buf, '"');
 		return;
 	}
-	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	{
+		/* "YYYY-MM-DDTHH:MM:SS.ffffffZ" by hand: snprintf was most of it */
+		char		out[sizeof("\"2030-01-02T08:00:00.000000Z\"")];
+		char	   *p = out;
+
+		*p++ = '"';
+		p = rowjson_digits(p, tm.tm_year, 4);
+		*p++ = '-';
+		p = rowjson_digits(p, tm.tm_mon, 2);
+		*p++ = '-';
+		p = rowjson_digits(p, tm.tm_mday, 2);
+		*p++ = 'T';
+		p = rowjson_digits(p, tm.tm_hour, 2);
+		*p++ = ':';
+		p = rowjson_digits(p, tm.tm_min, 2);
+		*p++ = ':';
+		p = rowjson_digits(p, tm.tm_sec, 2);
+		*p++ = '.';
+		p = rowjson_digits(p, (int) fsec, 6);
+		*p++ = 'Z';
+		*p++ = '"';
+		appendBinaryStringInfo(buf, out, p - out);
+	}
 }
 
 /* ISO 8601 duration, as IntervalStyle = iso_8601 writes it: "PT15M", "P1D" */
@@ -373,6 +517,15 @@ rowjson_scalar(StringInfo buf, RowJsonType *t, Datum value)
 		case RJ_INTERVAL:
 			rowjson_interval(buf, value);
 			return;
+		case RJ_TEXT:
+			{
+				struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
+
+				rowjson_string(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				if ((Pointer) v != DatumGetPointer(value))
+					pfree(v);
+				return;
+			}
 		default:
 			break;
 	}
@@ -382,7 +535,7 @@ rowjson_scalar(StringInfo buf, RowJsonType *t, Datum value)
 		(t->category == RJ_NUMBER && IsValidJsonNumber(out, strlen(out))))
 		appendStringInfoString(buf, out);
 	else
-		escape_json(buf, out);
+		rowjson_string(buf, out, strlen(out));
 }
 
 /* one dimension of an array, as array_to_json() nests them */
@@ -450,45 +603,45 @@ rowjson_member_by_row_to_json(StringInfo buf, RowJsonColumn *col, Datum value,
 }
 
 /*
- * The row as json (see the file header for the form).  With only_cols
- * (indexed by attnum - 1), just those columns, in column order.
+ * The row, given as its deformed values (heap_deform_tuple), as json (see
+ * the file header for the form).  With only_cols (indexed by attnum - 1),
+ * just those columns, in column order.  Returns a json (text) datum.
  */
 Datum
-todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols)
+todo_kafka_row_json(RowJsonEntry *entry, const Datum *values, const bool *isnull,
+					const bool *only_cols)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	RowJsonEntry *entry = rowjson_entry(rel);
 	StringInfoData buf;
 	bool		first = true;
 	int			i;
 
+	/* the text datum is built in place: room for its header first */
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < tupdesc->natts; i++)
+	for (i = 0; i < entry->natts; i++)
 	{
 		RowJsonColumn *col = &entry->columns[i];
-		bool		isnull;
-		Datum		value;
 
 		if (col->dropped || (only_cols && !only_cols[i]))
 			continue;
 		if (!first)
 			appendStringInfoChar(&buf, ',');
 		first = false;
-		value = heap_getattr(tuple, i + 1, tupdesc, &isnull);
 		if (col->type.category == RJ_ROW_TO_JSON)
 		{
-			rowjson_member_by_row_to_json(&buf, col, value, isnull);
+			rowjson_member_by_row_to_json(&buf, col, values[i], isnull[i]);
 			continue;
 		}
-		appendStringInfoString(&buf, col->quoted_name);
-		if (isnull)
+		appendBinaryStringInfo(&buf, col->quoted_name, col->quoted_len);
+		if (isnull[i])
 			appendStringInfoString(&buf, "null");
 		else if (col->type.category == RJ_ARRAY)
-			rowjson_array(&buf, col, value);
+			rowjson_array(&buf, col, values[i]);
 		else
-			rowjson_scalar(&buf, &col->type, value);
+			rowjson_scalar(&buf, &col->type, values[i]);
 	}
 	appendStringInfoChar(&buf, '}');
-	return PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+	SET_VARSIZE(buf.data, buf.len);
+	return PointerGetDatum(buf.data);
 }

@@ -64,8 +64,14 @@ typedef struct OutboxEvent
 /* outbox.c */
 extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
 
-/* rowjson.c */
-extern Datum todo_kafka_row_json(Relation rel, HeapTuple tuple, const bool *only_cols);
+/* rowjson.c: what the capture trigger keeps per table */
+typedef struct RowJsonEntry RowJsonEntry;
+extern RowJsonEntry *todo_kafka_rowjson_entry(Relation rel);
+extern Datum todo_kafka_row_json(RowJsonEntry *entry, const Datum *values,
+								 const bool *isnull, const bool *only_cols);
+extern const char *todo_kafka_rowjson_source(RowJsonEntry *entry);
+extern Datum todo_kafka_rowjson_column_name(RowJsonEntry *entry, int attnum);
+extern char *todo_kafka_rowjson_column_text(RowJsonEntry *entry, int attnum, Datum value);
 
 /* todo_kafka.c: per-transaction context */
 extern Datum todo_kafka_random_uuid(void);

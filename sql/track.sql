@@ -37,6 +37,20 @@ SELECT count(*) AS rows_after_untrack FROM todo_kafka.outbox;
 SELECT todo_kafka.untrack('public.notes');
 SELECT todo_kafka.untrack('todo_kafka.tasks');
 
+-- the source names the table as it is called now: after a rename of the
+-- table or of its schema (the trigger caches the name per table)
+CREATE SCHEMA app;
+CREATE TABLE app.items (id int PRIMARY KEY, who text);
+SELECT todo_kafka.track('app.items', 'id', 'who');
+INSERT INTO app.items VALUES (1, 'erin');
+ALTER TABLE app.items RENAME TO things;
+INSERT INTO app.things VALUES (2, 'erin');
+ALTER SCHEMA app RENAME TO "App Two";
+INSERT INTO "App Two".things VALUES (3, 'erin');
+SELECT key, source FROM todo_kafka.outbox WHERE user_id = 'erin' ORDER BY id;
+SELECT todo_kafka.untrack('"App Two".things');
+DROP SCHEMA "App Two" CASCADE;
+
 SELECT todo_kafka.untrack('public.other');
 DROP TABLE public.notes, public.other;
 DELETE FROM todo_kafka.topics WHERE stream = 'notes';
