@@ -126,8 +126,11 @@ $$;
  *	   any reader of the outbox holds ACCESS SHARE, so neither is waited
  *	   for, nor made to wait beyond the TRUNCATE itself; the next call
  *	   tries again;
- *	 - with the lock held (no writer can be in it), every committed row in
- *	   it is visible in new_snapshot, i.e. published.
+ *	 - every committed row in it is visible in new_snapshot, i.e.
+ *	   published: checked first without the lock (a scan), then, with the
+ *	   lock held (no writer can be in it any more), for the rows that
+ *	   first look could not see (through the xid index), so the lock that
+ *	   makes the reader wait is held for that probe and the TRUNCATE only.
  * A writer that took an id of this partition but had not opened it yet
  * inserts after the TRUNCATE (it waits for the lock), so its row is kept.
  * Returns how many partitions were truncated.  The relay calls this every
@@ -141,7 +144,9 @@ AS $$
 DECLARE
 	filling		integer;
 	part		text;
+	has_rows	boolean;
 	pending		boolean;
+	seen_xmin	pg_catalog.xid8;
 	truncated	integer := 0;
 BEGIN
 	IF new_snapshot IS NULL THEN
@@ -162,16 +167,27 @@ BEGIN
 	FOR slot IN 0..2 LOOP
 		CONTINUE WHEN slot = filling;
 		part := 'todo_kafka.outbox_' || slot;
-		EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || part || ')' INTO pending;
-		CONTINUE WHEN NOT pending;
+		-- without a lock: rows are there, and every one this statement sees
+		-- is published (a scan of the partition, which writers and the
+		-- reader do not wait for)
+		EXECUTE 'SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()),'
+			|| ' EXISTS (SELECT 1 FROM ' || part || '),'
+			|| ' EXISTS (SELECT 1 FROM ' || part
+			|| ' o WHERE NOT pg_catalog.pg_visible_in_snapshot(o.xid, $1))'
+			INTO seen_xmin, has_rows, pending USING new_snapshot;
+		CONTINUE WHEN NOT has_rows OR pending;
 		BEGIN
 			EXECUTE 'LOCK TABLE ' || part || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
 		EXCEPTION WHEN lock_not_available THEN
 			CONTINUE;
 		END;
+		-- under the lock no writer is inside: what is left to check are the
+		-- rows the first look could not see, all of transactions with an
+		-- xid >= its xmin, found through the xid index; the lock is held
+		-- for this probe and the TRUNCATE only
 		EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || part
-			|| ' o WHERE NOT pg_catalog.pg_visible_in_snapshot(o.xid, $1))'
-			INTO pending USING new_snapshot;
+			|| ' o WHERE o.xid >= $2 AND NOT pg_catalog.pg_visible_in_snapshot(o.xid, $1))'
+			INTO pending USING new_snapshot, seen_xmin;
 		IF NOT pending THEN
 			EXECUTE 'TRUNCATE ' || part;
 			truncated := truncated + 1;
