@@ -80,7 +80,23 @@ static struct
 	PGconn	   *store;			/* the store's session, or NULL */
 	bool		store_busy;		/* a store was sent, not yet collected */
 	int64_t		connect_at;		/* next (re)connect attempt */
+	bool		broken;			/* out of memory: never advance again */
 } P = {.next_seq = 1};
+
+/*
+ * Out of memory while tracking windows: a window whose rows are not
+ * counted could settle too early, and the position would then pass rows
+ * not yet acknowledged.  Stop advancing and stop the relay (exit 1); the
+ * next one starts at the stored position, which is still true.
+ */
+static void
+position_broken(const char *what)
+{
+	tk_log(TK_LOG_FATAL, "out of memory while %s; stopping (rows past the stored position are sent again)",
+		   what);
+	P.broken = true;
+	relay_fatal_error = 1;
+}
 
 static window *
 window_at(int i)
@@ -127,7 +143,7 @@ relay_position_drop_windows(void)
 	P.head = 0;
 }
 
-/* open a window; returns its seq (0 when out of memory: rows then uncounted) */
+/* open a window; returns its seq (0 when out of memory: see position_broken) */
 uint64_t
 relay_position_open_window(void)
 {
@@ -139,7 +155,10 @@ relay_position_open_window(void)
 		window	   *ring = malloc(sizeof(window) * cap);
 
 		if (ring == NULL)
+		{
+			position_broken("opening an outbox window");
 			return 0;
+		}
 		for (int i = 0; i < P.count; i++)
 			ring[i] = *window_at(i);
 		free(P.ring);
@@ -188,7 +207,7 @@ relay_position_row_settled(uint64_t seq)
 static void
 advance(void)
 {
-	while (P.count > 0)
+	while (P.count > 0 && !P.broken)
 	{
 		window	   *w = window_at(0);
 
@@ -219,8 +238,7 @@ relay_position_close_window(uint64_t seq, const char *snapshot, int64_t max_id)
 	w->snapshot = strdup(snapshot);
 	if (w->snapshot == NULL)
 	{
-		/* cannot remember it: drop all windows, a rescan starts over */
-		relay_position_drop_windows();
+		position_broken("closing an outbox window");
 		return;
 	}
 	if (max_id > w->max_id)
