@@ -31,6 +31,9 @@
  * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
  * when rows settled since the last call and the interval has passed (or
  * when forced at shutdown); that call also truncates settled partitions.
+ * A partition it could not lock at that moment is retried by a store
+ * every second for ten seconds after the last rows settled, so a quiet
+ * outbox is emptied too.
  * It runs on a session of its own, asynchronously: the main thread sends
  * it and collects the answer on a later turn of its loop, so neither the
  * UPDATE nor a TRUNCATE ever holds up the reading of the outbox (the
@@ -56,6 +59,10 @@
 #include "clock.h"
 #include "relay.h"
 
+/* after the last rows settled, retry truncation this often, this long */
+#define TRUNCATE_RETRY_MS		1000
+#define TRUNCATE_RETRY_FOR_MS	10000
+
 typedef struct window
 {
 	uint64_t	seq;
@@ -76,6 +83,7 @@ static struct
 	int64_t		settled_max;
 	int64_t		settled_rows;	/* rows settled since the last store */
 	int64_t		stored_at;		/* monotonic ms of the last store */
+	int64_t		retry_until;	/* keep storing (truncation retries) until */
 	char	   *conninfo;		/* of the store's session */
 	PGconn	   *store;			/* the store's session, or NULL */
 	bool		store_busy;		/* a store was sent, not yet collected */
@@ -322,10 +330,23 @@ relay_position_store(bool force, int interval_ms)
 
 	advance();
 	store_collect(force);
-	if (P.store_busy || P.settled == NULL || P.settled_rows == 0 || P.conninfo == NULL)
+	if (P.store_busy || P.settled == NULL || P.conninfo == NULL)
 		return;
-	if (!force && now - P.stored_at < interval_ms)
+	if (P.settled_rows == 0)
+	{
+		/*
+		 * Nothing new to store, but a partition the last store could not
+		 * lock (a reader or writer was in it) would wait for the next
+		 * rows: after activity, store again every TRUNCATE_RETRY_MS for
+		 * a while, so an outbox that falls quiet still gets emptied.
+		 */
+		if (force || now >= P.retry_until || now - P.stored_at < TRUNCATE_RETRY_MS)
+			return;
+	}
+	else if (!force && now - P.stored_at < interval_ms)
 		return;
+	else
+		P.retry_until = now + TRUNCATE_RETRY_FOR_MS;
 	if (P.store == NULL)
 	{
 		if (!force && now < P.connect_at)
