@@ -240,7 +240,7 @@ relay_inflight_add(const tk_outbox_row *row, int64_t id,
 	r->occurred_us = tk_parse_rfc3339_us(row->occurred_at);
 	r->pending = 1;				/* held until every message is handed over */
 	r->window = relay_position_current_window();
-	relay_position_row_added(r->window, id);
+	relay_position_row_added(r->window);
 	table_insert(r);
 	return r;
 }
@@ -392,7 +392,7 @@ relay_row_rejoin(int64_t id)
 	w = relay_position_current_window();
 	if (r->window != w)
 	{
-		relay_position_row_added(w, id);
+		relay_position_row_added(w);
 		r->window = w;
 	}
 	return true;

@@ -69,7 +69,7 @@ typedef struct window
 	int64_t		pending;		/* rows produced in it, not yet settled */
 	bool		closed;
 	char	   *snapshot;		/* S(k), once closed */
-	int64_t		max_id;			/* highest id read in it */
+	int64_t		max_id;			/* highest id read in it, once closed */
 } window;
 
 static struct
@@ -190,15 +190,12 @@ relay_position_current_window(void)
 }
 
 void
-relay_position_row_added(uint64_t seq, int64_t id)
+relay_position_row_added(uint64_t seq)
 {
 	window	   *w = window_find(seq);
 
-	if (w == NULL)
-		return;
-	w->pending++;
-	if (id > w->max_id)
-		w->max_id = id;
+	if (w != NULL)
+		w->pending++;
 }
 
 void
@@ -249,8 +246,7 @@ relay_position_close_window(uint64_t seq, const char *snapshot, int64_t max_id)
 		position_broken("closing an outbox window");
 		return;
 	}
-	if (max_id > w->max_id)
-		w->max_id = max_id;
+	w->max_id = max_id;
 }
 
 /* the store's session: opened when leading, closed with the main one */
@@ -393,7 +389,8 @@ relay_position_store_due_ms(int interval_ms)
 
 /*
  * Load the stored position (a new leader starts where the last one
- * stopped); false when the statement failed.
+ * stopped; the reader's reset then drops any windows); false when the
+ * statement failed.
  */
 bool
 relay_position_load(PGconn *conn)
@@ -408,6 +405,5 @@ relay_position_load(PGconn *conn)
 		relay_position_set(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
 						   strtoll(PQgetvalue(res, 0, 1), NULL, 10));
 	PQclear(res);
-	relay_position_drop_windows();
 	return ok;
 }

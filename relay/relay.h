@@ -135,7 +135,7 @@ extern bool relay_position_settled(const char **snapshot, int64_t *max_id);
 extern void relay_position_drop_windows(void);
 extern uint64_t relay_position_open_window(void);
 extern uint64_t relay_position_current_window(void);
-extern void relay_position_row_added(uint64_t seq, int64_t id);
+extern void relay_position_row_added(uint64_t seq);
 extern void relay_position_row_settled(uint64_t seq);
 extern void relay_position_close_window(uint64_t seq, const char *snapshot,
 										int64_t max_id);
