@@ -47,7 +47,8 @@ struct relay_row
 {
 	int64_t		id;
 	uint64_t	window;			/* position.c window it is counted in */
-	int64_t		occurred_us;	/* occurred_at, for the latency histogram */
+	int64_t		occurred_us;	/* occurred_at, for the latency histograms */
+	int64_t		read_us;		/* when the relay read it (handed it over) */
 	int			pending;		/* messages not yet settled */
 	bool		all_sent;		/* every message handed to librdkafka */
 	bool		failed;			/* transient failure: resend later */
@@ -238,6 +239,7 @@ relay_inflight_add(const tk_outbox_row *row, int64_t id,
 	r->nmsgs = n;
 	r->id = id;
 	r->occurred_us = tk_parse_rfc3339_us(row->occurred_at);
+	r->read_us = tk_wall_us();
 	r->pending = 1;				/* held until every message is handed over */
 	r->window = relay_position_current_window();
 	relay_position_row_added(r->window);
@@ -298,10 +300,19 @@ relay_row_meta(const relay_row *r)
 	return &r->meta;
 }
 
-double
-relay_row_age_s(const relay_row *r)
+/*
+ * A message of r was acknowledged now: its latency and the two stages it
+ * splits into (see relay_latency in relay.h); -1 where occurred_at is
+ * unknown.
+ */
+void
+relay_row_latency(const relay_row *r, relay_latency *lat)
 {
-	return r->occurred_us ? (double) (tk_wall_us() - r->occurred_us) / 1e6 : -1;
+	int64_t		now = tk_wall_us();
+
+	lat->ack_s = (double) (now - r->read_us) / 1e6;
+	lat->total_s = r->occurred_us ? (double) (now - r->occurred_us) / 1e6 : -1;
+	lat->read_s = r->occurred_us ? (double) (r->read_us - r->occurred_us) / 1e6 : -1;
 }
 
 void

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "cloudevents.h"
+#include "relay.h"
 
 typedef struct relay_row relay_row;
 
@@ -61,7 +62,7 @@ extern void relay_msg_free(relay_msg *m);
 
 extern int64_t relay_row_id(const relay_row *r);
 extern const tk_outbox_row *relay_row_meta(const relay_row *r);
-extern double relay_row_age_s(const relay_row *r);	/* since occurred_at; -1 */
+extern void relay_row_latency(const relay_row *r, relay_latency *lat);
 
 extern void relay_row_sent(relay_row *r);	/* one more message to settle */
 extern void relay_row_all_sent(relay_row *r);

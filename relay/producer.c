@@ -266,7 +266,10 @@ relay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
 	{
 		P.kafka_up = true;
 		tk_kafka_ok();
-		relay_metrics_published(m->topic, 1, m->is_dead_letter ? -1 : relay_row_age_s(r));
+		relay_latency lat;
+
+		relay_row_latency(r, &lat);
+		relay_metrics_published(m->topic, 1, m->is_dead_letter ? NULL : &lat);
 		if (m->is_dead_letter)
 			relay_metrics_dead_letter();
 	}

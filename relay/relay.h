@@ -62,8 +62,24 @@ extern void relay_config_print(const relay_config *cfg, FILE *out);
 
 /* ---- relay_metrics.c ---- */
 
+/*
+ * A published message's latency, in seconds (-1: unknown), and the two
+ * stages it splits into at the moment the relay read its row: read_s, from
+ * occurred_at to the read (the writer's commit, and the wait for the
+ * relay's pass), and ack_s, from the read to Kafka's acknowledgement (the
+ * message's build, librdkafka's batching and the broker's round trip).
+ */
+typedef struct relay_latency
+{
+	double		total_s;
+	double		read_s;
+	double		ack_s;
+} relay_latency;
+
 extern void relay_metrics_init(void);
-extern void relay_metrics_published(const char *topic, int messages, double latency_s);
+/* lat: NULL for a message whose latency is not the row's (a dead letter) */
+extern void relay_metrics_published(const char *topic, int messages,
+									const relay_latency *lat);
 extern void relay_metrics_row_done(const char *stream);
 extern void relay_metrics_error(const char *kind);
 extern void relay_metrics_dead_letter(void);

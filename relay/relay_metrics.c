@@ -53,7 +53,9 @@ static struct
 	labelled_set wakeups;		/* per reason */
 	labelled_set reminders;		/* fired, per status (sent, missed) */
 	double		reminder_late_max;	/* fire time - scheduled time */
-	tk_histogram latency;
+	tk_histogram latency;		/* occurred_at -> ack */
+	tk_histogram read_stage;	/* occurred_at -> read by a pass */
+	tk_histogram ack_stage;		/* read -> ack */
 	double		dead_letters;
 	int64_t		backlog;
 	double		oldest_age;
@@ -95,12 +97,17 @@ relay_metrics_init(void)
 }
 
 void
-relay_metrics_published(const char *topic, int messages, double latency_s)
+relay_metrics_published(const char *topic, int messages, const relay_latency *lat)
 {
 	pthread_mutex_lock(&metrics.lock);
 	labelled_add(&metrics.messages, topic, messages);
-	if (latency_s >= 0)
-		tk_hist_observe(&metrics.latency, latency_s);
+	if (lat != NULL && lat->total_s >= 0)
+	{
+		tk_hist_observe(&metrics.latency, lat->total_s);
+		tk_hist_observe(&metrics.read_stage, lat->read_s);
+	}
+	if (lat != NULL)
+		tk_hist_observe(&metrics.ack_stage, lat->ack_s);
 	pthread_mutex_unlock(&metrics.lock);
 }
 
@@ -212,6 +219,12 @@ render_metrics(void *arg, tk_strbuf *out)
 	tk_prom_header(out, "todo_kafka_relay_publish_latency_max_seconds", "gauge",
 				   "Largest commit->ack latency seen since start.");
 	tk_prom_sample(out, "todo_kafka_relay_publish_latency_max_seconds", NULL, NULL, metrics.latency.max);
+	tk_prom_histogram(out, "todo_kafka_relay_read_delay_seconds",
+					  "First stage of the publish latency: from occurred_at to the relay's read of the row (the writer's commit and the wait for a pass).",
+					  &metrics.read_stage);
+	tk_prom_histogram(out, "todo_kafka_relay_ack_delay_seconds",
+					  "Second stage of the publish latency: from the relay's read of the row to Kafka's acknowledgement.",
+					  &metrics.ack_stage);
 	tk_prom_header(out, "todo_kafka_relay_dead_letters_total", "counter",
 				   "Messages Kafka refused for good, sent to the dead-letter topic.");
 	tk_prom_sample(out, "todo_kafka_relay_dead_letters_total", NULL, NULL, metrics.dead_letters);

@@ -148,6 +148,13 @@ like($metrics, qr/^todo_kafka_relay_messages_published_total\{topic="\Q$t->{task
 	'metrics count task events');
 like($metrics, qr/^todo_kafka_relay_leader 1$/m, 'metrics: leader');
 like($metrics, qr/^todo_kafka_relay_publish_latency_seconds_count 14$/m, 'latency histogram counts messages');
+# its two stages count the same messages and add up to it
+my %hist_sum = $metrics =~ /^todo_kafka_relay_(\w+)_seconds_sum (\S+)$/mg;
+like($metrics, qr/^todo_kafka_relay_${_}_seconds_count 14$/m, "$_ histogram counts messages")
+	for qw(read_delay ack_delay);
+ok($hist_sum{read_delay} > 0 && $hist_sum{ack_delay} > 0, 'both latency stages measured');
+cmp_ok(abs($hist_sum{read_delay} + $hist_sum{ack_delay} - $hist_sum{publish_latency}), '<', 0.001,
+	'read delay + ack delay = publish latency');
 my ($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$port", '/healthz');
 is($code, 200, 'healthz 200');
 like($health, qr/^ok leader/, 'healthz ok');
