@@ -37,6 +37,9 @@
  *
  * Pipelining: while a full page's rows are produced, the query for the
  * next page of the same window is already running (relay_reader_pass()).
+ * After a window closed, the caller may have the query that opens the next
+ * one sent early (relay_reader_prefetch_begin/_end), to run while it waits
+ * on Kafka; its snapshot is simply taken a little earlier.
  *
  * Rows still in flight are skipped, so a rescan never sends them twice
  * from one process; each joins the current window (relay_row_rejoin).  Each window is registered with position.c, which
@@ -128,6 +131,7 @@ struct relay_reader
 	int64_t		cursor;			/* last id read in the current window */
 	PGresult   *page;			/* page being produced */
 	PGresult   *next;			/* prefetched following page, or NULL */
+	bool		window_prefetched;	/* a query opening the next window was sent */
 	int			colnum[NREADER_COLUMNS];	/* of page, by reader_columns */
 	int			id_col;			/* of page: the id column */
 	int			pos;
@@ -167,6 +171,7 @@ relay_reader_reset(relay_reader *rd)
 	if (rd->next)
 		PQclear(rd->next);
 	rd->page = rd->next = NULL;
+	rd->window_prefetched = false;
 	rd->prepared = false;
 }
 
@@ -413,6 +418,33 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 		return produced > 0 ? PASS_ROWS : PASS_EMPTY;
 	}
 	return produced > 0 ? PASS_ROWS : PASS_MORE;
+}
+
+/*
+ * Open the next window early (see "Overlap" in main.c): after a pass that
+ * closed its window, send the query that opens the next one, so PostgreSQL
+ * runs it while the caller waits on Kafka; relay_reader_prefetch_end()
+ * collects it as the prefetched page the next pass starts from.  Nothing is
+ * sent while a page or a prefetched result is held, or a window is open.
+ */
+bool
+relay_reader_prefetch_begin(relay_reader *rd, PGconn *conn, int batch)
+{
+	if (rd->page != NULL || rd->next != NULL || rd->s2 != NULL)
+		return true;
+	if (!send_page(rd, conn, batch))
+		return false;
+	rd->window_prefetched = true;
+	return true;
+}
+
+bool
+relay_reader_prefetch_end(relay_reader *rd, PGconn *conn)
+{
+	if (!rd->window_prefetched)
+		return true;
+	rd->window_prefetched = false;
+	return (rd->next = recv_page(conn)) != NULL;
 }
 
 /* move settled poison rows to todo_kafka.dead_letters */

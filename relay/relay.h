@@ -182,6 +182,8 @@ extern relay_pass_result relay_reader_pass(relay_reader *rd, PGconn *conn,
 extern int	relay_reader_in_progress(relay_reader *rd, uint64_t **xids);
 extern bool relay_reader_still_running(relay_reader *rd, const uint64_t *xids, int n);
 extern bool relay_reader_window_open(relay_reader *rd);
+extern bool relay_reader_prefetch_begin(relay_reader *rd, PGconn *conn, int batch);
+extern bool relay_reader_prefetch_end(relay_reader *rd, PGconn *conn);
 extern bool relay_move_dead(PGconn *conn);
 extern bool relay_query_backlog(PGconn *conn);
 
