@@ -31,52 +31,9 @@
  *		so flags are checked often; then PQconsumeInput + drain
  *		notifications.
  *
- * Sleeping and waking (the NOTIFY trap in DESIGN.md): writers NOTIFY only
- * while the relay holds the sleep lock (todo_kafka.relay_sleeping()).  States:
- *	 busy	  the last pass produced rows: pass again at once;
- *	 idle	  empty passes for less than IDLE_GRACE_MS: pass every
- *			  BUSY_NAP_MS without the lock (a steady stream of writes never
- *			  pays for NOTIFY);
- *	 sleeping lock taken, then a re-check pass in a NEW window, so a commit
- *			  that happened before the lock is seen.  A writer that checked
- *			  the lock before we took it but commits after the re-check's
- *			  snapshot would only be caught by the safety-net poll: such a
- *			  writer is in the re-check snapshot's in-progress list, so
- *			  while any of those "suspects" is still running we re-check
- *			  after RECHECK_FIRST_MS, doubling up to poll_interval_ms.
- *			  Otherwise the next pass comes from NOTIFY or after
- *			  poll_interval_ms.  A pass that finds rows releases the lock.
- * The counter todo_kafka_relay_wakeups_total{reason} says what woke a
- * sleeping relay that then found rows (notify, recheck, reminder or poll);
- * "poll" means a wake-up was missed and only the safety net caught it.
- *
- * Linger only while more rows wait (issue 11): librdkafka holds each
- * partition's messages up to linger.ms (spec default 5 ms) hoping to fill a
- * batch.  That pays while a backlog drains (passes end on full pages:
- * PASS_MORE, or PASS_ROWS with the window still open), but a pass that
- * produced rows and closed its window has read everything committed:
- * nothing joins those batches before the next pass, so the linger is pure
- * latency.  After such a pass the loop calls rd_kafka_flush(rk,
- * FLUSH_AT_END_MS) before anything else.  flush() raises librdkafka's
- * "flushing" flag (linger treated as expired), wakes the broker threads,
- * serves delivery reports like rd_kafka_poll() and returns as soon as
- * everything is acknowledged (~0.15 ms with the devbroker), else after the
- * timeout.  The timeout must not be 0: the flag is dropped when flush()
- * returns, and a broker thread that wakes after that still lingers
- * (librdkafka's rdkafka.c: "If this flush() call finishes before the broker
- * wakes up then no flushing will be performed by that broker thread");
- * measured with librdkafka 2.0.2, produce->ack p50 was 5.3 ms with poll
- * alone, 5.3 ms with flush(0), 0.16 ms with flush(1).  The main thread
- * waits at most FLUSH_AT_END_MS per such pass (also when Kafka is down),
- * while new rows gather for the next pass.
- *
- * Overlap: before that flush, the query that opens the next window is
- * already sent (relay_reader_prefetch_begin), so PostgreSQL runs it while
- * the flush waits; the next pass starts from its result.  Measured at
- * 2,000 changes/s, a pass's own wait on PostgreSQL fell from ~1.5 ms to
- * ~0.4 ms; the prefetched snapshot is only taken a little earlier, and
- * nothing else uses the session in between (the result is collected right
- * after the flush; a reset drops it unused).
+ * When the next pass is due (busy, idle, sleeping with the NOTIFY trap of
+ * DESIGN.md, the flush at the end of the backlog) is pass_schedule.c's
+ * concern; this loop runs a pass when it says so.
  *
  * Reminders: the leader sleeps until the next due reminder too (the
  * deadline comes from reminders.c), not a fixed poll.  A call that fired
@@ -106,10 +63,6 @@
 #include "relay.h"
 
 #define LOOP_WAIT_MAX_MS	100
-#define IDLE_GRACE_MS		20
-#define BUSY_NAP_MS			2
-#define RECHECK_FIRST_MS	5
-#define FLUSH_AT_END_MS		1	/* see "Linger only while more rows wait" */
 #define TOPIC_ADMIN_TIMEOUT_MS 5000
 
 volatile sig_atomic_t relay_fatal_error = 0;
@@ -124,21 +77,14 @@ typedef struct relay_state
 	PGconn	   *conn;
 	bool		leader;
 	bool		standby_logged;
-	bool		sleeping;		/* holding the sleep lock */
-	bool		rechecking;		/* the pass after taking it is due */
-	const char *wake_reason;	/* why a sleeping relay is passing */
 	relay_reader *reader;
 	relay_topics topics;
 	bool		topics_ensured;
 	tk_backoff	backoff;
 	int64_t		next_connect_at;
 	int64_t		next_leader_try;
-	int64_t		next_pass_at;
-	int64_t		last_rows_at;
 	int64_t		next_stats_at;
-	uint64_t   *suspects;
-	int			nsuspects;
-	int			recheck_delay;
+	relay_schedule sched;		/* when the next outbox pass is due */
 } relay_state;
 
 /* forget the PostgreSQL session: leadership and the sleep lock go with it */
@@ -152,8 +98,7 @@ drop_connection(relay_state *st, const char *why)
 	PQfinish(st->conn);
 	st->conn = NULL;
 	st->leader = false;
-	st->sleeping = false;
-	st->rechecking = false;
+	relay_schedule_lost(&st->sched);
 	st->standby_logged = false;
 	relay_position_close();
 	relay_reader_reset(st->reader);
@@ -172,7 +117,7 @@ pg_failed(relay_state *st)
 
 		relay_metrics_error("postgres");
 		relay_reader_reset(st->reader);
-		st->next_pass_at = tk_monotonic_ms() + delay;
+		relay_schedule_retry(&st->sched, delay);
 	}
 }
 
@@ -199,10 +144,7 @@ become_leader(relay_state *st)
 	relay_position_open(st->cfg.d.conninfo);
 	relay_reader_reset(st->reader);
 	relay_reminders_reset();	/* fires what fell due while nobody led */
-	st->sleeping = false;
-	st->rechecking = false;
-	st->next_pass_at = tk_monotonic_ms();
-	st->last_rows_at = tk_monotonic_ms();
+	relay_schedule_start(&st->sched);
 	st->next_stats_at = 0;
 }
 
@@ -277,126 +219,24 @@ wait_events(relay_state *st, int64_t deadline)
 		if (n < 0)
 			drop_connection(st, "lost connection to PostgreSQL");
 		else if (n > 0 && st->leader)
-		{
-			if (st->sleeping && !st->rechecking)
-				st->wake_reason = "notify";
-			st->next_pass_at = tk_monotonic_ms();
-		}
+			relay_schedule_wake(&st->sched, "notify");
 	}
 }
 
-/* what to do after a pass found nothing and closed its window */
-static void
-after_empty_pass(relay_state *st, int64_t now)
-{
-	if (st->rechecking)
-	{
-		uint64_t   *xip;
-		int			n = relay_reader_in_progress(st->reader, &xip);
-
-		/* writers in progress at the re-check may have missed the lock */
-		st->rechecking = false;
-		free(st->suspects);
-		st->suspects = NULL;
-		st->nsuspects = 0;
-		if (n > 0 && (st->suspects = malloc(sizeof(uint64_t) * n)) != NULL)
-		{
-			memcpy(st->suspects, xip, sizeof(uint64_t) * n);
-			st->nsuspects = n;
-		}
-		st->recheck_delay = RECHECK_FIRST_MS;
-	}
-	else if (!st->sleeping)
-	{
-		if (now - st->last_rows_at < IDLE_GRACE_MS)
-		{
-			st->next_pass_at = now + BUSY_NAP_MS;
-			return;
-		}
-		/* go to sleep: announce it, then re-check in a fresh window */
-		if (!relay_sleep_lock(st->conn, true))
-		{
-			pg_failed(st);
-			return;
-		}
-		st->sleeping = true;
-		st->rechecking = true;
-		st->wake_reason = "recheck";
-		st->next_pass_at = now;
-		return;
-	}
-
-	if (st->nsuspects > 0 &&
-		relay_reader_still_running(st->reader, st->suspects, st->nsuspects))
-	{
-		st->wake_reason = "recheck";
-		st->next_pass_at = now + st->recheck_delay;
-		st->recheck_delay *= 2;
-		if (st->recheck_delay > st->cfg.poll_interval_ms)
-			st->recheck_delay = st->cfg.poll_interval_ms;
-		return;
-	}
-	st->nsuspects = 0;
-	st->wake_reason = "poll";
-	st->next_pass_at = now + st->cfg.poll_interval_ms;
-}
-
-/* one outbox pass, then decide when the next one is due */
+/* one outbox pass; pass_schedule.c decides when the next one is due */
 static void
 leader_pass(relay_state *st)
 {
-	int64_t		now = tk_monotonic_ms();
-
-	switch (relay_reader_pass(st->reader, st->conn, st->rk, &st->topics,
-							  st->cfg.read_batch))
+	switch (relay_schedule_pass(&st->sched, st->reader, st->conn, st->rk,
+								&st->topics, &st->cfg))
 	{
-		case PASS_ROWS:
-			/*
-			 * The window closed: nothing more to batch with, send now, while
-			 * PostgreSQL already runs the query of the next window.
-			 */
-			if (!relay_reader_window_open(st->reader))
-			{
-				if (!relay_reader_prefetch_begin(st->reader, st->conn, st->cfg.read_batch))
-				{
-					pg_failed(st);
-					return;
-				}
-				rd_kafka_flush(st->rk, FLUSH_AT_END_MS);
-				if (!relay_reader_prefetch_end(st->reader, st->conn))
-				{
-					pg_failed(st);
-					return;
-				}
-			}
-			if (st->sleeping)
-			{
-				relay_metrics_wakeup(st->wake_reason ? st->wake_reason : "poll");
-				st->sleeping = false;
-				st->rechecking = false;
-				if (!relay_sleep_lock(st->conn, false))
-				{
-					pg_failed(st);
-					return;
-				}
-			}
-			st->last_rows_at = now;
-			st->next_pass_at = now;
+		case SCHEDULE_PROGRESS:
 			tk_backoff_reset(&st->backoff);
 			break;
-		case PASS_MORE:
-			st->next_pass_at = now;
-			break;
-		case PASS_BACKPRESSURE:
-			/* wait for delivery reports to free queue space */
-			st->next_pass_at = now + 1;
-			break;
-		case PASS_EMPTY:
-			tk_backoff_reset(&st->backoff);
-			after_empty_pass(st, now);
-			break;
-		case PASS_ERROR:
+		case SCHEDULE_PG_FAILED:
 			pg_failed(st);
+			break;
+		case SCHEDULE_OK:
 			break;
 	}
 }
@@ -486,20 +326,16 @@ run_loop(relay_state *st)
 				continue;
 			}
 			if (fired > 0)
-			{
-				if (st->sleeping && !st->rechecking)
-					st->wake_reason = "reminder";
-				st->next_pass_at = now;
-			}
+				relay_schedule_wake(&st->sched, "reminder");
 		}
-		if (now >= st->next_pass_at)
+		if (now >= st->sched.next_pass_at)
 		{
 			leader_pass(st);
-			if (st->conn == NULL || st->next_pass_at <= tk_monotonic_ms())
+			if (st->conn == NULL || st->sched.next_pass_at <= tk_monotonic_ms())
 				continue;
 		}
 
-		deadline = st->next_pass_at;
+		deadline = st->sched.next_pass_at;
 		/* sleep no longer than until the next reminder is due */
 		if (st->cfg.reminders && relay_reminders_due_at() < deadline)
 			deadline = relay_reminders_due_at();

@@ -187,6 +187,37 @@ extern bool relay_reader_prefetch_end(relay_reader *rd, PGconn *conn);
 extern bool relay_move_dead(PGconn *conn);
 extern bool relay_query_backlog(PGconn *conn);
 
+/* ---- pass_schedule.c ---- */
+
+/* the leader's pass schedule; main.c reads next_pass_at */
+typedef struct relay_schedule
+{
+	int64_t		next_pass_at;
+	int64_t		last_rows_at;
+	bool		sleeping;		/* holding the sleep lock */
+	bool		rechecking;		/* the pass after taking it is due */
+	const char *wake_reason;	/* why a sleeping relay is passing */
+	uint64_t   *suspects;		/* in progress at the re-check */
+	int			nsuspects;
+	int			recheck_delay;
+} relay_schedule;
+
+typedef enum relay_schedule_result
+{
+	SCHEDULE_OK,				/* pass done, next one scheduled */
+	SCHEDULE_PROGRESS,			/* the same, and the outbox answered: reset backoff */
+	SCHEDULE_PG_FAILED			/* a statement failed: see PQstatus */
+} relay_schedule_result;
+
+extern void relay_schedule_start(relay_schedule *s);
+extern void relay_schedule_lost(relay_schedule *s);
+extern void relay_schedule_wake(relay_schedule *s, const char *reason);
+extern void relay_schedule_retry(relay_schedule *s, int delay_ms);
+extern relay_schedule_result relay_schedule_pass(relay_schedule *s, relay_reader *rd,
+												 PGconn *conn, rd_kafka_t *rk,
+												 relay_topics *topics,
+												 const relay_config *cfg);
+
 /* ---- reminders.c ---- */
 
 extern void relay_reminders_reset(void);
