@@ -15,7 +15,13 @@
  *	 origin_topic, origin_partition, origin_offset, key, event_id,
  *	 event_type, error, reason, attempts, consumer_group, failed_at, and the
  *	 original value: "payload" (a string) when it is valid UTF-8, else
- *	 "payload_base64", so an operator can replay it to its topic as it was.
+ *	 "payload_base64", so an operator can replay it to its topic as it was;
+ *	 and the original message's Kafka headers, in order, as "headers": an
+ *	 array of {"name", "value"} ("value" null for a null header, and
+ *	 "value_base64" instead when the value is not valid UTF-8), so a replay
+ *	 carries its correlation-id, traceparent and whatever else the producer
+ *	 set.  "headers" was added within schema v1 (optional there): dead
+ *	 letters written before it have none.
  * The same facts are headers, so tools can route without parsing:
  *	 dlq-origin-topic, dlq-origin-partition, dlq-origin-offset,
  *	 dlq-origin-key, dlq-origin-event-id, dlq-error, dlq-reason,
@@ -99,6 +105,61 @@ now_rfc3339(char *buf, size_t len)
 			 tm.tm_sec, (int) ((uint64_t) us % 1000000));
 }
 
+/* a value as a string member when it is valid UTF-8, else base64 */
+static bool
+add_bytes(cJSON *obj, const char *name, const char *b64_name, const void *value, size_t len)
+{
+	char	   *buf;
+	bool		ok;
+
+	if (tk_utf8_valid(value, len))
+	{
+		if ((buf = strndup(value, len)) == NULL)
+			return false;
+		ok = cJSON_AddStringToObject(obj, name, buf) != NULL;
+	}
+	else
+	{
+		if ((buf = malloc(TK_B64_LEN(len) + 1)) == NULL)
+			return false;
+		tk_b64_encode((const uint8_t *) value, len, buf, false);
+		ok = cJSON_AddStringToObject(obj, b64_name, buf) != NULL;
+	}
+	free(buf);
+	return ok;
+}
+
+/* data.headers: the original message's headers, in order */
+static bool
+add_origin_headers(cJSON *data, const tk_dl_origin *o)
+{
+	cJSON	   *arr = cJSON_AddArrayToObject(data, "headers");
+
+	if (arr == NULL)
+		return false;
+	for (int i = 0; i < o->nheaders; i++)
+	{
+		const tk_dl_header *h = &o->headers[i];
+		cJSON	   *item = cJSON_CreateObject();
+
+		if (item == NULL || !cJSON_AddItemToArray(arr, item))
+		{
+			cJSON_Delete(item);
+			return false;
+		}
+		if (cJSON_AddStringToObject(item, "name", h->name) == NULL)
+			return false;
+		if (h->value == NULL)
+		{
+			if (cJSON_AddNullToObject(item, "value") == NULL)
+				return false;
+		}
+		else if (!add_bytes(item, "value", "value_base64", h->value, h->value_len))
+			return false;
+	}
+	return true;
+}
+
 static bool
 add_header(tk_dl_message *m, const char *name, const char *value)
 {
@@ -132,7 +193,6 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	cJSON	   *data;
 	char		failed_at[96];
 	char		num[32];
-	char	   *b64 = NULL;
 	bool		ok = false;
 
 	memset(out, 0, sizeof(*out));
@@ -174,23 +234,10 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 	cJSON_AddStringToObject(data, "failed_at", failed_at);
 	if (o->payload == NULL)
 		cJSON_AddNullToObject(data, "payload");
-	else if (tk_utf8_valid(o->payload, o->payload_len))
-	{
-		char	   *p = strndup(o->payload, o->payload_len);
-
-		if (p == NULL)
-			goto done;
-		cJSON_AddStringToObject(data, "payload", p);
-		free(p);
-	}
-	else
-	{
-		b64 = malloc(TK_B64_LEN(o->payload_len) + 1);
-		if (b64 == NULL)
-			goto done;
-		tk_b64_encode((const uint8_t *) o->payload, o->payload_len, b64, false);
-		cJSON_AddStringToObject(data, "payload_base64", b64);
-	}
+	else if (!add_bytes(data, "payload", "payload_base64", o->payload, o->payload_len))
+		goto done;
+	if (!add_origin_headers(data, o))
+		goto done;
 	out->value = cJSON_PrintUnformatted(root);
 	if (out->value == NULL)
 		goto done;
@@ -214,7 +261,6 @@ tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out)
 		add_header(out, "dlq-failed-at", failed_at);
 
 done:
-	free(b64);
 	cJSON_Delete(root);
 	if (!ok)
 		tk_dead_letter_free(out);

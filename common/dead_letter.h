@@ -19,6 +19,14 @@
 
 #define TK_DL_MAX_HEADERS 14
 
+/* one Kafka header of the original message: value NULL for a null header */
+typedef struct tk_dl_header
+{
+	const char *name;
+	const void *value;
+	size_t		value_len;
+} tk_dl_header;
+
 /* where a failed message came from and why it failed */
 typedef struct tk_dl_origin
 {
@@ -30,6 +38,9 @@ typedef struct tk_dl_origin
 	const char *event_type;		/* CloudEvents type, NULL if unreadable */
 	const char *payload;		/* the original value, kept for replay */
 	size_t		payload_len;
+	const tk_dl_header *headers;	/* the original headers, in order, kept
+									 * for replay */
+	int			nheaders;
 	const char *error;			/* kind: INVALID_INPUT, HANDLER_FAILED, ... */
 	const char *reason;			/* one line for people */
 	int			attempts;

@@ -13,12 +13,19 @@
  * (reminders): it also sets the outbox kind and the user id.  It is
  * granted to nobody.
  *
- * publish() refuses the built-in streams whose messages follow a published
- * schema (schemas/): task_events, task_updates, audit (since 0.3.0) and
- * reminders (since 0.4.0).  A custom event there would break every consumer
- * of those topics, and audit records are made by the relay from captured
- * changes only, so an application cannot put a forged one on the audit
- * topic.  emit(), granted to nobody, does not check this.
+ * publish() refuses every built-in stream, all of whose messages follow a
+ * published schema (schemas/): task_events, task_updates, audit (since
+ * 0.3.0), reminders (since 0.4.0), notifications and dead_letter (after
+ * 0.5.0).  A custom event there would break every consumer of
+ * those topics.  Audit records are made by the relay from captured changes
+ * only, so an application cannot put a forged one on the audit topic;
+ * notifications are queued by todo-kafka-notify, which delivers each one
+ * it reads, so a custom event there would be a forged notification; dead
+ * letters are written by the relay and the consumer services, and an
+ * operator replays them, so a forged one could be replayed onto any topic.
+ * The check is in the module, not in SQL (same signature), so it holds
+ * whatever version of the extension's SQL is installed.  emit(), granted
+ * to nobody, does not check this.
  *
  * Input is checked before anything is written: the stream must exist,
  * the key must be non-empty, the event type must be a dotted name, data
@@ -139,9 +146,22 @@ publish_jsonb_as_json(Jsonb *jb)
 static void
 publish_check_stream(const char *stream)
 {
-	static const char *const builtin[] = {
-		TODO_KAFKA_STREAM_TASK_EVENTS, TODO_KAFKA_STREAM_TASK_UPDATES,
-		TODO_KAFKA_STREAM_REMINDERS, NULL
+	static const struct
+	{
+		const char *stream;
+		const char *detail;
+	}			builtin[] = {
+		{TODO_KAFKA_STREAM_TASK_EVENTS,
+		"Its messages are made by todo_kafka from task changes and follow a published schema."},
+		{TODO_KAFKA_STREAM_TASK_UPDATES,
+		"Its messages are made by todo_kafka from task changes and follow a published schema."},
+		{TODO_KAFKA_STREAM_REMINDERS,
+		"Its messages are made by todo_kafka from task changes and follow a published schema."},
+		{TODO_KAFKA_STREAM_NOTIFICATIONS,
+		"Its messages are the notifications todo-kafka-notify queues and delivers, and follow a published schema."},
+		{TODO_KAFKA_STREAM_DEAD_LETTER,
+		"Its messages are the dead letters the relay and the consumer services write, and follow a published schema."},
+		{NULL, NULL}
 	};
 	int			i;
 
@@ -150,12 +170,12 @@ publish_check_stream(const char *stream)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot publish to the \"%s\" stream", stream),
 				 errhint("Audit records are made only from captured changes.")));
-	for (i = 0; builtin[i]; i++)
-		if (strcmp(stream, builtin[i]) == 0)
+	for (i = 0; builtin[i].stream; i++)
+		if (strcmp(stream, builtin[i].stream) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot publish to the \"%s\" stream", stream),
-					 errdetail("Its messages are made by todo_kafka from task changes and follow a published schema."),
+					 errdetail("%s", builtin[i].detail),
 					 errhint("Publish custom events to a stream of your own: INSERT INTO todo_kafka.topics (stream, topic) VALUES ('my_events', 'app.my.events').")));
 }
 

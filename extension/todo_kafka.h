@@ -41,6 +41,8 @@
 #define TODO_KAFKA_STREAM_TASK_EVENTS	"task_events"
 #define TODO_KAFKA_STREAM_TASK_UPDATES	"task_updates"
 #define TODO_KAFKA_STREAM_REMINDERS		"reminders"
+#define TODO_KAFKA_STREAM_NOTIFICATIONS	"notifications"
+#define TODO_KAFKA_STREAM_DEAD_LETTER	"dead_letter"
 
 /* One event to write into todo_kafka.outbox; NULL pointers mean SQL NULL. */
 typedef struct OutboxEvent

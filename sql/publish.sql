@@ -29,18 +29,35 @@ SELECT todo_kafka.publish('billing', 'k3', 'x.y', '{}') IS NOT NULL;
 ROLLBACK;
 SELECT count(*) AS rows_with_k3 FROM todo_kafka.outbox WHERE key = 'k3';
 
--- the built-in streams are refused: their messages are made from task
--- changes and follow published schemas (42501, nothing written)
+-- every built-in stream is refused: its messages are made by todo_kafka
+-- (from task changes, by todo-kafka-notify, by the relay and the consumer
+-- services for dead letters) and follow published schemas (42501, nothing
+-- written)
 \set VERBOSITY default
 SELECT todo_kafka.publish('task_events', 'k1', 'invoice.paid', '{}');
+SELECT todo_kafka.publish('notifications', 'alice', 'notification.queued', '{}');
+SELECT todo_kafka.publish('dead_letter', 'k1', 'todo_kafka.dead_letter', '{}');
 \set VERBOSITY terse
 SELECT todo_kafka.publish('task_updates', 'k1', 'invoice.paid', '{}');
 SELECT todo_kafka.publish('audit', 'k1', 'invoice.paid', '{}');
 SELECT todo_kafka.publish('reminders', 'k1', 'invoice.paid', '{}');
 -- a refused stream is refused before anything else is checked
 SELECT todo_kafka.publish('reminders', '', 'bad type!', '{}', '[1]');
--- notifications and dead_letter are not refused (the consumer services' own)
-SELECT todo_kafka.publish('notifications', 'alice', 'notification.queued', '{}') IS NOT NULL AS published;
+SELECT todo_kafka.publish('dead_letter', '', 'bad type!', '{}', '[1]');
+-- and no built-in stream is missing from the list: all of them refused
+DO $$
+DECLARE
+	s text;
+BEGIN
+	FOR s IN SELECT stream FROM todo_kafka.topics WHERE stream <> 'billing' ORDER BY stream LOOP
+		BEGIN
+			PERFORM todo_kafka.publish(s, 'k1', 'x.y', '{}');
+			RAISE NOTICE 'accepted: %', s;
+		EXCEPTION WHEN insufficient_privilege THEN
+			RAISE NOTICE 'refused: %', s;
+		END;
+	END LOOP;
+END $$;
 SELECT stream, count(*) FROM todo_kafka.outbox GROUP BY stream ORDER BY stream;
 TRUNCATE todo_kafka.outbox;
 DELETE FROM todo_kafka.topics WHERE stream = 'billing';

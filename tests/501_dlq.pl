@@ -3,7 +3,9 @@
 # The audit service dead-letters a real audit record the database refuses
 # (a check on mallory's rows) and a forged record produced with kcat; the
 # tool lists both with reason, origin and age, shows one in full, replays
-# the real one once the cause is fixed (the audit service then appends it),
+# the real one once the cause is fixed (the audit service then appends it)
+# with the original message's headers (correlation-id, traceparent, ...: the
+# envelope keeps them, valid under the dead-letter schema),
 # refuses a second replay unless --force (which the service absorbs:
 # idempotent by event id), puts a relay poison row back into the outbox
 # (the relay publishes it) once, purges, and exits 2 on usage errors.
@@ -65,8 +67,12 @@ sub wait_for
 	return 0;
 }
 
-# a real record the database refuses, and a forged one
-my $task = sql("SELECT id FROM todo_kafka.add_task('mallory', 'Sneaky')");
+# a real record the database refuses (with a correlation id and a trace
+# context, which travel as headers), and a forged one
+my $traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+my $task = sql("SET todo_kafka.correlation_id = 'corr-mallory';
+	SET todo_kafka.traceparent = '$traceparent';
+	SELECT id FROM todo_kafka.add_task('mallory', 'Sneaky')");
 sql("SELECT id FROM todo_kafka.add_task('alice', 'Fine')");
 my $forged = encode_json({ specversion => '1.0', id => 'f0000000-0000-4000-8000-000000000009',
 	source => '/forger', type => 'audit.deleted', time => '2026-01-01T00:00:00Z',
@@ -99,6 +105,11 @@ is($rc, 0, 'show exits 0') or diag($err);
 like($out, qr/reason:\s+.*mallory is not audited today/, 'show gives the reason');
 like($out, qr/key:\s+\Q$task\E/, 'and the original key');
 like($out, qr/original value .*"user_id":"mallory"/s, 'and the original message');
+my ($origin_partition, $origin_offset) = $out =~ /origin position: partition (\d+), offset (\d+)/;
+my ($envelope) = grep { ($_->{event}{data}{error} // '') eq 'PERMANENT' }
+  @{ TodoKafkaTest::consume_events($kafka, $t->{dead_letter}) };
+is((TodoKafkaTest::validate_schemas([ 'dead-letter.v1', $envelope->{payload} ]))[0], 'ok',
+	'the envelope, with the original headers, fits the dead-letter schema');
 ($rc, undef, $err) = dlq('show', '9:999');
 is($rc, 1, 'show of an unknown id exits 1');
 
@@ -111,6 +122,19 @@ ok(wait_for('mallory audited', sub { sql("SELECT count(*) FROM todo_kafka.audit_
 	'the audit service handled the replayed record');
 is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory' AND task_id = '$task'"), 1,
 	'as the original record of that task');
+
+# the replay carries the original message's headers, in order, and
+# dlq-replayed-from; nothing else
+my $audit_msgs = TodoKafkaTest::consume_events($kafka, $t->{audit});
+my ($original) = grep { $_->{partition} == $origin_partition && $_->{offset} == $origin_offset } @$audit_msgs;
+my ($replayed) = grep { ($_->{hdr}{'dlq-replayed-from'} // '') eq $real } @$audit_msgs;
+ok($original && $replayed, 'the original and the replayed message are on the audit topic')
+  or diag(explain($audit_msgs));
+is($replayed->{hdr}{'correlation-id'}, 'corr-mallory', 'the replay keeps correlation-id');
+is($replayed->{hdr}{traceparent}, $traceparent, 'and traceparent');
+is_deeply($replayed->{headers}, [ @{ $original->{headers} }, 'dlq-replayed-from', $real ],
+	'and every other header of the original, in order')
+  or diag(explain({ original => $original->{headers}, replayed => $replayed->{headers} }));
 
 # a second replay is refused
 ($rc, $out, $err) = dlq('replay', '--id', $real);

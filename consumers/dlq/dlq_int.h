@@ -43,6 +43,14 @@ typedef struct dlq_config
 	bool		all;
 } dlq_config;
 
+/* one Kafka header of the original message; value NULL for a null header */
+typedef struct dl_header
+{
+	char	   *name;
+	char	   *value;
+	size_t		value_len;
+} dl_header;
+
 /* one dead letter, from the topic or the table */
 typedef struct dead_letter
 {
@@ -59,6 +67,9 @@ typedef struct dead_letter
 	char	   *group;
 	char	   *payload;		/* the original value, NULL when none */
 	size_t		payload_len;
+	dl_header  *headers;		/* the original headers, in order */
+	int			nheaders;
+	bool		has_headers;	/* the envelope kept them (data.headers) */
 	char	   *outbox_id;		/* relay notices and rows */
 	char	   *raw;			/* the envelope or the row, as JSON text */
 	bool		from_table;

@@ -10,8 +10,10 @@
  * Each message becomes a dead_letter named "<partition>:<offset>":
  *	 - a consumer service's envelope (common/dead_letter.c) gives the error,
  *	   reason, origin topic/partition/offset, key, event id and type, the
- *	   consumer group and the original value (data.payload, or
- *	   data.payload_base64 decoded; NULL when there is none);
+ *	   consumer group, the original value (data.payload, or
+ *	   data.payload_base64 decoded; NULL when there is none) and the
+ *	   original headers (data.headers; absent from dead letters written
+ *	   before the envelope kept them);
  *	 - a relay notice of a poison outbox row has no value, only
  *	   data.outbox_id: the whole row is in the table;
  *	 - anything that is not a CloudEvent with data is listed as UNREADABLE.
@@ -105,6 +107,44 @@ unbase64(const char *s, size_t *len)
 	return out;
 }
 
+/*
+ * The original headers from data.headers ([{name, value | value_base64}],
+ * value null for a null header); an element that is not one is skipped.
+ */
+static void
+origin_headers(dead_letter *d, const cJSON *arr)
+{
+	const cJSON *h;
+	int			n = cJSON_GetArraySize(arr);
+
+	if (!cJSON_IsArray(arr))
+		return;
+	d->has_headers = true;
+	if (n == 0 || (d->headers = calloc(n, sizeof(dl_header))) == NULL)
+		return;
+	cJSON_ArrayForEach(h, arr)
+	{
+		dl_header  *out = &d->headers[d->nheaders];
+		const char *name = json_str(h, "name");
+		const cJSON *value = cJSON_GetObjectItemCaseSensitive(h, "value");
+		const char *b64 = json_str(h, "value_base64");
+
+		if (name == NULL)
+			continue;
+		if (cJSON_IsString(value))
+		{
+			out->value = strdup(value->valuestring);
+			out->value_len = strlen(value->valuestring);
+		}
+		else if (b64 != NULL)
+			out->value = unbase64(b64, &out->value_len);
+		else if (!cJSON_IsNull(value))
+			continue;
+		out->name = strdup(name);
+		d->nheaders++;
+	}
+}
+
 /* fill d from a dead-letter envelope of the topic */
 static void
 from_envelope(dead_letter *d, const rd_kafka_message_t *m)
@@ -152,6 +192,7 @@ from_envelope(dead_letter *d, const rd_kafka_message_t *m)
 	}
 	else if ((p = json_str(data, "payload_base64")) != NULL)
 		d->payload = unbase64(p, &d->payload_len);
+	origin_headers(d, cJSON_GetObjectItemCaseSensitive(data, "headers"));
 	cJSON_Delete(root);
 }
 

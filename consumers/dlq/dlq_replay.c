@@ -9,8 +9,13 @@
  * original topic AND partition (so the key's order is kept) by an
  * idempotent acks=all producer, and the transaction commits only after
  * Kafka acknowledged; a message Kafka did not take leaves no record.  The
- * replayed message carries the header dlq-replayed-from = the dead
- * letter's name.
+ * replayed message carries the original message's headers as the envelope
+ * kept them (data.headers, in order: correlation-id, traceparent and any
+ * other the producer set), except the dlq-* ones (a dead letter's own
+ * bookkeeping, e.g. the dlq-replayed-from of an earlier replay), plus
+ * dlq-replayed-from = the dead letter's name.  A dead letter written
+ * before the envelope kept headers gets content-type, event-id and
+ * event-type rebuilt from what it has.
  *
  * A table row ("db:N") goes back into the outbox
  * (todo_kafka.dlq_requeue_outbox, which records it the same way) and the
@@ -57,14 +62,24 @@ static bool
 produce_acked(rd_kafka_t *rk, const dead_letter *d, char *err, size_t errlen)
 {
 	dr_state	s = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
-	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(d->nheaders + 4);
 	rd_kafka_resp_err_t e;
 
-	rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1);
-	if (d->event_id)
-		rd_kafka_header_add(h, "event-id", -1, d->event_id, -1);
-	if (d->event_type)
-		rd_kafka_header_add(h, "event-type", -1, d->event_type, -1);
+	if (d->has_headers)
+	{
+		for (int i = 0; i < d->nheaders; i++)
+			if (d->headers[i].name && strncmp(d->headers[i].name, "dlq-", 4) != 0)
+				rd_kafka_header_add(h, d->headers[i].name, -1, d->headers[i].value,
+									d->headers[i].value ? (ssize_t) d->headers[i].value_len : 0);
+	}
+	else
+	{
+		rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1);
+		if (d->event_id)
+			rd_kafka_header_add(h, "event-id", -1, d->event_id, -1);
+		if (d->event_type)
+			rd_kafka_header_add(h, "event-type", -1, d->event_type, -1);
+	}
 	rd_kafka_header_add(h, "dlq-replayed-from", -1, d->name, -1);
 	e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(d->origin_topic),
 						  RD_KAFKA_V_PARTITION(d->origin_partition >= 0 ? d->origin_partition

@@ -13,6 +13,9 @@
  * partition starts comes from the database too (start_offset hook:
  * todo_kafka.project_offsets()); events below a partition's stored offset
  * are skipped by project_apply, so a redelivery is never applied twice.
+ * An event dead-lettered as the last of its partition moves the stored
+ * offset too (dead_lettered hook), so a restart does not dead-letter it
+ * again.
  *
  * What is projected: task.<created|updated|completed|deleted|
  * recurring-created> events of the tasks table (source task_source); the
@@ -97,6 +100,7 @@ static const tkc_service project_service = {
 	.periodic = project_periodic,
 	.periodic_ms = 1000,
 	.start_offset = project_start_offset,
+	.dead_lettered = project_dead_lettered,
 	.setup = project_setup,
 	.notes =
 	"Modes (command line only):\n"

@@ -26,6 +26,13 @@
  * LATER (see project_handle_batch).  No database: every event is DOWN, and
  * the runtime pauses.
  *
+ * A dead-lettered event never reaches project_apply() through the batch,
+ * so when it is the last of its partition the stored offset would stay
+ * before it and every restart would dead-letter it again.  The runtime
+ * therefore calls project_dead_lettered() for it once the batch is
+ * finished, which stores the offset past it the same way (an event with
+ * type null).
+ *
  * Called on the worker threads; each worker has its own connection
  * (tkc_pg) and nothing here is shared between them.
  *
@@ -106,9 +113,13 @@ project_validate(const void *config, tkc_event *ev)
 	return true;
 }
 
-/* one project_apply() call for n events (one topic); the result applies to all */
+/*
+ * One project_apply() call for n events (one topic); the result applies to
+ * all.  offsets_only: pass every event as not a task change (type null),
+ * so only the offsets move.
+ */
 static tkc_result
-apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
+apply_events(tkc_worker *w, tkc_event **evs, int n, int *applied, bool offsets_only)
 {
 	const project_config *cfg = tkc_config(w);
 	tk_strbuf	arr;
@@ -119,7 +130,7 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 	tk_strbuf_putc(&arr, '[');
 	for (int i = 0; i < n; i++)
 	{
-		const char *type = task_type(cfg, evs[i]);
+		const char *type = offsets_only ? NULL : task_type(cfg, evs[i]);
 
 		tk_strbuf_printf(&arr, "%s{\"partition\":%d,\"offset\":%lld,\"type\":", i ? "," : "",
 						 (int) evs[i]->partition, (long long) evs[i]->offset);
@@ -150,6 +161,28 @@ apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
 					 applied);
 	tk_strbuf_free(&arr);
 	return r;
+}
+
+static tkc_result
+apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
+{
+	return apply_events(w, evs, n, applied, false);
+}
+
+/*
+ * The runtime's dead_lettered hook: ev, the last finished event of its
+ * partition, went to the dead-letter topic.  It goes to project_apply() as
+ * an event that is not a task change, so the partition's stored offset
+ * moves past it in projection_offsets, in one transaction, like the offset
+ * of any event; a restart then starts after it instead of dead-lettering
+ * it again.  (It is counted in projection_offsets.events, as read.)
+ */
+tkc_result
+project_dead_lettered(tkc_worker *w, tkc_event *ev)
+{
+	int			applied;
+
+	return apply_events(w, &ev, 1, &applied, true);
 }
 
 /*

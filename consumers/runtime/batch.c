@@ -41,7 +41,11 @@
  *		dead-lettered).  Auto commit sends them (runtime_config.c).  So an
  *		offset is stored only after its message was handled, and a crash
  *		at any point means "handle again from the last stored offset": at
- *		least once, no gap; the sinks make repeats harmless.
+ *		least once, no gap; the sinks make repeats harmless.  A service
+ *		that keeps its offsets in its sink (the projector) is told first of
+ *		each partition whose last finished message was dead-lettered
+ *		(svc->dead_lettered), so its stored offset moves past it as well
+ *		and a restart does not dead-letter it again.
  * Partitions revoked while a batch was in hand (kafka.c) lose their
  * events from the batch and the stash without a stored offset: the new
  * owner handles them.
@@ -108,6 +112,7 @@ dead_letter(tkc_worker *w, tkc_item *it, const char *kind)
 	if (!tkc_dead_letter(w, it->m, &it->ev, kind))
 		return false;
 	it->state = ITEM_DONE;
+	it->dead_lettered = true;
 	return true;
 }
 
@@ -141,6 +146,7 @@ tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
 		b[i].key = NULL;
 		b[i].state = ITEM_PENDING;
 		b[i].invalid = false;
+		b[i].dead_lettered = false;
 	}
 	return n;
 }
@@ -351,6 +357,85 @@ tkc_batch_process(tkc_worker *w, tkc_item *b, int n)
 	tkc_set_paused(w, false);
 	free(idx);
 	free(res);
+}
+
+/*
+ * Is b[i] the last finished message of its partition, with every message
+ * of that partition before it finished too (the offset that would be
+ * stored is b[i]'s + 1)?
+ */
+static bool
+last_done_of_partition(tkc_item *b, int n, int i)
+{
+	const char *topic = rd_kafka_topic_name(b[i].m->rkt);
+
+	for (int j = 0; j < n; j++)
+	{
+		if (j == i || b[j].m->partition != b[i].m->partition ||
+			strcmp(rd_kafka_topic_name(b[j].m->rkt), topic) != 0)
+			continue;
+		if (j < i && b[j].state != ITEM_DONE)
+			return false;		/* blocked: nothing past b[j] is stored */
+		if (j > i && b[j].state == ITEM_DONE)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Tell a service that keeps its offsets in its sink (svc->dead_lettered)
+ * about each partition whose last finished message was dead-lettered: the
+ * sink never saw it, so its stored offset would stay before it and a
+ * restart would dead-letter it again.  Runs after the whole batch is
+ * finished, so the sink never hears of offset n+1 before n was written
+ * (invalid input is dead-lettered before the handler runs for the earlier
+ * messages of its round).  A sink that cannot be written is waited for
+ * like a dependency that is down.
+ */
+void
+tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
+{
+	const tkc_service *svc = w->rt->svc;
+	tk_backoff	backoff;
+
+	if (svc->dead_lettered == NULL)
+		return;
+	tk_backoff_init(&backoff, 200, w->rt->rc.outage_retry_max_ms, w->rng++);
+	for (int i = 0; i < n; i++)
+	{
+		tkc_item   *it = &b[i];
+
+		if (it->state != ITEM_DONE || !it->dead_lettered || !last_done_of_partition(b, n, i))
+			continue;
+		for (;;)
+		{
+			char		why[512];
+
+			/* revoked: the new owner starts before it and dead-letters it again */
+			if (is_revoked(w, it->ev.topic, it->ev.partition))
+				break;
+			if (tkc_ensure_pg(w, why, sizeof(why)))
+			{
+				it->ev.error[0] = '\0';
+				if (svc->dead_lettered(w, &it->ev) == TKC_OK)
+					break;
+				snprintf(why, sizeof(why), "cannot store the offset after dead letter %s[%d]@%lld: %s",
+						 it->ev.topic, (int) it->ev.partition, (long long) it->ev.offset,
+						 it->ev.error[0] ? it->ev.error : "unknown error");
+			}
+			if (tk_shutdown_requested)
+			{
+				tk_log(TK_LOG_WARNING, "%s (shutting down: it will be dead-lettered again)", why);
+				break;
+			}
+			tkc_outage_begin(w, why);
+			if (!tkc_wait_paused(w, tk_backoff_next(&backoff)))
+				break;
+		}
+	}
+	if (w->outage && !tk_shutdown_requested)
+		tkc_outage_end(w);
+	tkc_set_paused(w, false);
 }
 
 /* store, per partition, the offset after the batch's last message */

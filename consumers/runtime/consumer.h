@@ -138,6 +138,22 @@ typedef struct tkc_service
 								 int64_t *offset);
 
 	/*
+	 * Optional, with start_offset: the sink must also count the events it
+	 * never saw because they were dead-lettered, or a partition whose last
+	 * events were dead-lettered starts before them again after a restart and
+	 * dead-letters them again.  Called on the worker's thread once every
+	 * event of a batch is finished, for each partition whose last finished
+	 * event (ev) went to the dead-letter topic, with the database session
+	 * up; it records that the partition is done up to and including ev.
+	 * Returns TKC_OK, or (reason in ev->error) anything else when the sink
+	 * cannot be written now: the runtime waits as for a dependency that is
+	 * down (partitions paused) and asks again, until it works, the partition
+	 * is revoked or the worker shuts down (then the event is read and
+	 * dead-lettered once more by the next owner: at least once).
+	 */
+	tkc_result	(*dead_lettered) (tkc_worker *w, tkc_event *ev);
+
+	/*
 	 * Optional: once, in the main thread, after the configuration and the
 	 * topics are known and before any worker starts.  w is a setup worker
 	 * (index -1) with a database session of its own and no consumer:

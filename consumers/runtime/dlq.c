@@ -4,7 +4,7 @@
  *	  send a consumed message that cannot be handled to the dead-letter topic
  *
  * The envelope is common/dead_letter.c's (origin headers, the original
- * value kept for replay).  The send waits for Kafka's acknowledgement: the
+ * value and the original Kafka headers kept for replay).  The send waits for Kafka's acknowledgement: the
  * caller stores the message's offset only when this returned true, so a
  * dead letter is never lost between the two topics.  When Kafka does not
  * take it, the caller treats Kafka as a dependency that is down (pause,
@@ -16,10 +16,41 @@
  *-------------------------------------------------------------------------
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dead_letter.h"
 #include "log.h"
 #include "runtime.h"
+
+/*
+ * The message's Kafka headers, in order, pointing into m (valid while m
+ * is); *out is malloc'd (NULL when there are none).  false: out of memory.
+ */
+static bool
+origin_headers(const rd_kafka_message_t *m, tk_dl_header **out, int *n)
+{
+	rd_kafka_headers_t *hdrs;
+	size_t		count;
+
+	*out = NULL;
+	*n = 0;
+	/* the const cast: librdkafka parses the headers into m on first use */
+	if (rd_kafka_message_headers((rd_kafka_message_t *) m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		(count = rd_kafka_header_cnt(hdrs)) == 0)
+		return true;
+	if ((*out = calloc(count, sizeof(tk_dl_header))) == NULL)
+		return false;
+	for (size_t i = 0; i < count; i++)
+	{
+		tk_dl_header *h = &(*out)[*n];
+
+		if (rd_kafka_header_get_all(hdrs, i, &h->name, &h->value, &h->value_len) !=
+			RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		(*n)++;
+	}
+	return true;
+}
 
 bool
 tkc_dead_letter(tkc_worker *w, const rd_kafka_message_t *m, const tkc_event *ev,
@@ -28,6 +59,7 @@ tkc_dead_letter(tkc_worker *w, const rd_kafka_message_t *m, const tkc_event *ev,
 	tkc_runtime *rt = w->rt;
 	tk_dl_origin o;
 	tk_dl_message dl;
+	tk_dl_header *headers = NULL;
 	char		source[128];
 	char		err[512];
 	bool		ok;
@@ -50,12 +82,20 @@ tkc_dead_letter(tkc_worker *w, const rd_kafka_message_t *m, const tkc_event *ev,
 	o.event_type = ev->type;
 	o.payload = m->payload;
 	o.payload_len = m->len;
+	if (!origin_headers(m, &headers, &o.nheaders))
+	{
+		tk_log(TK_LOG_ERROR, "out of memory building a dead letter");
+		return false;
+	}
+	o.headers = headers;
 	o.error = error_kind;
 	o.reason = ev->error[0] ? ev->error : "unknown";
 	o.attempts = ev->attempt;
 	o.consumer_group = rt->group;
 	o.source = source;
-	if (!tk_dead_letter_build(&o, &dl))
+	ok = tk_dead_letter_build(&o, &dl);
+	free(headers);
+	if (!ok)
 	{
 		tk_log(TK_LOG_ERROR, "out of memory building a dead letter");
 		return false;

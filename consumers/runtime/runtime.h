@@ -102,10 +102,12 @@ typedef struct tkc_item
 	char	   *key;
 	tkc_item_state state;
 	bool		invalid;		/* to the dead-letter topic, not the handler */
+	bool		dead_lettered;	/* done by going to the dead-letter topic */
 } tkc_item;
 
 extern int	tkc_batch_collect(tkc_worker *w, tkc_item *b, int max);
 extern void tkc_batch_process(tkc_worker *w, tkc_item *b, int n);
+extern void tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_free(tkc_item *b, int n);
 extern void tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n);

@@ -280,6 +280,7 @@ tkc_worker_run(void *arg)
 		{
 			tkc_batch_process(w, batch, n);
 			tkc_drop_revoked(w, batch, n);
+			tkc_batch_sink_dead_letters(w, batch, n);
 			tkc_batch_store_offsets(w, batch, n);
 			tkc_batch_free(batch, n);
 			rd_kafka_topic_partition_list_destroy(w->revoked);

@@ -262,6 +262,22 @@ sub DESTROY
 	$self->kill9 if $self->{pid};
 }
 
+# poll $cond until it is true or $timeout seconds (default 60) passed;
+# true on success, else says what it waited for
+sub wait_until
+{
+	my ($what, $cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		sleep(0.2);
+	}
+	return 1 if $cond->();
+	diag("timed out waiting for $what");
+	return 0;
+}
+
 # outbox rows not yet published: beyond the relay's stored position
 # (published rows stay in the outbox until their partition is truncated)
 sub outbox_pending
