@@ -117,8 +117,6 @@ static tkc_result
 append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 {
 	tk_strbuf	arr;
-	const char *params[1];
-	tkc_result	r;
 
 	tk_strbuf_init(&arr);
 	tk_strbuf_putc(&arr, '[');
@@ -133,18 +131,8 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 						 data ? data : "null");
 		cJSON_free(data);
 	}
-	tk_strbuf_putc(&arr, ']');
-	if (arr.oom)
-	{
-		tk_strbuf_free(&arr);
-		tkc_fail(evs[0], "out of memory");
-		return TKC_RETRY;
-	}
-	params[0] = arr.data;
-	r = tkc_pg_count(w, "SELECT todo_kafka.audit_append($1::jsonb)", 1, params, evs[0],
-					 inserted);
-	tk_strbuf_free(&arr);
-	return r;
+	return tkc_pg_count_array(w, "SELECT todo_kafka.audit_append($1::jsonb)", 0, NULL, &arr,
+							  evs[0], inserted);
 }
 
 static void

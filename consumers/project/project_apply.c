@@ -123,8 +123,7 @@ apply_events(tkc_worker *w, tkc_event **evs, int n, int *applied, bool offsets_o
 {
 	const project_config *cfg = tkc_config(w);
 	tk_strbuf	arr;
-	const char *params[2];
-	tkc_result	r;
+	const char *params[1];
 
 	tk_strbuf_init(&arr);
 	tk_strbuf_putc(&arr, '[');
@@ -148,19 +147,9 @@ apply_events(tkc_worker *w, tkc_event **evs, int n, int *applied, bool offsets_o
 			cJSON_free(data);
 		}
 	}
-	tk_strbuf_putc(&arr, ']');
-	if (arr.oom)
-	{
-		tk_strbuf_free(&arr);
-		tkc_fail(evs[0], "out of memory");
-		return TKC_RETRY;
-	}
 	params[0] = evs[0]->topic;
-	params[1] = arr.data;
-	r = tkc_pg_count(w, "SELECT todo_kafka.project_apply($1, $2::jsonb)", 2, params, evs[0],
-					 applied);
-	tk_strbuf_free(&arr);
-	return r;
+	return tkc_pg_count_array(w, "SELECT todo_kafka.project_apply($1, $2::jsonb)", 1, params,
+							  &arr, evs[0], applied);
 }
 
 static tkc_result

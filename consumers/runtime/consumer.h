@@ -39,6 +39,7 @@
 #include "cloudevents.h"
 #include "daemon_config.h"
 #include "options.h"
+#include "strbuf.h"
 
 /* what became of one event */
 typedef enum tkc_result
@@ -193,6 +194,18 @@ extern tkc_result tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *e
  */
 extern tkc_result tkc_pg_count(tkc_worker *w, const char *sql, int nparams,
 							   const char *const *params, tkc_event *ev, int *count);
+
+/*
+ * The batch form of tkc_pg_count, for a sink written with one call per
+ * batch: arr holds a JSON array being built ("[" and the items); this
+ * closes it, runs sql with params[0..nparams-1] (at most
+ * TKC_PG_MAX_PARAMS - 1) and the array as the last parameter, and frees
+ * arr.  Out of memory while building arr: TKC_RETRY, without a query.
+ */
+#define TKC_PG_MAX_PARAMS 8
+extern tkc_result tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams,
+									 const char *const *params, tk_strbuf *arr,
+									 tkc_event *ev, int *count);
 
 /*
  * Produce one message to a stream's topic and wait until Kafka

@@ -126,6 +126,28 @@ tkc_pg_count(tkc_worker *w, const char *sql, int nparams, const char *const *par
 	return r;
 }
 
+tkc_result
+tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams, const char *const *params,
+				   tk_strbuf *arr, tkc_event *ev, int *count)
+{
+	const char *all[TKC_PG_MAX_PARAMS];
+	tkc_result	r;
+
+	tk_strbuf_putc(arr, ']');
+	if (arr->oom || nparams >= TKC_PG_MAX_PARAMS)
+	{
+		tkc_fail(ev, arr->oom ? "out of memory" : "too many parameters");
+		tk_strbuf_free(arr);
+		return TKC_RETRY;
+	}
+	for (int i = 0; i < nparams; i++)
+		all[i] = params[i];
+	all[nparams] = arr->data;
+	r = tkc_pg_count(w, sql, nparams + 1, all, ev, count);
+	tk_strbuf_free(arr);
+	return r;
+}
+
 bool
 tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *value,
 			size_t len, const tk_header *headers, int nheaders,
