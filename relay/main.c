@@ -121,13 +121,22 @@ pg_failed(relay_state *st)
 	}
 }
 
+/*
+ * Take up leadership: the topic map, then the stored position.  If either
+ * cannot be read (an extension older than this relay, a transient error)
+ * the session is dropped, and leadership with it: leading without a
+ * position would publish but never store one, so nothing would ever be
+ * truncated and a restart would send everything again.  The reconnect
+ * backoff then spaces the retries (and the error lines), and is reset only
+ * once leading has really started.
+ */
 static void
 become_leader(relay_state *st)
 {
 	tk_log(TK_LOG_INFO, "acquired leadership; streaming the outbox");
 	if (!relay_topics_load(st->conn, st->rk, &st->topics))
 	{
-		pg_failed(st);
+		drop_connection(st, "could not read the topic map; giving up leadership");
 		return;
 	}
 	if (!st->topics_ensured && st->cfg.create_topics)
@@ -138,9 +147,10 @@ become_leader(relay_state *st)
 	/* start where the last leader's stored position says */
 	if (!relay_position_load(st->conn))
 	{
-		pg_failed(st);
+		drop_connection(st, "could not read the stored position; giving up leadership");
 		return;
 	}
+	tk_backoff_reset(&st->backoff);
 	relay_position_open(st->cfg.d.conninfo);
 	relay_reader_reset(st->reader);
 	relay_reminders_reset();	/* fires what fell due while nobody led */
@@ -285,7 +295,6 @@ run_loop(relay_state *st)
 				}
 				if (st->leader)
 				{
-					tk_backoff_reset(&st->backoff);
 					become_leader(st);
 					continue;
 				}
