@@ -23,15 +23,11 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
-use DevBroker;
 use NotifyTest;
 
 my $json = JSON::PP->new;
-my $node = TodoKafkaTest::new_node('t301');
-my $t = TodoKafkaTest::use_topics($node, 't301');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t301');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 my $rx = NotifyTest->new(push_status => { '/gone410' => 410, '/gone404' => 404 });
 $rx->start_smtp;
@@ -174,6 +170,5 @@ is($replay->stop, 0, 'replay service: SIGTERM, exit 0');
 is($svc->stop, 0, 'notify: SIGTERM, exit 0');
 unlike($svc->log_text, qr/\Q$sub->{auth}\E|\Q$origin\/alice\E/, 'no keys or endpoints in the log');
 is($relay->stop, 0, 'relay: exit 0');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

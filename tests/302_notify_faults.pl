@@ -17,14 +17,10 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
-use DevBroker;
 use NotifyTest;
 
-my $node = TodoKafkaTest::new_node('t302');
-my $t = TodoKafkaTest::use_topics($node, 't302');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
+my $s = TodoKafkaTest->start_stack('t302');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
@@ -126,6 +122,5 @@ for my $stage (qw(fanout email realtime))
 	is($st{$stage}->stop, 0, "$stage stage: SIGTERM, exit 0");
 }
 is($relay->stop, 0, 'relay: exit 0');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -14,11 +14,21 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use TodoKafkaTest;
-use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t401');
-my $t = TodoKafkaTest::use_topics($node, 't401');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
+# a real transient failure inside the database: mallory's records hit a
+# serialization failure (SQLSTATE 40001) on every attempt
+my $s = TodoKafkaTest->start_stack('t401', setup_sql => q{
+	CREATE FUNCTION public.fail_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.user_id = 'mallory' THEN
+			RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER fail_mallory BEFORE INSERT ON todo_kafka.audit_log
+		FOR EACH ROW EXECUTE FUNCTION public.fail_mallory();
+});
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # the alert webhook
@@ -31,24 +41,10 @@ my $deadline = time + 10;
 sleep(0.1) while !-e "$dir/t401_port" && time < $deadline;
 my $port = TodoKafkaTest::slurp("$dir/t401_port");
 
-# a real transient failure inside the database: mallory's records hit a
-# serialization failure (SQLSTATE 40001) on every attempt
-sql(q{CREATE FUNCTION public.fail_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
-	BEGIN
-		IF NEW.user_id = 'mallory' THEN
-			RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001';
-		END IF;
-		RETURN NEW;
-	END $$;
-	CREATE TRIGGER fail_mallory BEFORE INSERT ON todo_kafka.audit_log
-		FOR EACH ROW EXECUTE FUNCTION public.fail_mallory()});
-
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
 # settings from the environment, too: quicker retries for the test
 $ENV{TODO_KAFKA_RETRY_BASE_MS} = 50;
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka,
 	args => [ '--alert-webhook', "http://127.0.0.1:$port/alerts" ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 ok($audit->wait_log(qr/assigned \S+/), 'audit assigned');
 
 # bad input straight onto the audit topic with kcat
@@ -146,6 +142,5 @@ is($audit2->stop, 0, 'second audit stops');
 is($audit->stop, 0, 'audit stops cleanly');
 is($relay->stop, 0, 'relay stops cleanly');
 $hook->kill_kill;
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

@@ -12,11 +12,9 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use TodoKafkaTest;
-use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t402');
-my $t = TodoKafkaTest::use_topics($node, 't402');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
+my $s = TodoKafkaTest->start_stack('t402');
+my ($node, $kafka, $relay) = @$s{qw(node kafka relay)};
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sub wait_count
@@ -33,9 +31,6 @@ sub wait_count
 	diag("audit_log has $c rows, expected $n");
 	return 0;
 }
-
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 
 # 3,000 changes on the topic before the consumer starts
 sql("SELECT count(todo_kafka.add_task('u' || (i % 50), 'task ' || i)) FROM generate_series(1, 3000) i");
@@ -95,6 +90,5 @@ is($p3->stop, 0, 'four-thread process stops cleanly');
 
 is($p1->stop, 0, 'first member stops');
 is($relay->stop, 0, 'relay stops');
-$kafka->stop;
-$node->stop;
+$s->stop;
 done_testing();

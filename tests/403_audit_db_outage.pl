@@ -13,18 +13,14 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use TodoKafkaTest;
-use DevBroker;
 
-my $app = TodoKafkaTest::new_node('t403app');
-my $t = TodoKafkaTest::use_topics($app, 't403');
+my $s = TodoKafkaTest->start_stack('t403', node_name => 't403app');
+my ($app, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $sink = TodoKafkaTest::new_node('t403sink');
 TodoKafkaTest::use_topics($sink, 't403');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($app, $kafka);
 my $mport = TodoKafkaTest::free_port();
 my $audit = TodoKafkaTest->start_service('audit', $sink, $kafka,
 	args => [ '--metrics-listen', "127.0.0.1:$mport" ]);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 ok($audit->wait_log(qr/assigned \S+\[/), 'audit assigned');
 
 sub sink_count { return $sink->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.audit_log'); }
@@ -71,7 +67,6 @@ is($sink->safe_psql('postgres', 'SELECT ok FROM todo_kafka.verify_audit()'), 't'
 
 is($audit->stop, 0, 'audit stops cleanly');
 is($relay->stop, 0, 'relay stops cleanly');
-$kafka->stop;
-$app->stop;
+$s->stop;
 $sink->stop;
 done_testing();

@@ -61,13 +61,14 @@ sub repo_root { return abs_path(dirname(__FILE__) . '/../..'); }
 
 =head2 start_stack(NAME, OPTIONS)
 
-Starts the stack a test names NAME: a PostgreSQL node NAME with the
-extension, every stream's topic renamed to "NAME.<stream>", a devbroker
+Starts the stack a test names NAME: a PostgreSQL node NAME (or
+node_name) with the extension, every stream's topic renamed to "NAME.<stream>", a devbroker
 with those topics and a relay, and checks (one test) that the relay leads.
 Returns a TodoKafkaTest::Stack: a hash with node, topics (stream => topic),
 kafka, relay and, with metrics, port (the relay's --metrics-listen port).
 
-Options: node_conf (postgresql.conf lines), streams (names of streams the
+Options: node_name (the node's name when it is not NAME, e.g. in a test
+with more than one node), node_conf (postgresql.conf lines), streams (names of streams the
 test adds to todo_kafka.topics; their topics are named like the others),
 setup_sql (run before the
 broker starts), partitions ({stream => count} for topics that need other
@@ -83,7 +84,7 @@ sub start_stack
 {
 	my ($class, $name, %opt) = @_;
 	my %s;
-	$s{node} = new_node($name, conf => $opt{node_conf});
+	$s{node} = new_node($opt{node_name} // $name, conf => $opt{node_conf});
 	# streams of the test's own, mapped like the built-in ones
 	$s{node}->safe_psql('postgres',
 		"INSERT INTO todo_kafka.topics (stream, topic) VALUES ('$_', '$_')")
