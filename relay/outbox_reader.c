@@ -51,7 +51,7 @@
  * one statement each (todo_kafka.relay_dead_letter()).
  *
  * SQL: the reader runs only the relay API of the extension
- * (extension/0.4.0/05_relay.sql), never a query on its tables.
+ * (extension/0.5.0/20_relay_position.sql), never a query on its tables.
  *
  * All calls are libpq on the main thread; the one asynchronous query (the
  * prefetch) is always collected before relay_reader_pass() returns.
@@ -75,7 +75,7 @@
 #define PAGE_STMT "todo_kafka_relay_page"
 
 /*
- * The page query: todo_kafka.relay_page() (extension/0.4.0/05_relay.sql),
+ * The page query: todo_kafka.relay_page() (extension/0.5.0/20_relay_position.sql),
  * the one place that knows the outbox's columns.  $1 = the page cursor (last
  * id read in this window), $2 = S2 (NULL: this statement's own snapshot
  * opens the window), $3 = S1 (NULL: nothing published yet: every
@@ -421,11 +421,12 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 }
 
 /*
- * Open the next window early (see "Overlap" in main.c): after a pass that
- * closed its window, send the query that opens the next one, so PostgreSQL
- * runs it while the caller waits on Kafka; relay_reader_prefetch_end()
- * collects it as the prefetched page the next pass starts from.  Nothing is
- * sent while a page or a prefetched result is held, or a window is open.
+ * Open the next window early (see "Overlap" in pass_schedule.c): after a
+ * pass that closed its window, send the query that opens the next one, so
+ * PostgreSQL runs it while the caller waits on Kafka;
+ * relay_reader_prefetch_end() collects it as the prefetched page the next
+ * pass starts from.  Nothing is sent while a page or a prefetched result is
+ * held, or a window is open.
  */
 bool
 relay_reader_prefetch_begin(relay_reader *rd, PGconn *conn, int batch)

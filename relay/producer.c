@@ -264,10 +264,10 @@ relay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkmessage, void *opaque)
 	(void) opaque;
 	if (rkmessage->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		P.kafka_up = true;
-		tk_kafka_ok();
 		relay_latency lat;
 
+		P.kafka_up = true;
+		tk_kafka_ok();
 		relay_row_latency(r, &lat);
 		relay_metrics_published(m->topic, 1, m->is_dead_letter ? NULL : &lat);
 		if (m->is_dead_letter)
