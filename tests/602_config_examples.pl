@@ -10,7 +10,8 @@
 #    accepts --profile production and never prints the password.
 # 3. Each <daemon>.env (the units' EnvironmentFile), uncommented and read
 #    as systemd reads it, is accepted with the .conf alone (database and
-#    brokers come from it) and none of its secrets reaches --show-config.
+#    brokers come from it) and none of its secrets reaches --show-config;
+#    an unknown TODO_KAFKA_KAFKA_<PROPERTY> is a usage error naming it.
 
 use strict;
 use warnings;
@@ -85,6 +86,16 @@ for my $d (qw(relay audit notify project))
 	like($xout, qr/^profile = production$/m, "$d: profile production");
 	like($xout, qr/^kafka\.sasl\.password = \[redacted\]$/m, "$d: SASL password from the environment");
 	unlike($xout, qr/Pw-0f-kafka/, "$d: and never printed");
+}
+
+# a Kafka property from the environment that librdkafka does not know is a
+# usage error naming the variable (and never echoing a secret's value)
+{
+	my ($urc, $uout) = cmd({ TODO_KAFKA_KAFKA_SASL_PASWORD => 'Pw-0f-kafka' },
+		$binary{relay}, @conn, '--show-config');
+	is($urc, 2, 'unknown TODO_KAFKA_KAFKA_ property: exit 2');
+	like($uout, qr/TODO_KAFKA_KAFKA_SASL_PASWORD: invalid Kafka property "sasl\.pasword"/,
+		'the message names the variable and the property');
 }
 
 # the EnvironmentFiles: VAR=value lines, quotes stripped as systemd does
