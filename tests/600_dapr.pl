@@ -48,7 +48,7 @@ is($rc, 0, 'check_dapr.py passes deploy/dapr') or diag($err);
 sub edit
 {
 	my ($file, $from, $to) = @_;
-	my $dir = tempdir(CLEANUP => 1);
+	my $dir = tempdir("dapr_XXXXXX", DIR => $PostgreSQL::Test::Utils::tmp_check, CLEANUP => 1);
 	system('cp', '-a', "$root/deploy/dapr/.", $dir) == 0 or die "cp: $?";
 	my $path = "$dir/$file";
 	open my $fh, '<', $path or die "$path: $!";
@@ -89,9 +89,9 @@ my @broken = (
 for my $b (@broken)
 {
 	my ($name, $file, $from, $to, $expect) = @$b;
-	my ($brc, $bout) = check_dapr(edit($file, $from, $to));
+	my ($brc, $bout, $berr) = check_dapr(edit($file, $from, $to));
 	isnt($brc, 0, "checker fails on: $name");
-	like($bout, qr/^not ok\t.*$expect/m, "and names it: $name");
+	like($bout, qr/^not ok\t.*$expect/m, "and names it: $name") or diag($berr);
 }
 
 done_testing();
