@@ -122,13 +122,19 @@ CREATE FUNCTION pg_temp.rec(p_partition integer, p_offset bigint, p_n integer)
       'after', jsonb_build_object('title', 'new'), 'txid', 2000 + p_n,
       'timestamp', '2026-01-22T10:00:00Z', 'correlation_id', 'corr-' || p_n))
 $$;
-ALTER TABLE todo_kafka.audit_log DISABLE TRIGGER audit_log_no_truncate;
-TRUNCATE todo_kafka.audit_log;
-ALTER TABLE todo_kafka.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
-DELETE FROM todo_kafka.audit_chains;
-ALTER TABLE todo_kafka.audit_purges DISABLE TRIGGER audit_purges_no_truncate;
-TRUNCATE todo_kafka.audit_purges;
-ALTER TABLE todo_kafka.audit_purges ENABLE ALWAYS TRIGGER audit_purges_no_truncate;
+-- an empty trail (a superuser getting past the append-only triggers)
+CREATE FUNCTION pg_temp.empty_trail() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	ALTER TABLE todo_kafka.audit_log DISABLE TRIGGER audit_log_no_truncate;
+	TRUNCATE todo_kafka.audit_log;
+	ALTER TABLE todo_kafka.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+	DELETE FROM todo_kafka.audit_chains;
+	ALTER TABLE todo_kafka.audit_purges DISABLE TRIGGER audit_purges_no_truncate;
+	TRUNCATE todo_kafka.audit_purges;
+	ALTER TABLE todo_kafka.audit_purges ENABLE ALWAYS TRIGGER audit_purges_no_truncate;
+END
+$$;
+SELECT pg_temp.empty_trail();
 SET SESSION AUTHORIZATION tk_sr_audit;
 SELECT todo_kafka.audit_append(jsonb_build_array(pg_temp.rec(0, 1, 1), pg_temp.rec(0, 2, 2),
                                                  pg_temp.rec(1, 1, 3))) AS appended;
@@ -195,11 +201,5 @@ TRUNCATE todo_kafka.audit_purges;
 SELECT count(*) AS purges_recorded FROM todo_kafka.audit_purges;
 
 -- leave no trail for the next tests (as their own setup would)
-ALTER TABLE todo_kafka.audit_log DISABLE TRIGGER audit_log_no_truncate;
-TRUNCATE todo_kafka.audit_log;
-ALTER TABLE todo_kafka.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
-DELETE FROM todo_kafka.audit_chains;
-ALTER TABLE todo_kafka.audit_purges DISABLE TRIGGER audit_purges_no_truncate;
-TRUNCATE todo_kafka.audit_purges;
-ALTER TABLE todo_kafka.audit_purges ENABLE ALWAYS TRIGGER audit_purges_no_truncate;
+SELECT pg_temp.empty_trail();
 DROP ROLE tk_sr_audit, tk_sr_notify, tk_sr_project, tk_sr_operator, tk_sr_auditor, tk_sr_consumer;
