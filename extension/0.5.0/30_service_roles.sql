@@ -238,5 +238,16 @@ GRANT SELECT ON todo_kafka.task_view TO todo_kafka_projector;
 GRANT EXECUTE ON FUNCTION todo_kafka.purge_audit(interval) TO todo_kafka_operator;
 GRANT SELECT ON todo_kafka.audit_purges TO todo_kafka_auditor;
 
-/* ... and the union is their sum */
-GRANT todo_kafka_audit_writer, todo_kafka_notifier, todo_kafka_projector TO todo_kafka_consumer;
+/* ... and the union is their sum (quietly, when a former install made it so) */
+DO $union$
+DECLARE
+	r	text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['todo_kafka_audit_writer', 'todo_kafka_notifier', 'todo_kafka_projector']
+	LOOP
+		IF NOT pg_catalog.pg_has_role('todo_kafka_consumer', r, 'MEMBER') THEN
+			EXECUTE pg_catalog.format('GRANT %I TO todo_kafka_consumer', r);
+		END IF;
+	END LOOP;
+END
+$union$;
