@@ -20,8 +20,10 @@
  *								project_snapshot, project_prune_snapshots,
  *								project_snapshots, project_restore,
  *								project_reset, topic_of; SELECT task_view
- *	 todo_kafka_operator		(0.4.0, the dlq tool) and now purge_audit
- *	 todo_kafka_auditor			(0.1.0) and now SELECT audit_purges
+ *	 todo_kafka_operator		(0.4.0, the dlq tool) and now purge_audit,
+ *								audit_retention
+ *	 todo_kafka_auditor			(0.1.0) and now SELECT audit_purges,
+ *								audit_retention
  *
  * todo_kafka_consumer is kept for existing installs as a deprecated union:
  * it has no grants of its own any more, only membership of the three
@@ -180,28 +182,28 @@ REVOKE ALL ON FUNCTION
 	todo_kafka.purge_audit(interval)
 	FROM PUBLIC;
 
-/* the deprecated union loses its own grants ... */
-REVOKE ALL ON FUNCTION
-	todo_kafka.topic_of(text),
-	todo_kafka.audit_append(jsonb),
-	todo_kafka.verify_audit(),
-	todo_kafka.notification_plan(text, text, text[], uuid, text, timestamptz, boolean, timestamptz),
-	todo_kafka.notification_targets(text, text),
-	todo_kafka.delivery_claim(text, text, text, text, boolean),
-	todo_kafka.delivery_done(text, text, text, text, text, text),
-	todo_kafka.delivery_retry(text, text, text, text),
-	todo_kafka.deliver_in_app(text, text, text, uuid, text, text),
-	todo_kafka.push_subscription_gone(text),
-	todo_kafka.purge_notification_deliveries(interval),
-	todo_kafka.project_apply(text, jsonb),
-	todo_kafka.project_offsets(text),
-	todo_kafka.project_snapshot(integer),
-	todo_kafka.project_prune_snapshots(integer),
-	todo_kafka.project_snapshots(),
-	todo_kafka.project_restore(bigint),
-	todo_kafka.project_reset()
-	FROM todo_kafka_consumer;
-REVOKE ALL ON todo_kafka.task_view FROM todo_kafka_consumer;
+/* the deprecated union loses every grant of its own (schema USAGE aside) ... */
+DO $revoke$
+DECLARE
+	f	regprocedure;
+	t	regclass;
+BEGIN
+	FOR f IN SELECT DISTINCT p.oid::regprocedure FROM pg_catalog.pg_proc p,
+				 pg_catalog.aclexplode(p.proacl) a
+			  WHERE p.pronamespace = 'todo_kafka'::regnamespace
+				AND a.grantee = 'todo_kafka_consumer'::regrole
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM todo_kafka_consumer', f);
+	END LOOP;
+	FOR t IN SELECT DISTINCT c.oid::regclass FROM pg_catalog.pg_class c,
+				 pg_catalog.aclexplode(c.relacl) a
+			  WHERE c.relnamespace = 'todo_kafka'::regnamespace
+				AND a.grantee = 'todo_kafka_consumer'::regrole
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM todo_kafka_consumer', t);
+	END LOOP;
+END
+$revoke$;
 
 /* ... each service's role gets its own ... */
 GRANT EXECUTE ON FUNCTION
@@ -237,6 +239,7 @@ GRANT SELECT ON todo_kafka.task_view TO todo_kafka_projector;
 /* purging the audit trail is also an operator's action; reading its record, the auditor's */
 GRANT EXECUTE ON FUNCTION todo_kafka.purge_audit(interval) TO todo_kafka_operator;
 GRANT SELECT ON todo_kafka.audit_purges TO todo_kafka_auditor;
+GRANT EXECUTE ON FUNCTION todo_kafka.audit_retention() TO todo_kafka_operator, todo_kafka_auditor;
 
 /* ... and the union is their sum (quietly, when a former install made it so) */
 DO $union$
