@@ -164,6 +164,7 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	tkc_worker *workers;
 	void	   *own[2];
 	char		err[1024];
+	static char notes[4096];
 	int			rc;
 	int			exit_code = TK_EXIT_OK;
 
@@ -178,7 +179,9 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	spec.tables[1] = svc->options;
 	spec.kafka_defaults = tkc_consumer_kafka_defaults;
 	spec.cli_options = merged_cli_options(svc);
-	spec.notes = svc->notes;
+	snprintf(notes, sizeof(notes), "Database login: a member of role %s and of no other "
+			 "todo_kafka role.\n%s", svc->db_role, svc->notes ? svc->notes : "");
+	spec.notes = notes;
 	rt.svc_config = calloc(1, svc->config_size ? svc->config_size : 1);
 	if (spec.cli_options == NULL || rt.svc_config == NULL)
 	{
