@@ -10,6 +10,7 @@ NotifyTest - real receivers and a todo-kafka-notify for the notification tests
   my $rx = NotifyTest->new(push_status => { '/gone' => 410 });
   $rx->start_smtp;                       # tests/lib/smtp_sink.py
   $rx->start_push;                       # tests/lib/push_receiver.py
+  $rx->allow_loopback_receivers($node);  # the database's push host lists
   my $conf = $rx->config(%extra);        # a todo-kafka-notify config file
   my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => ['-c', $conf]);
   my $mails = $rx->emails;               # parsed by Python's email package
@@ -118,13 +119,25 @@ sub stop_smtp
 
 sub start_push
 {
-	my ($self) = @_;
+	my ($self, %o) = @_;
 	my %st = %{ $self->{opt}{push_status} // {} };
+	my @tls = $o{tls_name} ? ('--tls-name', $o{tls_name}, '--tls-dir', $self->tls_dir) : ();
 	($self->{push}, $self->{push_port}) = $self->_start_server('push',
 		"$lib/push_receiver.py", 'serve', '--subscription', "$self->{dir}/sub.json",
 		'--log', "$self->{dir}/push.jsonl", '--vapid-public', $self->{vapid}{public_b64url},
-		map { ('--status', "$_=$st{$_}") } sort keys %st);
+		@tls, map { ('--status', "$_=$st{$_}") } sort keys %st);
 	return $self->{push_port};
+}
+
+sub tls_dir { return "$_[0]->{dir}/tls"; }
+
+# the extension accepts endpoints and gateways on 127.0.0.1 (new sessions)
+sub allow_loopback_receivers
+{
+	my ($self, $node) = @_;
+	$node->safe_psql('postgres',
+		"ALTER DATABASE postgres SET todo_kafka.push_allowed_hosts = '127.0.0.1';
+		 ALTER DATABASE postgres SET todo_kafka.push_gateway_allowed_hosts = '127.0.0.1';");
 }
 
 # a config file for todo-kafka-notify pointing at the receivers
@@ -132,7 +145,7 @@ sub config
 {
 	my ($self, %extra) = @_;
 	my %c = (
-		smtp_url => "smtp://127.0.0.1:$self->{smtp_port}",
+		smtp_url => "smtp://127.0.0.1:" . ($self->{smtp_port} // 25),
 		smtp_from => 'reminders@todo.example',
 		vapid_key => "$self->{dir}/vapid.pem",
 		vapid_subject => 'mailto:ops@todo.example',
@@ -140,6 +153,9 @@ sub config
 		retry_max_ms => 1000,
 		outage_retry_max_ms => 1000,
 		smtp_timeout_ms => 5000,
+		push_allowed_hosts => '127.0.0.1',
+		push_gateway_allowed_hosts => '127.0.0.1',
+		push_allow_loopback => 'true',
 		%extra);
 	my $f = "$self->{dir}/notify-" . ++$self->{nconf} . '.conf';
 	open my $fh, '>', $f or croak "$f: $!";
