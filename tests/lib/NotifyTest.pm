@@ -140,7 +140,8 @@ sub allow_loopback_receivers
 		 ALTER DATABASE postgres SET todo_kafka.push_gateway_allowed_hosts = '127.0.0.1';");
 }
 
-# a config file for todo-kafka-notify pointing at the receivers
+# a config file for todo-kafka-notify pointing at the receivers; a key
+# given as undef is left out (the service's default)
 sub config
 {
 	my ($self, %extra) = @_;
@@ -159,7 +160,7 @@ sub config
 		%extra);
 	my $f = "$self->{dir}/notify-" . ++$self->{nconf} . '.conf';
 	open my $fh, '>', $f or croak "$f: $!";
-	print $fh map { "$_ = $c{$_}\n" } sort keys %c;
+	print $fh map { defined $c{$_} ? "$_ = $c{$_}\n" : () } sort keys %c;
 	close $fh;
 	return $f;
 }
