@@ -21,18 +21,7 @@
 
 #include "host_allowlist.h"
 #include "net_guard.h"
-
-static int	ntests = 0;
-static int	nfailed = 0;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfailed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
+#include "test_tap.h"
 
 static void
 is_class(const char *ip, tk_addr_class want)
