@@ -55,7 +55,7 @@ sub push_to
 	return drive('push', '--vapid-key', $rx->dir . '/vapid.pem', '--subject',
 		'mailto:ops@todo.example', '--endpoint', $endpoint, '--p256dh', $sub->{p256dh},
 		'--auth', $sub->{auth}, '--payload', '{"title":"x"}', '--timeout-ms', 5000,
-		'--ca-file', $rx->tls_dir . '/cert.pem', @args);
+		'--ca-file', $rx->push_tls_dir . '/cert.pem', @args);
 }
 
 # 1. the host lists

@@ -47,7 +47,7 @@ is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'mall
 my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => [ '-c', $rx->config(
 	push_allowed_hosts => undef, push_gateway_allowed_hosts => undef,
 	push_connect_to => "$mozilla:443:127.0.0.1:$port",
-	push_ca_file => $rx->tls_dir . '/cert.pem') ]);
+	push_ca_file => $rx->push_tls_dir . '/cert.pem') ]);
 ok($svc->wait_log(qr/consuming stream notifications/), 'notify started');
 
 for my $user ('alice', 'mallory')
@@ -79,8 +79,8 @@ is(sql("SELECT count(*) FROM todo_kafka.notification_deliveries
 	WHERE user_id = 'mallory' AND status = 'gone' AND detail LIKE '%not in push_allowed_hosts%'"), 6,
 	'delivery log: six refused subscriptions, gone, with the reason');
 is(sql("SELECT status || ': ' || detail FROM todo_kafka.notification_deliveries
-	WHERE user_id = 'mallory' AND target LIKE 'https://169.254.169.254/%' AND status = 'failed'"),
-	'failed: permanent 0: push gateway host "169.254.169.254" is not in push_gateway_allowed_hosts: '
+	WHERE user_id = 'mallory' AND target LIKE 'https://169.254.169.254/%' AND status = 'dead_lettered'"),
+	'dead_lettered: permanent 0: push gateway host "169.254.169.254" is not in push_gateway_allowed_hosts: '
 	. 'refused (requests go only to the hosts the operator lists there)',
 	'delivery log: the gateway URL refused for good');
 
