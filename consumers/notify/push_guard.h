@@ -61,7 +61,7 @@ extern bool tkn_guard_host(const char *url, const char *list, const char *settin
  * Arm an easy handle for url: the open-socket check, no proxy, and the
  * development connect_to list ("HOST:PORT:TO_HOST:TO_PORT", comma
  * separated; NULL or "" for none).  false (out of memory) leaves nothing
- * to free; else call tkn_guard_release() after the request.
+ * to free; else call tkn_guard_release() after curl_easy_cleanup().
  */
 extern bool tkn_guard_arm(CURL *h, tkn_guard *g, const char *url, bool allow_loopback,
 						  const char *connect_to);

@@ -170,10 +170,9 @@ http_post(const char *url, struct curl_slist *headers, const void *body, size_t 
 		curl_easy_setopt(h, CURLOPT_CAINFO, opt->ca_file);
 
 	rc = curl_easy_perform(h);
-	tkn_guard_release(&guard);
 	if (rc != CURLE_OK)
 	{
-		if (guard.refused)
+		if (guard.refused && rc == CURLE_COULDNT_CONNECT)
 		{
 			d.result = TKN_PERMANENT;
 			tkn_errorf(err, errlen, "%s: refused to connect to %s", what, guard.why);
@@ -188,12 +187,14 @@ http_post(const char *url, struct curl_slist *headers, const void *body, size_t 
 			tkn_errorf(err, errlen, "%s: %s (will retry)", what,
 					   curl_err[0] ? curl_err : curl_easy_strerror(rc));
 		curl_easy_cleanup(h);
+		tkn_guard_release(&guard);
 		return d;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &d.status);
 	if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
 		d.retry_after = (long) retry_after;
 	curl_easy_cleanup(h);
+	tkn_guard_release(&guard);
 
 	if (d.status >= 200 && d.status < 300)
 		d.result = TKN_DELIVERED;
