@@ -24,6 +24,7 @@ GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO tk_push_app;
 -- before the module is loaded is a placeholder PostgreSQL drops (WARNING)
 -- when the superuser-only definition arrives
 SET ROLE tk_push_app;
+SELECT pg_temp.try($$ALTER ROLE tk_push_app SET todo_kafka.push_allowed_hosts = '*'$$) AS role_setting;
 SET todo_kafka.push_allowed_hosts = '*';
 SET client_min_messages = error;
 SELECT pg_temp.try($$SELECT todo_kafka.add_push_subscription('mallory',
