@@ -24,6 +24,7 @@
  * was loaded in the session is a placeholder that PostgreSQL refuses (with
  * a WARNING) when the definition below arrives; calling the C function
  * loads the library first, so the plpgsql check never reads a placeholder.
+ * ALTER ROLE/DATABASE ... SET of one needs a superuser (sql/push_allowlist.sql).
  *
  * IDENTIFICATION
  *	  extension/push_allowlist.c
