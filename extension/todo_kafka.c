@@ -20,6 +20,9 @@
  *	 todo_kafka.audit_purge		(superuser only, not for applications) set
  *								for its transaction by purge_audit(), the one
  *								path allowed to delete audit_log rows
+ *	 todo_kafka.push_allowed_hosts, todo_kafka.push_gateway_allowed_hosts
+ *								(superuser only) where push endpoints and
+ *								gateways may be registered: push_allowlist.c
  *
  * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
  * halves write throughput when every transaction notifies (DESIGN.md, the
@@ -116,6 +119,7 @@ _PG_init(void)
 							 PGC_SUSET,
 							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL,
 							 NULL, NULL, NULL);
+	todo_kafka_define_push_settings();	/* push_allowlist.c */
 	MarkGUCPrefixReserved("todo_kafka");
 
 	RegisterXactCallback(tk_xact_callback, NULL);

@@ -1,6 +1,9 @@
 -- notify: notification settings, the inbox and the delivery log of todo-kafka-notify
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
+-- the hosts used below (the allowlists themselves: push_allowlist.sql)
+SET todo_kafka.push_allowed_hosts = 'push.example.net, p.example, 127.0.0.1';
+SET todo_kafka.push_gateway_allowed_hosts = 'ntfy.example.org';
 CREATE ROLE tk_notify_app LOGIN IN ROLE todo_kafka_app;
 CREATE ROLE tk_notify_consumer LOGIN IN ROLE todo_kafka_consumer;
 

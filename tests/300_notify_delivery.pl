@@ -46,11 +46,15 @@ sub run_cmd
 	return ($? >> 8, $o, $e);
 }
 
-# run the driver; returns {result, status, retry_after, err}
+# run the driver; returns {result, status, retry_after, err}.  The push
+# receiver is on 127.0.0.1: the development settings let requests reach it
+# (tests/305_push_ssrf.pl checks that nothing else does)
 sub drive
 {
-	my (@args) = @_;
-	my ($code, $o, $e) = run_cmd($driver, @args);
+	my ($mode, @args) = @_;
+	my @dev = $mode eq 'email' ? () : ('--allowed-hosts', '127.0.0.1',
+		'--gateway-allowed-hosts', '127.0.0.1', '--allow-loopback');
+	my ($code, $o, $e) = run_cmd($driver, $mode, @dev, @args);
 	push @all_stderr, $e;
 	my %r = (code => $code, err => $e);
 	$r{$1} = $2 while $o =~ /(\w+)=(\S+)/g;

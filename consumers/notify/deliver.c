@@ -38,6 +38,7 @@
  *			 subscription answering 404: TKC_DEAD with the reason, log row
  *			 'dead_lettered' (the 404 subscription is removed: row 'gone')
  *	 410 Gone: the subscription is removed; the notification is done
+ *	 an endpoint not on push_allowed_hosts: removed, WARNING, TKC_DEAD
  *	 delivered, or nothing to deliver to: TKC_OK
  * A 'dead_lettered' row is claimed again when the dead letter is replayed.
  *
@@ -305,9 +306,18 @@ deliver_target(tkc_worker *w, tkn_worker *nw, tkc_event *ev, const tkn_note *n,
 				r = run_void(w, ev, "SELECT todo_kafka.push_subscription_gone($1)", 1, gone);
 				if (r != TKC_OK)
 					return r;
-				tkc_count(w, "subscriptions_removed", "status", d.status == 404 ? "404" : "410", 1);
-				tk_log(TK_LOG_INFO, "notification %s: push subscription of user \"%s\" is gone (%ld), removed",
-					   n->id, n->user, d.status);
+				tkc_count(w, "subscriptions_removed", "status",
+						  d.status == 0 ? "refused" : d.status == 404 ? "404" : "410", 1);
+				if (d.status == 0)	/* never sent: push_allowed_hosts (webpush.h) */
+				{
+					tk_log(TK_LOG_WARNING, "notification %s: push subscription of user \"%s\" removed: %s",
+						   n->id, n->user, err);
+					tkc_fail(ev, "%s; subscription removed", err);
+					r = TKC_DEAD;
+				}
+				else
+					tk_log(TK_LOG_INFO, "notification %s: push subscription of user \"%s\" is gone (%ld), removed",
+						   n->id, n->user, d.status);
 				if (d.status == 404)
 				{
 					tkc_fail(ev, "push endpoint answered 404 Not Found: subscription removed");

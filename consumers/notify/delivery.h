@@ -8,8 +8,9 @@
  * runtime's handler results:
  *
  *	 TKN_DELIVERED	 the receiver accepted it: record it in the delivery log
- *	 TKN_GONE		 the push subscription no longer exists (HTTP 404/410):
- *					 remove it, do not retry (the notification is done)
+ *	 TKN_GONE		 the push subscription no longer exists (HTTP 404/410),
+ *					 or (status 0) its endpoint's host is not allowed
+ *					 (push_allowed_hosts): remove it, do not retry
  *	 TKN_PERMANENT	 the receiver refused it for good (bad request, payload
  *					 too large, recipient refused, bad configuration):
  *					 dead-letter with the error text

@@ -110,6 +110,14 @@ typedef struct tkc_service
 	const char *notes;			/* extra --help text, or NULL */
 
 	/*
+	 * Optional: check the service's settings once they are read, with the
+	 * profile ("development" or "production"); false (reason in errbuf)
+	 * refuses to start, exit 2, like any configuration error.
+	 */
+	bool		(*check_config) (const void *config, const char *profile,
+								 char *errbuf, size_t errlen);
+
+	/*
 	 * Optional: check the fields the handler uses before it runs; false
 	 * (with a reason in ev->error) dead-letters the event at once.
 	 */
