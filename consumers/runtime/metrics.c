@@ -39,6 +39,21 @@
 
 #define MAX_WORKERS 64
 
+/* name, type, help of the runtime's labelled families */
+#define PROCESSED	"todo_kafka_consumer_processed_total", "counter", "Events handled successfully"
+#define RETRIED		"todo_kafka_consumer_retried_total", "counter", \
+	"Failed handling attempts that are retried"
+#define DEAD_LETTERED "todo_kafka_consumer_dead_lettered_total", "counter", \
+	"Messages sent to the dead-letter topic"
+#define ALERTS		"todo_kafka_consumer_alerts_total", "counter", \
+	"Alerts raised (dead letters, dependency outages)"
+#define WEBHOOK_FAILURES "todo_kafka_consumer_alert_webhook_failures_total", "counter", \
+	"Alert webhook POSTs that failed"
+#define DEPENDENCY_UP "todo_kafka_consumer_dependency_up", "gauge", \
+	"1 when every dependency answers, 0 while a worker waits for one"
+#define LAG			"todo_kafka_consumer_lag", "gauge", \
+	"Messages behind the partition's end (librdkafka statistics)"
+
 static tk_series_set series = TK_SERIES_SET_INIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static tk_histogram handling;
@@ -51,9 +66,14 @@ void
 tkc_metrics_init(tkc_runtime *rt)
 {
 	runtime = rt;
-	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
-						"1 when every dependency answers, 0 while a worker waits for one",
-						"", 1);
+	/* every family on /metrics from the start, samples or not */
+	tk_series_declare(&series, PROCESSED);
+	tk_series_declare(&series, RETRIED);
+	tk_series_declare(&series, DEAD_LETTERED);
+	tk_series_declare(&series, ALERTS);
+	tk_series_declare(&series, WEBHOOK_FAILURES);
+	tk_series_declare(&series, LAG);
+	tk_series_set_value(&series, DEPENDENCY_UP, "", 1);
 }
 
 void
@@ -67,8 +87,7 @@ tkc_metrics_handled(const char *topic, tkc_result r, double seconds)
 	if (r == TKC_OK)
 	{
 		tk_series_label(l, sizeof(l), "topic", topic);
-		tk_series_add(&series, "todo_kafka_consumer_processed_total", "counter",
-					  "Events handled successfully", l, 1);
+		tk_series_add(&series, PROCESSED, l, 1);
 	}
 }
 
@@ -78,8 +97,7 @@ tkc_metrics_retried(const char *topic)
 	char		l[256];
 
 	tk_series_label(l, sizeof(l), "topic", topic);
-	tk_series_add(&series, "todo_kafka_consumer_retried_total", "counter",
-				  "Failed handling attempts that are retried", l, 1);
+	tk_series_add(&series, RETRIED, l, 1);
 }
 
 void
@@ -92,8 +110,7 @@ tkc_metrics_dead_lettered(const char *topic, const char *kind)
 	tk_series_label(l1, sizeof(l1), "topic", topic);
 	tk_series_label(l2, sizeof(l2), "error", kind);
 	snprintf(l, sizeof(l), "%s,%s", l1, l2);
-	tk_series_add(&series, "todo_kafka_consumer_dead_lettered_total", "counter",
-				  "Messages sent to the dead-letter topic", l, 1);
+	tk_series_add(&series, DEAD_LETTERED, l, 1);
 }
 
 void
@@ -102,11 +119,9 @@ tkc_metrics_alert(const char *kind, bool webhook_ok)
 	char		l[128];
 
 	tk_series_label(l, sizeof(l), "kind", kind);
-	tk_series_add(&series, "todo_kafka_consumer_alerts_total", "counter",
-				  "Alerts raised (dead letters, dependency outages)", l, 1);
+	tk_series_add(&series, ALERTS, l, 1);
 	if (!webhook_ok)
-		tk_series_add(&series, "todo_kafka_consumer_alert_webhook_failures_total", "counter",
-					  "Alert webhook POSTs that failed", "", 1);
+		tk_series_add(&series, WEBHOOK_FAILURES, "", 1);
 }
 
 void
@@ -121,9 +136,7 @@ tkc_metrics_outage(int worker, bool down, const char *reason)
 	for (int i = 0; i < MAX_WORKERS; i++)
 		any = any || outage[i][0];
 	pthread_mutex_unlock(&lock);
-	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
-						"1 when every dependency answers, 0 while a worker waits for one",
-						"", any ? 0 : 1);
+	tk_series_set_value(&series, DEPENDENCY_UP, "", any ? 0 : 1);
 }
 
 void
@@ -163,9 +176,7 @@ tkc_metrics_kafka_stats(const char *json)
 				continue;
 			tk_series_label(l1, sizeof(l1), "topic", t->string);
 			snprintf(l, sizeof(l), "%s,partition=\"%d\"", l1, id->valueint);
-			tk_series_set_value(&series, "todo_kafka_consumer_lag", "gauge",
-								"Messages behind the partition's end (librdkafka statistics)",
-								l, lag->valuedouble);
+			tk_series_set_value(&series, LAG, l, lag->valuedouble);
 		}
 	}
 	cJSON_Delete(root);
