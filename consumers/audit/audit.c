@@ -33,8 +33,8 @@
  * remains, so the chain still verifies.
  * Verification: worker 0 also runs todo_kafka.verify_audit() at start and
  * every verify_interval_s (0: never; it rereads the whole log) and counts
- * todo_kafka_audit_chain_verifications_total{result="intact"|"broken"},
- * so an alert fires while a chain stays broken (deploy/prometheus/).
+ * sets the gauge todo_kafka_audit_chains_broken (0 when all verify), so an
+ * alert fires while a chain stays broken (deploy/prometheus/).
  *
  * IDENTIFICATION
  *	  consumers/audit/audit.c
@@ -163,12 +163,12 @@ audit_verify(tkc_worker *w, const audit_config *cfg)
 				 "FROM todo_kafka.verify_audit()");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
-		bool		broken = atol(PQgetvalue(res, 0, 0)) > 0;
+		long		broken = atol(PQgetvalue(res, 0, 0));
 
-		if (broken)
-			tk_log(TK_LOG_ERROR, "audit log verification: %s broken chain(s), first: %s",
-				   PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-		tkc_count(w, "chain_verifications_total", "result", broken ? "broken" : "intact", 1);
+		if (broken > 0)
+			tk_log(TK_LOG_ERROR, "audit log verification: %ld broken chain(s), first: %s",
+				   broken, PQgetvalue(res, 0, 1));
+		tkc_gauge(w, "chains_broken", broken);
 	}
 	else
 		tk_log(TK_LOG_WARNING, "audit log verification failed: %s", PQerrorMessage(tkc_pg(w)));

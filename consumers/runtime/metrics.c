@@ -9,7 +9,7 @@
  *	 retried_total{topic}			handling attempts that will be retried
  *	 dead_lettered_total{topic,error}	sent to the dead-letter topic
  *	 handling_seconds				histogram of one handler call per event
- *	 lag{topic,partition}			consumer lag from librdkafka statistics
+ *	 lag{topic,partition,group}		consumer lag from librdkafka statistics
  *	 dependency_up					0 while a worker waits for a dependency
  *	 alerts_total{kind}, alert_webhook_failures_total
  *	 and the service's own counters, todo_kafka_<service>_<name>{label}.
@@ -151,6 +151,15 @@ tkc_metrics_count(const char *name, const char *label, const char *value, double
 	tk_series_add(&series, full, "counter", "Service counter", l, add);
 }
 
+void
+tkc_metrics_gauge(const char *name, double value)
+{
+	char		full[256];
+
+	snprintf(full, sizeof(full), "todo_kafka_%s_%s", runtime ? runtime->svc->name : "service", name);
+	tk_series_set_value(&series, full, "gauge", "Service gauge", "", value);
+}
+
 /* librdkafka statistics (stats_cb, a librdkafka thread): consumer lag */
 void
 tkc_metrics_kafka_stats(const char *json)
@@ -169,13 +178,15 @@ tkc_metrics_kafka_stats(const char *json)
 			const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
 			const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "partition");
 			char		l1[256],
-						l[320];
+						l2[300],
+						l[600];
 
 			if (!cJSON_IsNumber(lag) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
 				lag->valuedouble < 0)
 				continue;
 			tk_series_label(l1, sizeof(l1), "topic", t->string);
-			snprintf(l, sizeof(l), "%s,partition=\"%d\"", l1, id->valueint);
+			tk_series_label(l2, sizeof(l2), "group", runtime ? runtime->group : "");
+			snprintf(l, sizeof(l), "%s,partition=\"%d\",%s", l1, id->valueint, l2);
 			tk_series_set_value(&series, LAG, l, lag->valuedouble);
 		}
 	}
