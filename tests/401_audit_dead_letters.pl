@@ -134,7 +134,7 @@ like($metrics, qr/todo_kafka_consumer_dead_lettered_total\{topic="\Q$t->{audit}\
 	'dead letters counted by kind');
 like($metrics, qr/todo_kafka_consumer_retried_total\{topic="\Q$t->{audit}\E"\} 4/, 'retries counted');
 like($metrics, qr/todo_kafka_consumer_handling_seconds_count \d+/, 'handling latency histogram');
-like($metrics, qr/todo_kafka_consumer_lag\{topic="\Q$t->{audit}\E",partition="\d",group="todo-chatbot-audit"\} 0/, 'consumer lag per partition');
+like($metrics, qr/todo_kafka_consumer_lag\{topic="\Q$t->{audit}\E",partition="\d",group="m-audit"\} 0/, 'consumer lag per partition');
 my ($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$mport", '/healthz');
 is($code, 200, '/healthz ok');
 
