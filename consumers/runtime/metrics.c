@@ -12,7 +12,8 @@
  *	 lag{topic,partition,group}		consumer lag from librdkafka statistics
  *	 dependency_up					0 while a worker waits for a dependency
  *	 alerts_total{kind}, alert_webhook_failures_total
- *	 and the service's own counters, todo_kafka_<service>_<name>{label}.
+ *	 and the service's own counters and gauges, todo_kafka_<service>_<name>
+ *	 (a stage, e.g. notify-email, counts under its service: notify).
  * /healthz is 503 while any worker is paused for an outage (with the
  * reason) or Kafka refuses us for a reason only a configuration change
  * fixes (common/kafka_errors.c, named in the body), else 200.  The body
@@ -139,13 +140,26 @@ tkc_metrics_outage(int worker, bool down, const char *reason)
 	tk_series_set_value(&series, DEPENDENCY_UP, "", any ? 0 : 1);
 }
 
+/*
+ * todo_kafka_<service>_<name>: a stage of a service ("notify-email") counts
+ * under its service ("notify"), so every stage exports the same names (a
+ * hyphen is not allowed in a metric name either); the job tells them apart.
+ */
+static void
+service_metric(char *buf, size_t len, const char *name)
+{
+	const char *svc = runtime ? runtime->svc->name : "service";
+
+	snprintf(buf, len, "todo_kafka_%.*s_%s", (int) strcspn(svc, "-"), svc, name);
+}
+
 void
 tkc_metrics_count(const char *name, const char *label, const char *value, double add)
 {
 	char		full[256];
 	char		l[256] = "";
 
-	snprintf(full, sizeof(full), "todo_kafka_%s_%s", runtime ? runtime->svc->name : "service", name);
+	service_metric(full, sizeof(full), name);
 	if (label)
 		tk_series_label(l, sizeof(l), label, value);
 	tk_series_add(&series, full, "counter", "Service counter", l, add);
@@ -156,7 +170,7 @@ tkc_metrics_gauge(const char *name, double value)
 {
 	char		full[256];
 
-	snprintf(full, sizeof(full), "todo_kafka_%s_%s", runtime ? runtime->svc->name : "service", name);
+	service_metric(full, sizeof(full), name);
 	tk_series_set_value(&series, full, "gauge", "Service gauge", "", value);
 }
 
