@@ -22,7 +22,7 @@ export PG_CONFIG
 TK_PACKAGES="build-essential pkg-config postgresql-15 postgresql-server-dev-15 libpq-dev
 	librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev kcat
 	libssl-dev python3-aiosmtpd python3-cryptography libipc-run-perl libjson-pp-perl
-	python3-jsonschema rsync bc curl"
+	python3-jsonschema rsync bc curl prometheus"
 
 tk_log() { printf '==> %s\n' "$*" >&2; }
 
