@@ -127,7 +127,7 @@ $deadline = time + 30;
 while (time < $deadline)
 {
 	$metrics = TodoKafkaTest::http_get("127.0.0.1:$mport", '/metrics') // '';
-	last if $metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /consumer_lag/;
+	last if $metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /^todo_kafka_consumer_lag\{/m;
 	sleep(0.2);
 }
 like($metrics, qr/todo_kafka_consumer_dead_lettered_total\{topic="\Q$t->{audit}\E",error="INVALID_INPUT"\} 2/,

@@ -10,7 +10,9 @@
 # reminder goes through it, so every service has handled something; the
 # test scrapes every /metrics until the union of the families they export
 # holds every metric a rule expression or a panel query names, and fails
-# naming the ones that never appear.  `up` is Prometheus's own.
+# naming the ones that never appear; each page must also pass
+# `promtool check metrics` (format and naming lint).  `up` is Prometheus's
+# own.
 
 use strict;
 use warnings;
@@ -132,6 +134,14 @@ TodoKafkaTest::wait_until('every named metric on some /metrics', sub {
 	@missing = grep { !$exported{$_} } sort keys %wanted;
 	return !@missing;
 }, 60);
+# and each page passes Prometheus's own lint
+for my $d (sort keys %ports)
+{
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ $promtool, 'check', 'metrics' ], '<',
+		\(TodoKafkaTest::http_get("127.0.0.1:$ports{$d}", '/metrics') // ''), '>', \$o, '2>', \$e);
+	is($? >> 8, 0, "promtool check metrics: /metrics of $d") or diag("$o$e");
+}
 for my $m (sort keys %wanted)
 {
 	ok($exported{$m}, "$m is exported (" . join(', ', sort keys %{ $exported{$m} // {} }) . ')')

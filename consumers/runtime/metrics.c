@@ -144,13 +144,18 @@ tkc_metrics_outage(int worker, bool down, const char *reason)
  * todo_kafka_<service>_<name>: a stage of a service ("notify-email") counts
  * under its service ("notify"), so every stage exports the same names (a
  * hyphen is not allowed in a metric name either); the job tells them apart.
+ * A counter's name ends in _total, as Prometheus's conventions (and
+ * promtool check metrics) want.
  */
 static void
-service_metric(char *buf, size_t len, const char *name)
+service_metric(char *buf, size_t len, const char *name, bool counter)
 {
 	const char *svc = runtime ? runtime->svc->name : "service";
+	size_t		n = strlen(name);
+	bool		total = n >= 6 && strcmp(name + n - 6, "_total") == 0;
 
-	snprintf(buf, len, "todo_kafka_%.*s_%s", (int) strcspn(svc, "-"), svc, name);
+	snprintf(buf, len, "todo_kafka_%.*s_%s%s", (int) strcspn(svc, "-"), svc, name,
+			 counter && !total ? "_total" : "");
 }
 
 void
@@ -159,7 +164,7 @@ tkc_metrics_count(const char *name, const char *label, const char *value, double
 	char		full[256];
 	char		l[256] = "";
 
-	service_metric(full, sizeof(full), name);
+	service_metric(full, sizeof(full), name, true);
 	if (label)
 		tk_series_label(l, sizeof(l), label, value);
 	tk_series_add(&series, full, "counter", "Service counter", l, add);
@@ -170,7 +175,7 @@ tkc_metrics_gauge(const char *name, double value)
 {
 	char		full[256];
 
-	service_metric(full, sizeof(full), name);
+	service_metric(full, sizeof(full), name, false);
 	tk_series_set_value(&series, full, "gauge", "Service gauge", "", value);
 }
 
