@@ -233,5 +233,12 @@ is($users{$_}, "SCRAM-SHA-512=[iterations=8192,password=pw-$_]", "$_: SCRAM-SHA-
   for sort keys %users;
 unlike(TodoKafkaTest::slurp("$root/deploy/kafka/$_"), qr/password=["']?[A-Za-z0-9]/, "$_ holds no password")
   for qw(users.sh acls.sh);
+{
+	local $ENV{DRY_RUN} = 1;
+	ok(IPC::Run::run([ 'sh', "$root/deploy/kafka/users.sh" ], '>', \$out, '2>', \$err), 'users.sh DRY_RUN=1 runs');
+	like($out, qr/--entity-name todo-kafka-relay --add-config SCRAM-SHA-512=\[iterations=8192,password=\*\*\*\]/,
+		'a dry run prints the commands');
+	unlike($out, qr/pw-todo-kafka/, 'a dry run prints no password');
+}
 
 done_testing();

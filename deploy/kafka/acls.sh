@@ -7,7 +7,8 @@
 #   KAFKA_ADMIN_CONFIG=/etc/kafka/admin.properties \
 #   deploy/kafka/acls.sh
 #
-# KAFKA_BIN: the directory of kafka-acls.sh (default: on PATH).
+# KAFKA_BIN: the directory of kafka-acls.sh (default: on PATH).  DRY_RUN=1
+# prints the commands instead of running them.
 # TOPIC_<STREAM>: the topic of a stream when todo_kafka.topics renames it
 # (e.g. TOPIC_TASK_EVENTS=task-events); GROUP_PREFIX: the services'
 # group_prefix (default todo-chatbot-).  Principals are the SCRAM users of
@@ -48,7 +49,8 @@ acl() {
 	principal=$1
 	shift
 	set -- --allow-principal "User:$principal" "$@"
-	"$ACLS" --bootstrap-server "$KAFKA_BOOTSTRAP" --command-config "$KAFKA_ADMIN_CONFIG" --add "$@"
+	set -- "$ACLS" --bootstrap-server "$KAFKA_BOOTSTRAP" --command-config "$KAFKA_ADMIN_CONFIG" --add "$@"
+	if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi
 }
 
 # relay

@@ -9,7 +9,8 @@
 #   TODO_KAFKA_NOTIFY_PASSWORD=... TODO_KAFKA_PROJECT_PASSWORD=... \
 #   TODO_KAFKA_DLQ_PASSWORD=... deploy/kafka/users.sh
 #
-# KAFKA_BIN: the directory of kafka-configs.sh (default: on PATH).  Each
+# KAFKA_BIN: the directory of kafka-configs.sh (default: on PATH); DRY_RUN=1
+# prints the commands (passwords masked) instead of running them.  Each
 # daemon then logs in with (its config file, mode 0600):
 #   kafka.security.protocol = SASL_SSL
 #   kafka.sasl.mechanism = SCRAM-SHA-512
@@ -29,7 +30,13 @@ for daemon in relay audit notify project dlq; do
 		echo "users.sh: $var is not set: user todo-kafka-$daemon skipped" >&2
 		continue
 	fi
-	"$CONFIGS" --bootstrap-server "$KAFKA_BOOTSTRAP" --command-config "$KAFKA_ADMIN_CONFIG" \
+	if [ -n "${DRY_RUN:-}" ]; then
+		password='***'
+		run=echo
+	else
+		run=
+	fi
+	$run "$CONFIGS" --bootstrap-server "$KAFKA_BOOTSTRAP" --command-config "$KAFKA_ADMIN_CONFIG" \
 		--alter --entity-type users --entity-name "todo-kafka-$daemon" \
 		--add-config "SCRAM-SHA-512=[iterations=8192,password=$password]"
 done
