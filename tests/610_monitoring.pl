@@ -4,7 +4,9 @@
 #
 # promtool: check rules, test rules (deploy/prometheus/*.test.yml), check
 # config; every dashboard query is parsed by promtool too (as recording
-# rules in a scratch file).  Then the whole stack runs: PostgreSQL, the
+# rules in a scratch file), and every label an expression selects or
+# groups by belongs to a metric it names (labels as docs/reference.md,
+# generated from the code, lists them).  Then the whole stack runs: PostgreSQL, the
 # devbroker (no /metrics: a development tool), a relay and the audit,
 # notify and project services, each with --metrics-listen.  A task with a
 # reminder goes through it, so every service has handled something; the
@@ -87,6 +89,32 @@ for my $e (keys %exprs)
 	push @{ $wanted{$1} }, $exprs{$e} while $bare =~ /\b(todo_kafka_[a-z0-9_]+)\b/g;
 }
 ok(scalar(keys %wanted) >= 20, scalar(keys %wanted) . ' metrics named by rules and panels');
+
+# labels: each one an expression selects or groups by is a label of a
+# metric it names, as docs/reference.md (generated from the code) lists
+# them, or one Prometheus adds (job, instance; le of a histogram bucket)
+my %labels_of;
+for (split /\n/, TodoKafkaTest::slurp("$root/docs/reference.md"))
+{
+	my ($name, $labels) = /^\| `(todo_kafka_\w+)` \| \w+ \| ([^|]*) \|/ or next;
+	$labels_of{$name} = [ $labels =~ /`(\w+)`/g ];
+}
+ok(scalar(keys %labels_of) >= 20, 'docs/reference.md lists the metrics and their labels');
+for my $e (sort keys %exprs)
+{
+	my %known = (job => 1, instance => 1);
+	for my $m ($e =~ /\b(todo_kafka_[a-z0-9_]+)\b/g)
+	{
+		$known{le} = 1 if $m =~ /_bucket$/;
+		my $base = $labels_of{$m} ? $m : $m =~ s/_(bucket|sum|count)$//r;
+		$known{$_} = 1 for @{ $labels_of{$base} // [] };
+	}
+	my @used = ($e =~ /\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g, $e =~ /\{([^}]*)\}/g);
+	my @labels = map { /(\w+)\s*(?:=~|!~|!=|=)?/g } map { s/"(?:[^"\\]|\\.)*"//gr } @used;
+	my @bad = grep { !$known{$_} } @labels;
+	is_deeply(\@bad, [], "$exprs{$e}: labels " . join(', ', sort keys %{ { map { $_ => 1 } @labels } }))
+	  or diag("expression: $e");
+}
 
 # --- every daemon, scraped ---------------------------------------------------
 my $s = TodoKafkaTest->start_stack('t610', metrics => 1);
