@@ -45,6 +45,10 @@ tk_install_packages() {
 	if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
 		tk_sudo pg_ctlcluster 15 main stop 2>/dev/null || true
 	fi
+	# Debian's prometheus starts a server and a node exporter; tests need only promtool
+	if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+		tk_sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+	fi
 }
 
 tk_build_install() {
