@@ -110,6 +110,12 @@ SELECT todo_kafka.delivery_claim('ev1:email', 'email', 'alice@example.com', 'ali
 SELECT todo_kafka.delivery_done('ev1:email', 'email', 'alice@example.com', 'alice', 'delivered', '250 accepted');
 SELECT todo_kafka.delivery_claim('ev1:email', 'email', 'alice@example.com', 'alice');
 SELECT todo_kafka.delivery_done('ev1:email', 'email', 'alice@example.com', 'alice', 'sent');
+-- dead-lettered (refused for good, or failed on its last attempt): final for
+-- the service, claimed again when the dead letter is replayed
+SELECT todo_kafka.delivery_claim('ev4:email', 'email', 'alice@example.com', 'alice');
+SELECT todo_kafka.delivery_done('ev4:email', 'email', 'alice@example.com', 'alice', 'dead_lettered', 'transient 451: deferred');
+SELECT todo_kafka.delivery_claim('ev4:email', 'email', 'alice@example.com', 'alice');
+SELECT todo_kafka.delivery_done('ev4:email', 'email', 'alice@example.com', 'alice', 'dead_lettered', 'transient 451: deferred again');
 -- an attempt that died mid-send: not sent again, unless taken over
 SELECT todo_kafka.delivery_claim('ev2:email', 'email', 'alice@example.com', 'alice');
 SELECT todo_kafka.delivery_claim('ev2:email', 'email', 'alice@example.com', 'alice');

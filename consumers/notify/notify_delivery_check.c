@@ -6,9 +6,9 @@
  * Built by "make check-delivery", not installed.  tests/300_notify_delivery.pl
  * runs it against real receivers (tests/lib/push_receiver.py and
  * smtp_sink.py).  Prints one line on stdout,
- *	 result=<delivered|gone|permanent|transient> status=<n> retry_after=<n>
+ *	 result=<delivered|gone|permanent|transient|unavailable> status=<n> retry_after=<n>
  * and the error text, if any, on stderr.  Exit status: 0 delivered,
- * 2 gone, 3 permanent, 4 transient, 1 usage or setup error.
+ * 2 gone, 3 permanent, 4 transient, 5 unavailable, 1 usage or setup error.
  *
  *	 notify_delivery_check vapid-public --vapid-key K --subject S
  *	 notify_delivery_check push --vapid-key K --subject S --endpoint URL
@@ -68,6 +68,8 @@ report(tkn_delivery d, const char *err)
 			return 3;
 		case TKN_TRANSIENT:
 			return 4;
+		case TKN_UNAVAILABLE:
+			return 5;
 	}
 	return 1;
 }

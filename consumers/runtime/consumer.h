@@ -181,6 +181,13 @@ extern void tkc_fail(tkc_event *ev, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 
 /*
+ * Whether this is the event's last attempt: a TKC_RETRY now dead-letters
+ * it (RETRIES_EXHAUSTED) instead of trying again, so a handler can record
+ * that in its own sink.
+ */
+extern bool tkc_last_attempt(tkc_worker *w, const tkc_event *ev);
+
+/*
  * Map a statement's outcome to a result: OK, DOWN (connection lost, or a
  * deployment problem such as a missing grant, which is no event's fault),
  * DEAD (the data is wrong) or RETRY; the reason goes to ev->error.

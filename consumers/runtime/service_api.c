@@ -65,6 +65,12 @@ tkc_pg(tkc_worker *w)
 	return w->pg && PQstatus(w->pg) == CONNECTION_OK ? w->pg : NULL;
 }
 
+bool
+tkc_last_attempt(tkc_worker *w, const tkc_event *ev)
+{
+	return ev->attempt >= w->rt->rc.max_attempts;
+}
+
 const char *
 tkc_topic(tkc_worker *w, const char *stream)
 {

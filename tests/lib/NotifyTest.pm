@@ -9,11 +9,13 @@ NotifyTest - real receivers and a todo-kafka-notify for the notification tests
   use NotifyTest;
   my $rx = NotifyTest->new(push_status => { '/gone' => 410 });
   $rx->start_smtp;                       # tests/lib/smtp_sink.py
+  $rx->start_smtp(tls_dir => $d);        # ... requiring STARTTLS, CA file $d/cert.pem
   $rx->start_push;                       # tests/lib/push_receiver.py
   my $conf = $rx->config(%extra);        # a todo-kafka-notify config file
   my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => ['-c', $conf]);
   my $mails = $rx->emails;               # parsed by Python's email package
   my $pushes = $rx->pushes;              # the receiver's JSON log lines
+  my $url = $rx->start_alerts;           # for --alert-webhook; $rx->alerts
 
 =head1 DESCRIPTION
 
@@ -96,13 +98,17 @@ sub _start_server
 	return ($h, $port);
 }
 
-# the SMTP sink; again on the same port after stop_smtp; delay => secs per message
+# the SMTP sink; again on the same port after stop_smtp; delay => secs per
+# message, tls_dir => D (STARTTLS required, its CA file D/cert.pem),
+# defer => [address prefixes answered 451]
 sub start_smtp
 {
 	my ($self, %opt) = @_;
 	my @args = ("$lib/smtp_sink.py", '--dir', "$self->{dir}/mail");
 	push @args, '--port', $self->{smtp_port} if $self->{smtp_port};
 	push @args, '--delay', $opt{delay} if $opt{delay};
+	push @args, '--tls-dir', $opt{tls_dir} if $opt{tls_dir};
+	push @args, map { ('--defer', $_) } @{ $opt{defer} // [] };
 	($self->{smtp}, $self->{smtp_port}) = $self->_start_server('smtp', @args);
 	return $self->{smtp_port};
 }
@@ -125,6 +131,23 @@ sub start_push
 		'--log', "$self->{dir}/push.jsonl", '--vapid-public', $self->{vapid}{public_b64url},
 		map { ('--status', "$_=$st{$_}") } sort keys %st);
 	return $self->{push_port};
+}
+
+# tests/lib/webhook_receiver.py for --alert-webhook; returns its URL
+sub start_alerts
+{
+	my ($self) = @_;
+	($self->{alerts}, my $port) = $self->_start_server('alerts',
+		"$lib/webhook_receiver.py", '--log', "$self->{dir}/alerts.jsonl");
+	return "http://127.0.0.1:$port/alerts";
+}
+
+# the alerts received, in order: their JSON bodies
+sub alerts
+{
+	my ($self) = @_;
+	return [ map { $self->{json}->decode($_)->{json} // {} } grep { length }
+		  split /\n/, slurp("$self->{dir}/alerts.jsonl") ];
 }
 
 # a config file for todo-kafka-notify pointing at the receivers
@@ -197,7 +220,7 @@ sub wait_for
 sub DESTROY
 {
 	my ($self) = @_;
-	for my $h (grep { defined } @{$self}{qw(smtp push)})
+	for my $h (grep { defined } @{$self}{qw(smtp push alerts)})
 	{
 		$h->signal('TERM') if $h->pumpable;
 		eval { $h->finish };
