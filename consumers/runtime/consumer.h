@@ -244,9 +244,11 @@ extern bool tkc_watermarks(tkc_worker *w, const char *topic, int32_t partition,
 extern int	tkc_partition_count(tkc_worker *w, const char *topic,
 								char *errbuf, size_t errlen);
 
-/* a labelled counter on /metrics: todo_kafka_<service>_<name>{label="value"} */
+/* a labelled counter on /metrics: todo_kafka_<service>_<name>_total{label="value"} */
 extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 					  const char *value, double add);
+/* a gauge on /metrics: todo_kafka_<service>_<name>, set to value */
+extern void tkc_gauge(tkc_worker *w, const char *name, double value);
 
 /*
  * A sink written with one call per batch (one statement, one transaction:

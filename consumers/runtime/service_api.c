@@ -92,6 +92,12 @@ tkc_count(tkc_worker *w, const char *name, const char *label, const char *value,
 	tkc_metrics_count(name, label, value, add);
 }
 
+void
+tkc_gauge(tkc_worker *w, const char *name, double value)
+{
+	tkc_metrics_gauge(name, value);
+}
+
 tkc_result
 tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 {
