@@ -25,6 +25,9 @@
  *								read through audit_retention() (C), so a
  *								placeholder SET before the module was loaded
  *								cannot lower it
+ *	 todo_kafka.push_allowed_hosts, todo_kafka.push_gateway_allowed_hosts
+ *								(superuser only) where push endpoints and
+ *								gateways may be registered: push_allowlist.c
  *
  * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
  * halves write throughput when every transaction notifies (DESIGN.md, the
@@ -132,6 +135,7 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+	todo_kafka_define_push_settings();	/* push_allowlist.c */
 	MarkGUCPrefixReserved("todo_kafka");
 
 	RegisterXactCallback(tk_xact_callback, NULL);

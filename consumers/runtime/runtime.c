@@ -6,7 +6,8 @@
  * Start-up, in order:
  *	 1. command line, config file, environment (common/daemon_config.c):
  *		the shared daemon settings, the runtime's (runtime_config.c), then
- *		the service's own table; --consumers N and --group-prefix are the
+ *		the service's own table (checked by its check_config hook, if any,
+ *		e.g. against the profile); --consumers N and --group-prefix are the
  *		runtime's long options.  Usage and configuration errors exit 2 with
  *		the reason; --show-config prints the result with secrets redacted.
  *	 2. signals (common/signals.c: a second SIGTERM exits at once), libcurl.
@@ -198,7 +199,8 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 		return rc;
 	own[0] = &rt.rc;
 	own[1] = rt.svc_config;
-	if (!tk_daemon_config_load(&spec, &cli, &rt.d, own, err, sizeof(err)))
+	if (!tk_daemon_config_load(&spec, &cli, &rt.d, own, err, sizeof(err)) ||
+		(svc->check_config && !svc->check_config(rt.svc_config, rt.d.profile, err, sizeof(err))))
 	{
 		fprintf(stderr, "%s: %s\n", rt.program, err);
 		return TK_EXIT_USAGE;

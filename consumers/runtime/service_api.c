@@ -65,6 +65,12 @@ tkc_pg(tkc_worker *w)
 	return w->pg && PQstatus(w->pg) == CONNECTION_OK ? w->pg : NULL;
 }
 
+bool
+tkc_last_attempt(tkc_worker *w, const tkc_event *ev)
+{
+	return ev->attempt >= w->rt->rc.max_attempts;
+}
+
 const char *
 tkc_topic(tkc_worker *w, const char *stream)
 {
@@ -84,6 +90,12 @@ tkc_count(tkc_worker *w, const char *name, const char *label, const char *value,
 		  double add)
 {
 	tkc_metrics_count(name, label, value, add);
+}
+
+void
+tkc_gauge(tkc_worker *w, const char *name, double value)
+{
+	tkc_metrics_gauge(name, value);
 }
 
 tkc_result

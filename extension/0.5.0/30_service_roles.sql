@@ -11,7 +11,8 @@
  * (consumers/<service>/, plus the runtime's topic_of()):
  *
  *	 todo_kafka_audit_writer	audit_append, purge_audit (the service purges
- *								by itself, retention_days), topic_of
+ *								by itself, retention_days), verify_audit
+ *								(verify_interval_s), topic_of
  *	 todo_kafka_notifier		notification_plan, notification_targets,
  *								delivery_claim/_done/_retry, deliver_in_app,
  *								push_subscription_gone,
@@ -29,8 +30,6 @@
  * it has no grants of its own any more, only membership of the three
  * service roles, so a login that is a member keeps working (and keeps
  * every service's rights: give each service its own login, README Roles).
- * It loses verify_audit(), which no service calls (todo_kafka_auditor has
- * it).
  *
  * The retention floor.  purge_audit() refuses a period shorter than
  * todo_kafka.audit_retention (default 90 days, the specification's), a
@@ -209,7 +208,8 @@ $revoke$;
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.topic_of(text),
 	todo_kafka.audit_append(jsonb),
-	todo_kafka.purge_audit(interval)
+	todo_kafka.purge_audit(interval),
+	todo_kafka.verify_audit()
 	TO todo_kafka_audit_writer;
 
 GRANT EXECUTE ON FUNCTION
