@@ -6,7 +6,7 @@ SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 TRUNCATE todo_kafka.outbox;
 CREATE ROLE tk_audit_app LOGIN IN ROLE todo_kafka_app;
-CREATE ROLE tk_audit_consumer LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_audit_consumer LOGIN IN ROLE todo_kafka_audit_writer;
 CREATE ROLE tk_audit_auditor LOGIN IN ROLE todo_kafka_auditor;
 CREATE ROLE tk_audit_relay LOGIN IN ROLE todo_kafka_relay;
 
