@@ -184,22 +184,18 @@ REVOKE ALL ON FUNCTION
 /* the deprecated union loses every grant of its own (schema USAGE aside) ... */
 DO $revoke$
 DECLARE
-	f	regprocedure;
-	t	regclass;
+	obj		text;
 BEGIN
-	FOR f IN SELECT DISTINCT p.oid::regprocedure FROM pg_catalog.pg_proc p,
-				 pg_catalog.aclexplode(p.proacl) a
-			  WHERE p.pronamespace = 'todo_kafka'::regnamespace
-				AND a.grantee = 'todo_kafka_consumer'::regrole
+	FOR obj IN
+		SELECT DISTINCT 'FUNCTION ' || p.oid::regprocedure FROM pg_catalog.pg_proc p,
+			   pg_catalog.aclexplode(p.proacl) a
+		 WHERE p.pronamespace = 'todo_kafka'::regnamespace AND a.grantee = 'todo_kafka_consumer'::regrole
+		UNION
+		SELECT DISTINCT 'TABLE ' || c.oid::regclass FROM pg_catalog.pg_class c,
+			   pg_catalog.aclexplode(c.relacl) a
+		 WHERE c.relnamespace = 'todo_kafka'::regnamespace AND a.grantee = 'todo_kafka_consumer'::regrole
 	LOOP
-		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM todo_kafka_consumer', f);
-	END LOOP;
-	FOR t IN SELECT DISTINCT c.oid::regclass FROM pg_catalog.pg_class c,
-				 pg_catalog.aclexplode(c.relacl) a
-			  WHERE c.relnamespace = 'todo_kafka'::regnamespace
-				AND a.grantee = 'todo_kafka_consumer'::regrole
-	LOOP
-		EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM todo_kafka_consumer', t);
+		EXECUTE 'REVOKE ALL ON ' || obj || ' FROM todo_kafka_consumer';
 	END LOOP;
 END
 $revoke$;
