@@ -5,7 +5,7 @@ SET TimeZone = 'UTC';
 SET todo_kafka.push_allowed_hosts = 'push.example.net, p.example, 127.0.0.1';
 SET todo_kafka.push_gateway_allowed_hosts = 'ntfy.example.org';
 CREATE ROLE tk_notify_app LOGIN IN ROLE todo_kafka_app;
-CREATE ROLE tk_notify_consumer LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_notify_consumer LOGIN IN ROLE todo_kafka_notifier;
 
 -- every refused input carries SQLSTATE 22023 (invalid_parameter_value) and a hint
 CREATE FUNCTION pg_temp.refusal(q text) RETURNS text LANGUAGE plpgsql AS $$

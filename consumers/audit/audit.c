@@ -6,7 +6,7 @@
  *
  * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
  * batch of audit records becomes ONE call of todo_kafka.audit_append()
- * (extension 0.3.0, granted to todo_kafka_consumer), i.e. one transaction
+ * (extension 0.3.0, granted to todo_kafka_audit_writer), i.e. one transaction
  * and one round trip per batch:
  *	 - idempotent by event id: a record already in the log is skipped, so
  *	   redeliveries after a crash or a rebalance add nothing;
@@ -30,7 +30,9 @@
  *
  * Retention: worker 0 runs todo_kafka.purge_audit(retention_days) every
  * purge_interval_s; it deletes a prefix of each chain and anchors what
- * remains, so the chain still verifies.
+ * remains, so the chain still verifies.  The database refuses a period
+ * below its todo_kafka.audit_retention (superuser-only, 90 days; logged
+ * as a failed purge), and records each purge in todo_kafka.audit_purges.
  * Verification: worker 0 also runs todo_kafka.verify_audit() at start and
  * every verify_interval_s (0: never; it rereads the whole log) and counts
  * sets the gauge todo_kafka_audit_chains_broken (0 when all verify), so an
@@ -210,6 +212,7 @@ audit_periodic(tkc_worker *w)
 static const tkc_service audit_service = {
 	.name = "audit",
 	.summary = "keeps the searchable, tamper-evident audit trail (todo_kafka.audit_log).",
+	.db_role = "todo_kafka_audit_writer",
 	.streams = audit_streams,
 	.options = audit_options,
 	.config_size = sizeof(audit_config),

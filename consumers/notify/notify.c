@@ -271,6 +271,7 @@ notify_fini(tkc_worker *w)
 	{ \
 		.name = svc_name, \
 		.summary = "delivers new tasks and reminders by email, Web Push and in-app.", \
+		.db_role = "todo_kafka_notifier", \
 		.streams = svc_streams, \
 		.produces = produced_streams, \
 		.options = notify_options, \

@@ -100,6 +100,8 @@ typedef struct tkc_service
 	const char *name;			/* "audit": todo-kafka-audit, group
 								 * todo-chatbot-audit */
 	const char *summary;		/* one line for --help */
+	const char *db_role;		/* the role its login needs (README Roles),
+								 * named in hints */
 	const char *const *streams; /* logical streams consumed (NULL ended),
 								 * topics from todo_kafka.topic_of() */
 	const char *const *produces;	/* streams it only writes to with

@@ -112,8 +112,8 @@ tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 			return TKC_DOWN;
 		case TK_PG_SETUP:
 			tkc_fail(ev, "database refuses the service's call (check the extension version "
-					 "and the grants of role todo_kafka_consumer): %s",
-					 tk_pg_error_text(w->pg, res, buf, sizeof(buf)));
+					 "and that the service's login is a member of %s): %s",
+					 w->rt->svc->db_role, tk_pg_error_text(w->pg, res, buf, sizeof(buf)));
 			return TKC_DOWN;
 		case TK_PG_DATA:
 			tkc_fail(ev, "rejected by the database: %s", tk_pg_error_text(w->pg, res, buf, sizeof(buf)));
