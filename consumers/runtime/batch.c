@@ -269,7 +269,8 @@ tkc_batch_process(tkc_worker *w, tkc_item *b, int n)
 			}
 			np = nh;
 		}
-		if (!down && np > 0 && !tkc_ensure_pg(w, why, sizeof(why)))
+		if (!down && np > 0 && !(tkc_session_connect(w, why, sizeof(why)) &&
+								 tkc_service_init_or_stop(w, why, sizeof(why))))
 			down = true;
 		else if (!down)
 		{
@@ -414,7 +415,8 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 			/* revoked: the new owner starts before it and dead-letters it again */
 			if (is_revoked(w, it->ev.topic, it->ev.partition))
 				break;
-			if (tkc_ensure_pg(w, why, sizeof(why)))
+			if (tkc_session_connect(w, why, sizeof(why)) &&
+				tkc_service_init_or_stop(w, why, sizeof(why)))
 			{
 				it->ev.error[0] = '\0';
 				if (svc->dead_lettered(w, &it->ev) == TKC_OK)

@@ -84,7 +84,8 @@ set_start_offsets(tkc_worker *w, rd_kafka_topic_partition_list_t *parts)
 
 			if (tk_shutdown_requested)
 				return false;
-			if (tkc_ensure_pg(w, why, sizeof(why)) &&
+			if (tkc_session_connect(w, why, sizeof(why)) &&
+				tkc_service_init_or_stop(w, why, sizeof(why)) &&
 				w->rt->svc->start_offset(w, p->topic, p->partition, &off))
 				break;
 			delay = tk_backoff_next(&b);
