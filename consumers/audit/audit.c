@@ -15,7 +15,7 @@
  *	   offset order because one consumer owns a partition and appends a
  *	   batch in order; todo_kafka.verify_audit() finds the first broken link.
  * When the batch is refused (bad data, or a transient error), the records
- * are appended one by one (tkc_sink_batch) so only the bad one is retried
+ * are appended one by one (the runtime's sink shape) so only the bad one is retried
  * or dead-lettered, and the chain keeps offset order.
  * A database that is down, or a missing grant, pauses the partitions
  * (runtime: TKC_DOWN), never dead-letters.
@@ -144,12 +144,6 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 							  evs[0], inserted);
 }
 
-static void
-audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
-{
-	tkc_sink_batch(w, evs, n, results, append, "records");
-}
-
 /* verification: worker 0, at start and every verify_interval_s */
 static void
 audit_verify(tkc_worker *w, const audit_config *cfg)
@@ -217,7 +211,8 @@ static const tkc_service audit_service = {
 	.options = audit_options,
 	.config_size = sizeof(audit_config),
 	.validate = audit_validate,
-	.handle_batch = audit_handle_batch,
+	.sink = append,
+	.sink_unit = "records",
 	.periodic = audit_periodic,
 	.periodic_ms = 10000,
 	.notes = "Search: SELECT * FROM todo_kafka.search_audit(p_user_id => 'alice');\n"

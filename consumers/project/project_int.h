@@ -44,9 +44,9 @@ typedef enum project_mode
 extern project_mode project_run_mode;
 extern bool project_allow_gap;
 
-/* project_apply.c: the runtime's validate, handle_batch and dead_lettered hooks */
+/* project_apply.c: the runtime's validate, sink and dead_lettered hooks */
 extern bool project_validate(const void *config, tkc_event *ev);
-extern void project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results);
+extern tkc_result project_apply_batch(tkc_worker *w, tkc_event **evs, int n, int *applied);
 extern tkc_result project_dead_lettered(tkc_worker *w, tkc_event *ev);
 
 /* project_modes.c: the start_offset, setup and periodic hooks */

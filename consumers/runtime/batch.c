@@ -14,9 +14,10 @@
  *	 2. Read each as a CloudEvent (event.c) and let the service validate the
  *		fields it uses.  Invalid input can never succeed: it goes to the
  *		dead-letter topic at once, without retries (INVALID_INPUT).
- *	 3. Handle the rest: handle_batch() on all of them, or handle() one by
- *		one in offset order, stopping at the first event that did not
- *		finish, so one task's events keep their order.  Results:
+ *	 3. Handle the rest: a sink service's sink on all of them (sink.c), or
+ *		handle() one by one in offset order, stopping at the first event
+ *		that did not finish, so one task's events keep their order.
+ *		Results:
  *		  OK    done;
  *		  DEAD  dead-lettered now (PERMANENT);
  *		  RETRY tried again after a backoff with jitter (retry_base_ms,
@@ -29,7 +30,7 @@
  *				so.  The topic is never emptied into the dead-letter queue
  *				by an outage.  A database session that cannot be opened is
  *				the same outage, as is a dead letter Kafka will not take.
- *		  LATER (handle_batch) not tried this round, because an earlier
+ *		  NOT_TRIED (internal) not offered this round, because an earlier
  *				event of its partition got RETRY or DOWN: offered again with
  *				the next round, no attempt counted (a service whose sink
  *				keeps offsets must not apply offset n+1 before n).
@@ -158,7 +159,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 	const tkc_service *svc = w->rt->svc;
 	int64_t		t0 = tk_wall_us();
 
-	if (svc->handle_batch)
+	if (svc->sink)
 	{
 		tkc_event **evs = malloc(sizeof(*evs) * np);
 
@@ -177,7 +178,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 			evs[k]->error[0] = '\0';
 			res[k] = TKC_RETRY;
 		}
-		svc->handle_batch(w, evs, np, res);
+		tkc_sink_run(w, evs, np, res);
 		free(evs);
 		for (int k = 0; k < np; k++)
 			tkc_metrics_handled(b[idx[k]].ev.topic, res[k],
@@ -195,7 +196,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 		if (res[k] == TKC_RETRY || res[k] == TKC_DOWN)
 		{
 			for (int j = k + 1; j < np; j++)
-				res[j] = -1;	/* not tried */
+				res[j] = TKC_NOT_TRIED;
 			break;
 		}
 	}

@@ -16,7 +16,7 @@
  * outage, a PostgreSQL session per worker, /metrics and /healthz, signals.
  * See runtime.c and worker.c for how.
  *
- * Threads: init, handle, handle_batch, periodic and fini of one worker run
+ * Threads: init, handle or sink, periodic and fini of one worker run
  * on that worker's thread only; each worker has its own PGconn and state.
  * Workers share nothing the service must lock, unless the service itself
  * shares state between them.
@@ -48,13 +48,9 @@ typedef enum tkc_result
 	TKC_RETRY,					/* failed this time: retry with backoff, then
 								 * dead-letter after max_attempts */
 	TKC_DEAD,					/* can never succeed: dead-letter now */
-	TKC_DOWN,					/* a dependency is down (not the event's
+	TKC_DOWN					/* a dependency is down (not the event's
 								 * fault): pause, wait, try again, no attempt
 								 * counted, never dead-lettered for it */
-	TKC_LATER					/* handle_batch only: not tried now (an
-								 * earlier event of its partition must
-								 * succeed first); offered again with the
-								 * next round, no attempt counted */
 } tkc_result;
 
 /* tkc_service.start_offset: read the partition from its first offset */
@@ -95,6 +91,10 @@ typedef struct tkc_event
 
 typedef struct tkc_worker tkc_worker;
 
+/* tkc_service.sink: write evs[0..n-1] in one transaction */
+typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
+									 int *written);
+
 typedef struct tkc_service
 {
 	const char *name;			/* "audit": todo-kafka-audit, group
@@ -126,10 +126,28 @@ typedef struct tkc_service
 	bool		(*validate) (const void *config, tkc_event *ev);
 	/* once per worker, after its PostgreSQL session is up; false = fatal */
 	bool		(*init) (tkc_worker *w, char *errbuf, size_t errlen);
-	/* one event; or, when set, handle_batch gets up to batch_size at once */
+
+	/*
+	 * The two shapes of a service: set exactly one of handle and sink.
+	 *
+	 * handle: one event at a time, in offset order (the notifier).  The
+	 * runtime stops a batch at the first event that is not finished (RETRY,
+	 * DOWN), so one task's events keep their order.
+	 *
+	 * sink: one call per batch (one statement, one transaction: the audit
+	 * log, the projection); writes evs[0..n-1] and returns one result for
+	 * all of them, setting *written to the rows it actually wrote (repeats
+	 * it skipped do not count).  A refused batch (DEAD, RETRY) is offered
+	 * again one event at a time so only the bad one is retried or
+	 * dead-lettered, and a partition's later events wait for its earlier
+	 * ones (the sink never sees offset n+1 before n).  sink_unit names
+	 * what it writes on /metrics: todo_kafka_<service>_<unit>_written_total
+	 * and _<unit>_present_total (handled, already there).
+	 */
 	tkc_result	(*handle) (tkc_worker *w, tkc_event *ev);
-	void		(*handle_batch) (tkc_worker *w, tkc_event **evs, int n,
-								 tkc_result *results);
+	tkc_sink_call sink;
+	const char *sink_unit;		/* "records", "events" */
+
 	/* optional housekeeping, worker 0 only, every periodic_ms */
 	void		(*periodic) (tkc_worker *w);
 	int			periodic_ms;
@@ -183,7 +201,6 @@ extern const void *tkc_config(tkc_worker *w);	/* the service's settings */
 extern void *tkc_state(tkc_worker *w);
 extern void tkc_set_state(tkc_worker *w, void *state);
 extern int	tkc_worker_index(tkc_worker *w);
-extern const char *tkc_group(tkc_worker *w);
 extern PGconn *tkc_pg(tkc_worker *w);	/* NULL while the database is down */
 extern const char *tkc_topic(tkc_worker *w, const char *stream);
 
@@ -205,19 +222,12 @@ extern bool tkc_last_attempt(tkc_worker *w, const tkc_event *ev);
 extern tkc_result tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev);
 
 /*
- * Run a statement returning one integer (e.g. the rows a sink function
- * wrote) with text parameters, and map its outcome like tkc_pg_result;
- * *count is set only on TKC_OK.
- */
-extern tkc_result tkc_pg_count(tkc_worker *w, const char *sql, int nparams,
-							   const char *const *params, tkc_event *ev, int *count);
-
-/*
- * The batch form of tkc_pg_count, for a sink written with one call per
- * batch: arr holds a JSON array being built ("[" and the items); this
- * closes it, runs sql with params[0..nparams-1] (at most
- * TKC_PG_MAX_PARAMS - 1) and the array as the last parameter, and frees
- * arr.  Out of memory while building arr: TKC_RETRY, without a query.
+ * For a sink: arr holds a JSON array being built ("[" and the items); this
+ * closes it, runs sql (a statement returning one integer, e.g. the rows
+ * the sink function wrote) with the text params[0..nparams-1] (at most
+ * TKC_PG_MAX_PARAMS - 1) and the array as the last parameter, maps its
+ * outcome like tkc_pg_result, sets *count on TKC_OK, and frees arr.  Out
+ * of memory while building arr: TKC_RETRY, without a query.
  */
 #define TKC_PG_MAX_PARAMS 8
 extern tkc_result tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams,
@@ -251,24 +261,6 @@ extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 					  const char *value, double add);
 /* a gauge on /metrics: todo_kafka_<service>_<name>, set to value */
 extern void tkc_gauge(tkc_worker *w, const char *name, double value);
-
-/*
- * A sink written with one call per batch (one statement, one transaction:
- * the audit log, the projection).  call() writes evs[0..n-1] and returns
- * one result for all of them (setting *written to the rows it actually
- * wrote; repeats it skipped do not count).  tkc_sink_batch() makes that a
- * handle_batch: no session -> every event DOWN; the batch refused (DEAD or
- * RETRY) -> the events are tried one by one so that only the bad one is
- * retried or dead-lettered, and once an event of a partition did not
- * succeed, the later events of that partition wait (TKC_LATER), so a sink
- * never sees offset n+1 before n.  The rows written and the events that
- * were already there (handled OK, nothing written) are counted on /metrics
- * as todo_kafka_<service>_<what>_written_total and _<what>_present_total.
- */
-typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
-									 int *written);
-extern void tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
-						   tkc_sink_call call, const char *what);
 
 /* cJSON helpers for handlers: a member's string value, or NULL */
 extern const char *tkc_json_string(const cJSON *obj, const char *name);

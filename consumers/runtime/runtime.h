@@ -22,6 +22,9 @@
 
 #define TKC_MAX_STREAMS 8
 
+/* a result the runtime gives an event it did not offer this round (batch.c, sink.c) */
+#define TKC_NOT_TRIED ((tkc_result) -1)
+
 /* the runtime's own settings (runtime_config.c) */
 typedef struct tkc_runtime_config
 {
@@ -127,6 +130,9 @@ extern bool tkc_service_init_or_stop(tkc_worker *w, char *why, size_t whylen);
 /* worker.c: a worker's thread, and the setup worker */
 extern void *tkc_worker_run(void *arg);
 extern int	tkc_run_setup(tkc_runtime *rt);
+
+/* sink.c: a sink service's batch; one result per event */
+extern void tkc_sink_run(tkc_worker *w, tkc_event **evs, int n, tkc_result *results);
 
 /* event.c: parse and check the envelope; false with reason in ev->error */
 extern bool tkc_event_parse(tkc_event *ev, const rd_kafka_message_t *m,
