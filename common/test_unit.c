@@ -23,9 +23,10 @@
 
 #include "backoff.h"
 #include "clock.h"
-#include "cloudevents.h"
 #include "config.h"
 #include "kafka_errors.h"
+#include "messages/cloudevents.h"
+#include "messages/dead_letter.h"
 #include "prom.h"
 #include "strbuf.h"
 #include "test_tap.h"
@@ -418,6 +419,9 @@ test_cloudevents(void)
 	   strcmp(jstr(v, "partitionkey", NULL), "t1") == 0 &&
 	   strcmp(jstr(v, "dataschema", NULL), "https://todo-kafka.dev/schemas/dead-letter.v1.json") == 0,
 	   "ce: dead-letter envelope");
+	ok(n == 1 && strcmp(jstr(v, "data", "origin"), "outbox_row") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "dlq-origin"), "outbox_row") == 0,
+	   "ce: the relay's dead letter says its origin is an outbox row");
 	cJSON_Delete(v);
 	tk_message_list_free(&l);
 }

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "dead_letter.h"
+#include "messages/dead_letter.h"
 #include "log.h"
 #include "runtime.h"
 
