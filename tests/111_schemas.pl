@@ -162,13 +162,14 @@ my %macro = $streams_h =~ /^#define (TK_STREAM_\w+)\s+"([a-z_]+)"/mg;
 my %listed;
 while ($streams_h =~ /X\((TK_STREAM_\w+), "([^"]+)"\)/g)
 {
-	$listed{ $macro{$1} // "?$1" } = $2 =~ s/\.json$//r;
+	my ($name, $file) = ($1, $2);
+	$listed{ $macro{$name} // "?$name" } = $file =~ s/\.json$//r;
 }
 is_deeply(\%listed, \%schema_of, 'streams.h lists the built-in streams and their schemas');
 is($sql->("SELECT string_agg(stream, ',' ORDER BY stream) FROM todo_kafka.topics WHERE stream <> 'big_events'"),
 	join(',', sort keys %listed), 'the install seeds exactly the streams of streams.h');
 
-# a consumer service's dead letter (common/dead_letter.c's envelope; the
+# a consumer service's dead letter (common/messages/dead_letter.c's envelope; the
 # runtime's own tests make real ones) also fits, with either payload form
 my %consumer_dl = (
 	specversion => '1.0', id => 't111.audit/0/17:dead-letter',
