@@ -19,17 +19,8 @@
 
 #include "messages/dead_letter.h"
 #include "messages/envelope.h"
+#include "test_json.h"
 #include "test_tap.h"
-
-static const char *
-jstr(cJSON *o, const char *a, const char *b)
-{
-	cJSON	   *x = cJSON_GetObjectItemCaseSensitive(o, a);
-
-	if (b)
-		x = cJSON_GetObjectItemCaseSensitive(x, b);
-	return cJSON_IsString(x) ? x->valuestring : NULL;
-}
 
 static int
 streq(const char *a, const char *b)

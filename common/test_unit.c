@@ -29,6 +29,7 @@
 #include "messages/dead_letter.h"
 #include "prom.h"
 #include "strbuf.h"
+#include "test_json.h"
 #include "test_tap.h"
 
 /* ---- config ---- */
@@ -184,16 +185,6 @@ hdr(const tk_message *m, const char *name)
 		if (strcmp(m->headers[i].name, name) == 0)
 			return m->headers[i].value;
 	return NULL;
-}
-
-static const char *
-jstr(cJSON *o, const char *a, const char *b)
-{
-	cJSON	   *x = cJSON_GetObjectItemCaseSensitive(o, a);
-
-	if (b)
-		x = cJSON_GetObjectItemCaseSensitive(x, b);
-	return cJSON_IsString(x) ? x->valuestring : NULL;
 }
 
 static void

@@ -4,35 +4,26 @@
  *	  a tk_message_list's storage, and the envelope and headers of a message
  *
  * The builders (cloudevents.c, ce_change.c, dead_letter.c) make a message
- * in three steps: ce_msg_start() appends a message slot, its id and type,
- * its headers and the CloudEvents envelope up to "data": (written by
- * envelope.c); the builder writes the data into
- * list->text with the JSON writer of ce_internal.h; ce_msg_end() closes the
- * envelope.  ce_ctx_begin() prepares, once per row, what every message of
- * the row shares; ce_resolve() turns the offsets into pointers when the
- * build returns, ce_truncate_to() drops a failed build's messages.
+ * in three steps: ce_msg_start() appends a message slot, its id, type and
+ * headers, and the envelope up to "data": (envelope.c writes it); the
+ * builder writes the data into list->text (ce_internal.h's writer);
+ * ce_msg_end() closes it.  ce_ctx_begin() prepares, once per row, what
+ * every message of the row shares (the source, the envelope's context:
+ * time, subject, partitionkey, correlation, user, actor, traceparent).
  *
  * Why not cJSON (STYLE.md rule 38): the relay builds two to seven messages
- * per outbox row, and building each as a cJSON tree (one allocation per
- * node and string, then a printed copy, then the tree freed) cost about
- * half of the relay's CPU per row in a drain profile (bench/RESULTS.md).
- * Messages are therefore written straight into one reusable buffer with
- * tk_strbuf_json_string() as the escaper (the same escapes cJSON's printer
- * makes), and the parts shared by every message of a row (source, time,
- * subject, correlation, user, actor, traceparent: the envelope's
- * "context", tk_envelope_put_context) are escaped once per row.
- * cJSON is still used to parse the custom headers of publish() rows (rare,
- * and their values must be unescaped).
+ * per outbox row, and cJSON trees cost about half of the relay's CPU per
+ * row in a drain profile (bench/RESULTS.md), so messages are written
+ * straight into one reusable buffer with tk_strbuf_json_string() (cJSON's
+ * escapes).  cJSON still parses the custom headers of publish() rows.
  *
- * Memory: a tk_message_list keeps its buffers between rows; ids, types,
- * values and header values of its messages live in list->text, referenced
- * by offset while building (the buffer may move) and resolved to pointers
- * when a build call returns.  A build allocates only when a buffer grows.
- *
- * Headers: a message's headers are the header slots from its h0 up to the
- * next message's h0 (or the end), so a header added with ce_hdr_add()
- * after ce_msg_end() belongs to the last message started (the dead-letter
- * envelope adds its dlq-* headers that way).
+ * Memory: a list keeps its buffers between rows; ids, types, values and
+ * header values live in list->text, referenced by offset while building
+ * (the buffer may move) and resolved to pointers by ce_resolve() when a
+ * build returns; ce_truncate_to() drops a failed build's messages.
+ * Headers: a message's headers are the slots from its h0 up to the next
+ * message's h0, so a header added after ce_msg_end() belongs to the last
+ * message (the relay's dead letter adds its dlq-* headers that way).
  *
  * IDENTIFICATION
  *	  common/messages/message_list.c
