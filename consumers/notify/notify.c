@@ -110,7 +110,7 @@ static const char *const fanout_streams[] = {TK_STREAM_TASK_EVENTS, TK_STREAM_RE
 static const char *const produced_streams[] = {TK_STREAM_NOTIFICATIONS, NULL};
 static const char *const delivery_streams[] = {TK_STREAM_NOTIFICATIONS, NULL};
 static const char *const all_streams[] = {TK_STREAM_TASK_EVENTS, TK_STREAM_REMINDERS,
-TK_STREAM_NOTIFICATIONS, NULL};
+	TK_STREAM_NOTIFICATIONS, NULL};
 
 static const char *const stage_names[] = {"all", "fanout", "email", "realtime"};
 
