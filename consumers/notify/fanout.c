@@ -4,28 +4,18 @@
  *	  todo-kafka-notify, fan-out stage: one queued notification per channel
  *
  * Input (validated before the handler runs; anything else is skipped):
- *	 task.created	(todo.task.events) data {task_id, user_id, task_data
- *					{title, due_date ...}}: kind task_created, the channels
- *					the user enabled for new tasks
- *	 task.reminder	(todo.reminders, a reminder that fired) data
- *					{event_type sent|missed, reminder_id, task_id, user_id,
- *					notification_method, scheduled_time ...}: kind reminder,
- *					the reminder's own method if the user has it enabled
+ * task.created (todo.task.events: kind task_created, the channels the user
+ * enabled for new tasks) and task.reminder (todo.reminders, fired: kind
+ * reminder, the reminder's own method if the user has it enabled).
  * todo_kafka.notification_plan() decides the channels (settings, quiet
  * hours) and writes the title and body, with the due time in the user's
- * time zone.  Each channel becomes one message on todo.notifications:
- *
- *	 key	the user id (a user's notifications stay in order)
- *	 value	CloudEvent with the envelope every message of todo_kafka has
- *			(common/messages/envelope.h), type notification.requested, id
- *			<source event id>:<channel>, time = the source event's time,
- *			source /todo_kafka/notify, subject = task id, partitionkey =
- *			the user id, dataschema = notifications.v1.json, correlationid
- *			and traceparent as the source event's, data
- *			{notification_id (= id), user_id, channel, kind, task_id,
- *			 title, body, due_date (RFC 3339 UTC or null), due_local,
- *			 time_zone, source_event_id, source_type, reminder_id,
- *			 scheduled_time}
+ * time zone.  Each channel becomes one message on todo.notifications, key
+ * = partitionkey = the user id (a user's notifications stay in order), in
+ * the envelope of common/messages/envelope.h: type notification.requested,
+ * id <source event id>:<channel>, source /todo_kafka/notify, subject =
+ * task id, time, correlationid and traceparent from the source event;
+ * data as schemas/notifications.v1.json (notification_id = id, channel,
+ * kind, title, body, due_date, due_local, time_zone, source_event_id ...).
  *
  * Everything in a message is a function of the source event and the
  * settings, so a redelivered event queues the same messages again under
