@@ -3,21 +3,36 @@
  * consumer.h
  *	  the consumer runtime: what a todo_kafka consumer service writes
  *
- * A service is a handler table (tkc_service) and a main() of one line:
- *
- *		int main(int argc, char **argv) { return tkc_main(&audit_service, argc, argv); }
+ * Writing a new service (consumers/<name>/, program todo-kafka-<name>):
+ *	 1. Handler: a tkc_service with its streams and ONE shape: handle (one
+ *		event at a time; results OK, RETRY, DEAD, DOWN) or sink (one call
+ *		per batch, one statement, one transaction); validate for the fields
+ *		it uses; main() is one line: return tkc_main(&svc, argc, argv).
+ *		A Makefile of three lines (PROGRAM, SRCS, include ../service.mk).
+ *	 2. SQL: the service writes only through extension functions (STYLE
+ *		38f: a sink function taking a JSON array, idempotent by event id),
+ *		granted to the service's OWN role (todo_kafka_<role>, db_role
+ *		here) and to no other; the role is added to the extension's roles
+ *		and grants, and to tests/405_service_roles.pl.
+ *	 3. Schema: a stream it produces has a JSON schema in schemas/ and an
+ *		entry in common/messages/streams.h.
+ *	 4. Tests: tests/NNN_<name>_*.pl on start_stack (real PostgreSQL, the
+ *		devbroker), each able to fail: delivery, a dead letter, an outage.
+ *	 5. README: a "### todo-kafka-<name>" section under The consumer
+ *		services (what it does, its settings, its role), and its settings in
+ *		docs/reference.md (scripts/gen-reference).
  *
  * The runtime owns everything else: command line, config file and
  * environment (common/daemon_config.c), the consumer group
  * (<group_prefix><name>), one librdkafka consumer per worker thread
- * (--consumers N), the poll loop, offsets (stored only after handling),
- * retries with backoff and jitter, the dead-letter topic with origin
- * headers, alerts (ERROR log, metric, webhook), pausing on a dependency
- * outage, a PostgreSQL session per worker, /metrics and /healthz, signals.
- * See runtime.c and worker.c for how.
+ * (--consumers N), the poll loop, offsets (stored only after handling, or
+ * in the sink's own transaction: stored_offsets), retries with backoff and
+ * jitter, dead letters, alerts, pausing on a dependency outage, a
+ * PostgreSQL session per worker, /metrics and /healthz, signals (runtime.c,
+ * worker.c, batch.c).
  *
- * Threads: init, handle or sink, periodic and fini of one worker run
- * on that worker's thread only; each worker has its own PGconn and state.
+ * Threads: init, handle or sink, periodic and fini of one worker run on
+ * that worker's thread only; each worker has its own PGconn and state.
  * Workers share nothing the service must lock, unless the service itself
  * shares state between them.
  *
