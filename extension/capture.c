@@ -24,7 +24,7 @@
  * captured row, so it does no catalog lookup per row: each row is deformed
  * once (heap_deform_tuple) and the values serve the comparison, the key and
  * user text and both json images; output functions, column names and the
- * table's name come from rowjson.c's per-table cache.  What is left is the
+ * table's name come from rowjson_cache.c's per-table cache.  What is left is the
  * outbox insert itself (outbox.c).  bench/capture measures it against no
  * capture, a hand-written PL/pgSQL outbox trigger and a plain insert into a
  * second table.
@@ -141,7 +141,7 @@ capture_text(RowJsonEntry *entry, const CaptureRow *row, int attnum)
 {
 	if (row->isnull[attnum - 1])
 		return NULL;
-	return todo_kafka_rowjson_column_text(entry, attnum, row->values[attnum - 1]);
+	return rowjson_column_text(entry, attnum, row->values[attnum - 1]);
 }
 
 /*
@@ -200,7 +200,7 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 		completed_att = capture_column(rel, trigger->tgname, trigger->tgargs[3]);
 	if (trigger->tgnargs > 4)
 		parent_att = capture_column(rel, trigger->tgname, trigger->tgargs[4]);
-	entry = todo_kafka_rowjson_entry(rel);
+	entry = rowjson_lookup(rel);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = "change";
@@ -242,7 +242,7 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 									 oldrow.values[attnum - 1], oldrow.isnull[attnum - 1],
 									 newrow.values[attnum - 1], newrow.isnull[attnum - 1]))
 			{
-				names[nchanged++] = todo_kafka_rowjson_column_name(entry, attnum);
+				names[nchanged++] = rowjson_column_name(entry, attnum);
 				changed_cols[attnum - 1] = true;
 			}
 		}
@@ -274,17 +274,17 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 						trigger->tgargs[0], RelationGetRelationName(rel)),
 				 errdetail("Every captured row needs a key: it becomes the Kafka message key.")));
 	ev.user_id = capture_text(entry, current, user_att);
-	ev.source = todo_kafka_rowjson_source(entry);
+	ev.source = rowjson_table_name(entry);
 
 	if (oldtup)
 	{
 		/* UPDATE: only the changed columns; the others equal the after image */
-		ev.before = todo_kafka_row_json(entry, oldrow.values, oldrow.isnull, changed_cols);
+		ev.before = rowjson_render_row(entry, oldrow.values, oldrow.isnull, changed_cols);
 		ev.has_before = true;
 	}
 	if (newtup)
 	{
-		ev.after = todo_kafka_row_json(entry, newrow.values, newrow.isnull, NULL);
+		ev.after = rowjson_render_row(entry, newrow.values, newrow.isnull, NULL);
 		ev.has_after = true;
 	}
 
