@@ -3,37 +3,27 @@
  * email.h
  *	  email delivery over SMTP with libcurl
  *
- * tkn_email_send() builds an RFC 5322 message and sends it:
- *	 - headers Date (RFC 5322 s3.3, UTC), From, To, Subject (RFC 2047
- *	   encoded-words when not plain short ASCII), Message-ID, MIME-Version,
- *	   Content-Type text/plain; charset=utf-8, Content-Transfer-Encoding
- *	   (7bit for short-lined ASCII, else quoted-printable, so no server
- *	   needs 8BITMIME), Auto-Submitted: auto-generated (RFC 3834);
- *	 - Message-ID "<notify.ID@from-domain>" from the notification id, so a
- *	   resend carries the same id and mail clients can spot a duplicate;
- *	   an id that is not safe in a msg-id is replaced by a SHA-256 digest;
- *	 - CRLF line endings; libcurl does the SMTP dot-stuffing;
- *	 - smtp:// (with STARTTLS required when starttls is set), smtps://,
- *	   optional AUTH with username and password.
- * Addresses, the subject and the sender name are refused if they contain
- * CR or LF (header injection) or are not valid UTF-8.
+ * tkn_email_build() (email_message.c) writes the message: Date (UTC),
+ * From, To, Subject (RFC 2047 encoded-words unless plain short ASCII),
+ * Message-ID "<notify.ID@from-domain>" from the notification id (a resend
+ * carries the same id; an id unsafe in a msg-id becomes its SHA-256),
+ * text/plain UTF-8, 7bit or quoted-printable (no 8BITMIME needed),
+ * Auto-Submitted (RFC 3834), CRLF line ends.  Addresses, subject and sender
+ * name with CR or LF (header injection) or invalid UTF-8 are refused.
+ * tkn_email_send() (email.c) sends it over smtp:// (STARTTLS required when
+ * starttls is set) or smtps://, with optional AUTH.
  *
  * Outcomes (delivery.h; status = the last SMTP reply code), in this order:
  *	 delivered	 the server accepted the message (250 after DATA)
- *	 unavailable the server cannot take any message, whatever it is:
- *				 libcurl's error says so (tkn_curl_unusable: cannot
- *				 connect, certificate or TLS failure, STARTTLS not offered,
- *				 login denied; after a failed STARTTLS handshake the last
- *				 reply is 220, so the reply code cannot tell), a reply
- *				 that refuses every message (421, 454, 530, 534, 535, 538),
- *				 no reply at all, a timeout before the message was sent, a
- *				 URL that is not smtp:// or smtps://.  The caller pauses
- *				 email delivery and never dead-letters for it; the error
- *				 text says what to fix
- *	 permanent	 a 5xx reply to the message (recipient or message refused),
- *				 or a message that cannot be built (bad address, ...)
- *	 transient	 a 4xx reply to the message, a connection lost or a timeout
- *				 after the message started: retried, then dead-lettered
+ *	 unavailable the server cannot take any message: libcurl says so
+ *				 (tkn_curl_unusable: cannot connect, TLS or STARTTLS failure,
+ *				 login denied), a reply refusing every message (421, 454,
+ *				 530, 534, 535, 538), no reply, a timeout before the message
+ *				 was sent, a URL not smtp:// or smtps://.  The caller pauses
+ *				 email delivery, never dead-letters; the error says what to fix
+ *	 permanent	 a 5xx reply to the message, or a message that cannot be built
+ *	 transient	 a 4xx reply, a connection lost or a timeout after the
+ *				 message started: retried, then dead-lettered
  *
  * IDENTIFICATION
  *	  consumers/notify/email.h
