@@ -237,8 +237,8 @@ wait_events(relay_state *st, int64_t deadline)
 static void
 leader_pass(relay_state *st)
 {
-	switch (relay_schedule_pass(&st->sched, st->reader, st->conn, st->rk,
-								&st->topics, &st->cfg))
+	switch (relay_run_pass(&st->sched, st->reader, st->conn, st->rk,
+						   &st->topics, &st->cfg))
 	{
 		case SCHEDULE_PROGRESS:
 			tk_backoff_reset(&st->backoff);
