@@ -12,7 +12,7 @@
  *					IntervalStyle says
  * in scalars and arrays alike (date and timestamp keep row_to_json()'s).
  *
- * Categories (rowjson.h, set per table by rowjson_cache.c) mirror json.c's
+ * Categories (set per table by rowjson_cache.c) mirror json.c's
  * datum_to_json(): NULL -> null, bool -> true / false, numbers as written
  * unless NaN or Infinity (then quoted), date and timestamp in ISO 8601,
  * json and jsonb as they are, arrays nested as array_to_json() does, the
@@ -43,7 +43,7 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
-#include "rowjson.h"
+#include "rowjson_cache.h"
 #include "todo_kafka.h"
 
 /*

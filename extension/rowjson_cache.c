@@ -8,7 +8,7 @@
  * does) is costly on the single-row transactions of a task API.  So the
  * per-column work is done once per table and kept: an entry in
  * CacheMemoryContext, keyed by the relation OID, holds each column's
- * category (rowjson.h), its type's output function (FmgrInfo: the json,
+ * category (rowjson_cache.h), its type's output function (FmgrInfo: the json,
  * and the key and user columns' text), its name as a text datum (the
  * changed-columns array) and the table's quoted qualified name (the
  * event's source), so a captured change makes no system-cache lookup.
@@ -41,7 +41,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "rowjson.h"
+#include "rowjson_cache.h"
 #include "todo_kafka.h"
 
 static HTAB *rowjson_cache = NULL;

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
- * rowjson.h
- *	  the per-table rendering plan shared by rowjson_cache.c and rowjson.c
+ * rowjson_cache.h
+ *	  the per-table rendering plan: built by rowjson_cache.c, read by rowjson.c
  *
  * rowjson_cache.c builds one RowJsonEntry per captured table (a category
  * and output function per column, the column names, the table's name) and
@@ -10,12 +10,12 @@
  * declared in todo_kafka.h.
  *
  * IDENTIFICATION
- *	  extension/rowjson.h
+ *	  extension/rowjson_cache.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef TODO_KAFKA_ROWJSON_H
-#define TODO_KAFKA_ROWJSON_H
+#ifndef TODO_KAFKA_ROWJSON_CACHE_H
+#define TODO_KAFKA_ROWJSON_CACHE_H
 
 #include "access/tupdesc.h"
 #include "fmgr.h"
@@ -67,4 +67,4 @@ struct RowJsonEntry
 	char	   *source;			/* "schema"."table", quoted as needed */
 };
 
-#endif							/* TODO_KAFKA_ROWJSON_H */
+#endif							/* TODO_KAFKA_ROWJSON_CACHE_H */
