@@ -5,37 +5,29 @@
  *
  * todo_kafka.capture() is an AFTER ROW trigger for INSERT, UPDATE and
  * DELETE.  Each change writes exactly ONE outbox row, in the same
- * transaction, carrying the before and after row images (json), the list
- * of changed columns and the event type.  An UPDATE's before image holds
- * only the changed columns: the others are in the after image, and the
- * relay rebuilds the whole before image for the audit record.  That halves
- * the json work and the outbox's WAL for updates, the commonest change.  Fan-out to Kafka topics happens
- * later, in the relay, so the write path stays one insert.
+ * transaction, with the before and after row images (json), the changed
+ * columns and the event type; fan-out to Kafka topics happens later, in the
+ * relay, so the write path stays one insert.  An UPDATE's before image
+ * holds only the changed columns (the relay rebuilds the whole old row for
+ * the audit record), which halves the json work and WAL of updates.
  *
- * Event types: created (INSERT; recurring-created when the recurrence
- * parent column is set), updated, completed (the completed column went
- * from false to true), deleted.  An UPDATE that changes no column writes
- * nothing.  Columns are compared by their binary image (datumIsEqual), so
- * an unchanged TOASTed value, which keeps its TOAST pointer, compares equal;
- * variable-length values that differ only in their header (short or long,
- * compressed or not) are compared by content.
+ * Event types: created (recurring-created when the recurrence parent column
+ * is set), updated, completed (the completed column went from false to
+ * true), deleted.  An UPDATE that changes no column writes nothing.
+ * Columns are compared by their binary image (datumIsEqual), so an
+ * unchanged TOASTed value compares equal; values differing only in their
+ * varlena header (short, long, compressed) are compared by content.
  *
- * Cost.  This runs inside every application transaction that changes a
- * captured row, so it does no catalog lookup per row: each row is deformed
- * once (heap_deform_tuple) and the values serve the comparison, the key and
- * user text and both json images; output functions, column names and the
- * table's name come from rowjson_cache.c's per-table cache.  What is left is the
- * outbox insert itself (outbox.c).  bench/capture measures it against no
- * capture, a hand-written PL/pgSQL outbox trigger and a plain insert into a
- * second table.
+ * Cost: no catalog lookup per row.  Each row is deformed once and the
+ * values serve the comparison, the key and user text and both images;
+ * output functions, column names and the table's name come from
+ * rowjson_cache.c.  bench/capture measures it.
  *
  * Trigger arguments: key column, user column, stream [, completed column
- * [, recurrence parent column]].  Missing optional columns are simply not
- * used; a named column that does not exist is an error.
- *
- * todo_kafka.touch() is a BEFORE UPDATE trigger taking one argument, the
- * timestamptz column to set to now() when any other column changed; so a
- * no-op UPDATE stays a no-op and produces no event.
+ * [, recurrence parent column]]; a named column that does not exist is an
+ * error.  todo_kafka.touch() is a BEFORE UPDATE trigger setting its one
+ * argument, a timestamptz column, to now() when another column changed, so
+ * a no-op UPDATE stays a no-op and produces no event.
  *
  * IDENTIFICATION
  *	  extension/capture.c
