@@ -33,7 +33,7 @@
 
 #include "base64.h"
 #include "delivery_int.h"
-#include "email.h"
+#include "email_message.h"
 #include "strbuf.h"
 
 #define SUBJECT_PLAIN_MAX 68	/* "Subject: " + 68 < 78 */
