@@ -22,7 +22,8 @@ export PG_CONFIG
 TK_PACKAGES="build-essential pkg-config postgresql-15 postgresql-server-dev-15 libpq-dev
 	librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev kcat
 	libssl-dev python3-aiosmtpd python3-cryptography libipc-run-perl libjson-pp-perl
-	python3-jsonschema rsync bc curl prometheus"
+	python3-jsonschema rsync bc curl prometheus
+	python3-yaml debhelper dpkg-dev fakeroot help2man lintian postgresql-server-dev-all systemd"
 
 tk_log() { printf '==> %s\n' "$*" >&2; }
 
