@@ -1,0 +1,285 @@
+/* ---------------------------------------------------------------------------
+ * Backup and restore (issue 20): pg_dump keeps every table that holds data,
+ * and the services resume from what the restored database says.
+ *
+ * pg_dump skips the data of an extension's member tables unless the
+ * extension marks them with pg_extension_config_dump().  Up to 0.4.0 only
+ * audit_log and audit_chains were marked, so a dump lost every task.  Now
+ * every table holding user or operational data is marked, with the
+ * sequences behind them (sql/dump_config.sql fails if a member table or
+ * sequence is not: the check reads the catalog, so a table added later
+ * cannot be forgotten).  Special cases:
+ *	 - the outbox is partitioned: pg_dump dumps the data of the partitions
+ *	   (outbox_0 .. outbox_2), each marked; the parent holds none;
+ *	 - topics: only rows that differ from the built-in ones (topic_defaults())
+ *	   are dumped, i.e. rows the user added and built-in rows the user
+ *	   changed.  CREATE EXTENSION has already inserted the built-in row when
+ *	   the changed one is restored: the trigger topics_restore replaces an
+ *	   unchanged built-in row by an inserted row of the same stream;
+ *	 - relay_position: one row, inserted by CREATE EXTENSION; the restored
+ *	   row replaces it (trigger relay_position_restore).  Both triggers are
+ *	   ENABLE ALWAYS, so they also work in a restore run with
+ *	   session_replication_role = replica (README "Backup and restore").
+ *
+ * Restored into another cluster, the outbox rows' xids and the relay's
+ * position snapshot are those of the old cluster: meaningless, and maybe
+ * in this cluster's future (rows never visible, never sent).  The position
+ * therefore records the cluster it was taken in (system_id); relay_position()
+ * finds a foreign one when the relay starts leading, and rebases: every
+ * outbox row gets this transaction's xid and the position is cleared, so
+ * the relay re-sends the whole outbox (at-least-once, the same message
+ * ids).  A restore into the same cluster, and point-in-time recovery, keep
+ * one xid history: nothing to do.
+ *
+ * The audit service keeps its Kafka offsets in the database, in the
+ * transaction of its rows (audit_offsets, written by audit_consume()), as
+ * the projector does (projection_offsets): a restored database resumes
+ * from its own position, never from the group's committed offsets, which
+ * are ahead of it.  An upgraded database starts each partition after the
+ * highest offset its audit log holds.
+ * ------------------------------------------------------------------------- */
+
+/* ---- the built-in topics, and restoring changed ones ---- */
+
+/* the built-in rows of todo_kafka.topics, as CREATE EXTENSION inserts them */
+CREATE FUNCTION todo_kafka.topic_defaults()
+	RETURNS SETOF todo_kafka.topics LANGUAGE sql IMMUTABLE
+AS $$
+	SELECT * FROM (VALUES
+		('task_events',   'todo.task.events',   3, 1, 604800000::bigint,  'task lifecycle events (created, updated, completed, deleted, recurring-created)'),
+		('task_updates',  'todo.task.updates',  3, 1, 2592000000::bigint, 'one message per changed field or tag'),
+		('audit',         'todo.audit.log',     3, 1, 7776000000::bigint, 'audit records with actor, before and after state'),
+		('reminders',     'todo.reminders',     3, 1, 604800000::bigint,  'reminder events (scheduled, sent, missed, cancelled)'),
+		('notifications', 'todo.notifications', 3, 1, 604800000::bigint,  'queued notifications, one per channel'),
+		('dead_letter',   'todo.dead.letter',   3, 1, 604800000::bigint,  'messages that could not be published or processed')
+	) AS d(stream, topic, partitions, replication_factor, retention_ms, description);
+$$;
+
+/* an inserted row replaces the unchanged built-in row of its stream */
+CREATE FUNCTION todo_kafka.topics_restore()
+	RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM todo_kafka.topics t
+	 WHERE t.stream = NEW.stream
+	   AND t IN (SELECT d FROM todo_kafka.topic_defaults() d);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER topics_restore BEFORE INSERT ON todo_kafka.topics
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.topics_restore();
+ALTER TABLE todo_kafka.topics ENABLE ALWAYS TRIGGER topics_restore;
+
+/* ---- the relay's position: restored, and rebased in another cluster ---- */
+
+ALTER TABLE todo_kafka.relay_position ADD COLUMN system_id bigint;
+COMMENT ON COLUMN todo_kafka.relay_position.system_id IS
+	'pg_control_system().system_identifier of the cluster whose xids snapshot and the outbox xids are (NULL: this one)';
+
+/* the restored row replaces the one CREATE EXTENSION inserted */
+CREATE FUNCTION todo_kafka.relay_position_restore()
+	RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM todo_kafka.relay_position;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER relay_position_restore BEFORE INSERT ON todo_kafka.relay_position
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.relay_position_restore();
+ALTER TABLE todo_kafka.relay_position ENABLE ALWAYS TRIGGER relay_position_restore;
+
+/* this cluster's identifier */
+CREATE FUNCTION todo_kafka.cluster_id()
+	RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT s.system_identifier FROM pg_catalog.pg_control_system() s;
+$$;
+
+UPDATE todo_kafka.relay_position SET system_id = todo_kafka.cluster_id();
+ALTER TABLE todo_kafka.relay_position
+	ALTER COLUMN system_id SET DEFAULT todo_kafka.cluster_id();
+
+/*
+ * The stored position, read by a relay that starts leading.  When it was
+ * taken in another cluster (a restore), every outbox row is given this
+ * transaction's xid and the position is cleared: the whole outbox is
+ * re-sent (see the header).  Serialised against a concurrent call by the
+ * row lock.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_position(OUT snapshot pg_catalog.pg_snapshot,
+													 OUT max_id bigint)
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_system	bigint;
+	v_rebased	bigint;
+BEGIN
+	SELECT p.snapshot, p.max_id, p.system_id INTO snapshot, max_id, v_system
+	  FROM todo_kafka.relay_position p FOR UPDATE;
+	IF v_system IS DISTINCT FROM todo_kafka.cluster_id() THEN
+		UPDATE todo_kafka.outbox SET xid = pg_current_xact_id();
+		GET DIAGNOSTICS v_rebased = ROW_COUNT;
+		UPDATE todo_kafka.relay_position
+		   SET snapshot = NULL, max_id = 0, system_id = todo_kafka.cluster_id(), updated_at = now();
+		RAISE LOG 'todo_kafka: the relay position was taken in cluster %, not this one (a restore): % outbox rows will be sent again',
+			v_system, v_rebased;
+		snapshot := NULL;
+		max_id := 0;
+	END IF;
+END
+$$;
+
+/* ---- the audit service's offsets, kept with its rows ---- */
+
+CREATE TABLE todo_kafka.audit_offsets (
+	topic				text NOT NULL,
+	kafka_partition		integer NOT NULL CHECK (kafka_partition >= 0),
+	next_offset			bigint NOT NULL CHECK (next_offset >= 0),
+	updated_at			timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	PRIMARY KEY (topic, kafka_partition)
+);
+COMMENT ON TABLE todo_kafka.audit_offsets IS
+	'next Kafka offset of each audit topic partition, committed with the audit_log rows (audit_consume)';
+
+/* an upgraded database: after the highest offset its log holds */
+INSERT INTO todo_kafka.audit_offsets (topic, kafka_partition, next_offset)
+SELECT a.kafka_topic, a.kafka_partition, max(a.kafka_offset) + 1
+  FROM todo_kafka.audit_log a
+ WHERE a.kafka_topic IS NOT NULL
+ GROUP BY a.kafka_topic, a.kafka_partition;
+
+/*
+ * Append a batch (audit_append) and store the partitions' next offsets, in
+ * one transaction.  Records below a partition's stored offset were handled
+ * already and are left out.  Same argument and result as audit_append.
+ */
+CREATE FUNCTION todo_kafka.audit_consume(p_records jsonb)
+	RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_fresh		jsonb;
+	v_added		integer;
+BEGIN
+	IF jsonb_typeof(p_records) IS DISTINCT FROM 'array' THEN
+		RETURN todo_kafka.audit_append(p_records);	/* its error */
+	END IF;
+	/* lock the batch's partitions (created when new), lowest first */
+	INSERT INTO todo_kafka.audit_offsets (topic, kafka_partition, next_offset)
+	SELECT DISTINCT e->>'topic', (e->>'partition')::integer, 0
+	  FROM jsonb_array_elements(p_records) e
+	 WHERE jsonb_typeof(e->'topic') = 'string' AND jsonb_typeof(e->'partition') = 'number'
+	 ORDER BY 1, 2
+	ON CONFLICT (topic, kafka_partition) DO NOTHING;
+	PERFORM 1 FROM todo_kafka.audit_offsets o
+	  WHERE (o.topic, o.kafka_partition) IN
+			(SELECT e->>'topic', (e->>'partition')::integer FROM jsonb_array_elements(p_records) e
+			  WHERE jsonb_typeof(e->'topic') = 'string' AND jsonb_typeof(e->'partition') = 'number')
+	  ORDER BY o.topic, o.kafka_partition FOR UPDATE;
+
+	SELECT coalesce(jsonb_agg(e.rec ORDER BY e.n), '[]') INTO v_fresh
+	  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS e(rec, n)
+	  LEFT JOIN todo_kafka.audit_offsets o
+		ON jsonb_typeof(e.rec->'partition') = 'number' AND jsonb_typeof(e.rec->'offset') = 'number'
+	   AND o.topic = e.rec->>'topic' AND o.kafka_partition = (e.rec->>'partition')::integer
+	 WHERE o.topic IS NULL OR (e.rec->>'offset')::bigint >= o.next_offset;
+
+	v_added := todo_kafka.audit_append(v_fresh);	/* validates, or raises */
+	UPDATE todo_kafka.audit_offsets o
+	   SET next_offset = greatest(o.next_offset, s.last + 1), updated_at = clock_timestamp()
+	  FROM (SELECT e->>'topic' AS topic, (e->>'partition')::integer AS kafka_partition,
+				   max((e->>'offset')::bigint) AS last
+			  FROM jsonb_array_elements(v_fresh) e
+			 GROUP BY 1, 2) s
+	 WHERE o.topic = s.topic AND o.kafka_partition = s.kafka_partition;
+	RETURN v_added;
+END
+$$;
+
+/*
+ * A record the service dead-lettered as the last of its partition: the
+ * stored offset moves past it, so a restart does not read it again.
+ */
+CREATE FUNCTION todo_kafka.audit_skip(p_topic text, p_partition integer, p_offset bigint)
+	RETURNS integer LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO todo_kafka.audit_offsets AS o (topic, kafka_partition, next_offset)
+	VALUES (p_topic, p_partition, p_offset + 1)
+	ON CONFLICT (topic, kafka_partition) DO UPDATE
+	   SET next_offset = greatest(o.next_offset, EXCLUDED.next_offset),
+		   updated_at = clock_timestamp()
+	RETURNING 0;
+$$;
+
+/* where to start each partition of a topic: (partition, next_offset) */
+CREATE FUNCTION todo_kafka.audit_offsets(p_topic text)
+	RETURNS TABLE (kafka_partition integer, next_offset bigint)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT o.kafka_partition, o.next_offset FROM todo_kafka.audit_offsets o
+	 WHERE o.topic = p_topic ORDER BY o.kafka_partition;
+$$;
+
+REVOKE ALL ON todo_kafka.audit_offsets FROM PUBLIC;
+GRANT SELECT ON todo_kafka.audit_offsets TO todo_kafka_auditor;
+REVOKE ALL ON FUNCTION
+	todo_kafka.topic_defaults(),
+	todo_kafka.topics_restore(),
+	todo_kafka.relay_position_restore(),
+	todo_kafka.cluster_id(),
+	todo_kafka.audit_consume(jsonb),
+	todo_kafka.audit_skip(text, integer, bigint),
+	todo_kafka.audit_offsets(text)
+	FROM PUBLIC;
+/* pg_dump evaluates the topics filter with the dumping role's rights */
+GRANT EXECUTE ON FUNCTION todo_kafka.topic_defaults() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	todo_kafka.audit_consume(jsonb),
+	todo_kafka.audit_skip(text, integer, bigint),
+	todo_kafka.audit_offsets(text)
+	TO todo_kafka_consumer;
+
+/* ---- what pg_dump keeps ---- */
+
+/* tasks and the application's settings */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.tasks', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.reminders', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.user_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.topics',
+	'WHERE (stream, topic, partitions, replication_factor, retention_ms, description) '
+	'NOT IN (SELECT d.stream, d.topic, d.partitions, d.replication_factor, d.retention_ms, '
+	'd.description FROM todo_kafka.topic_defaults() d)');
+/* the outbox: changes not yet published at dump time, and the position */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_0', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_1', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_2', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.relay_position', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters_id_seq', '');
+/* the audit trail (audit_log, audit_chains: since 0.3.0) and its offsets */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_offsets', '');
+/* notifications: settings, the inbox, the delivery log */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_channels', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.push_subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notifications', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notifications_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_deliveries', '');
+/* the read model, its offsets and snapshots */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.task_view', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshots_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshot_rows', '');
+/* dead letters replayed and purged */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_replays', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_purges', '');
