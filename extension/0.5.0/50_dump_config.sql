@@ -14,10 +14,10 @@
  *	 - topics: only rows that differ from the built-in ones (topic_defaults())
  *	   are dumped, i.e. rows the user added and built-in rows the user
  *	   changed.  CREATE EXTENSION has already inserted the built-in row when
- *	   the changed one is restored: the trigger topics_restore replaces an
+ *	   the changed one is restored: the trigger restored_topic replaces an
  *	   unchanged built-in row by an inserted row of the same stream;
  *	 - relay_position: one row, inserted by CREATE EXTENSION; the restored
- *	   row replaces it (trigger relay_position_restore).  Both triggers are
+ *	   row replaces it (trigger restored_relay_position).  Both triggers are
  *	   ENABLE ALWAYS, so they also work in a restore run with
  *	   session_replication_role = replica (README "Backup and restore").
  *
@@ -56,7 +56,7 @@ AS $$
 $$;
 
 /* an inserted row replaces the unchanged built-in row of its stream */
-CREATE FUNCTION todo_kafka.topics_restore()
+CREATE FUNCTION todo_kafka.restored_topic()
 	RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -67,9 +67,9 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER topics_restore BEFORE INSERT ON todo_kafka.topics
-	FOR EACH ROW EXECUTE FUNCTION todo_kafka.topics_restore();
-ALTER TABLE todo_kafka.topics ENABLE ALWAYS TRIGGER topics_restore;
+CREATE TRIGGER restored_topic BEFORE INSERT ON todo_kafka.topics
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.restored_topic();
+ALTER TABLE todo_kafka.topics ENABLE ALWAYS TRIGGER restored_topic;
 
 /* ---- the relay's position: restored, and rebased in another cluster ---- */
 
@@ -78,7 +78,7 @@ COMMENT ON COLUMN todo_kafka.relay_position.system_id IS
 	'pg_control_system().system_identifier of the cluster whose xids snapshot and the outbox xids are (NULL: this one)';
 
 /* the restored row replaces the one CREATE EXTENSION inserted */
-CREATE FUNCTION todo_kafka.relay_position_restore()
+CREATE FUNCTION todo_kafka.restored_relay_position()
 	RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -87,9 +87,9 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-CREATE TRIGGER relay_position_restore BEFORE INSERT ON todo_kafka.relay_position
-	FOR EACH ROW EXECUTE FUNCTION todo_kafka.relay_position_restore();
-ALTER TABLE todo_kafka.relay_position ENABLE ALWAYS TRIGGER relay_position_restore;
+CREATE TRIGGER restored_relay_position BEFORE INSERT ON todo_kafka.relay_position
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.restored_relay_position();
+ALTER TABLE todo_kafka.relay_position ENABLE ALWAYS TRIGGER restored_relay_position;
 
 /* this cluster's identifier */
 CREATE FUNCTION todo_kafka.cluster_id()
@@ -231,15 +231,13 @@ REVOKE ALL ON todo_kafka.audit_offsets FROM PUBLIC;
 GRANT SELECT ON todo_kafka.audit_offsets TO todo_kafka_auditor;
 REVOKE ALL ON FUNCTION
 	todo_kafka.topic_defaults(),
-	todo_kafka.topics_restore(),
-	todo_kafka.relay_position_restore(),
+	todo_kafka.restored_topic(),
+	todo_kafka.restored_relay_position(),
 	todo_kafka.cluster_id(),
 	todo_kafka.audit_consume(jsonb),
 	todo_kafka.audit_skip(text, integer, bigint),
 	todo_kafka.audit_offsets(text)
 	FROM PUBLIC;
-/* pg_dump evaluates the topics filter with the dumping role's rights */
-GRANT EXECUTE ON FUNCTION todo_kafka.topic_defaults() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.audit_consume(jsonb),
 	todo_kafka.audit_skip(text, integer, bigint),
@@ -252,10 +250,17 @@ GRANT EXECUTE ON FUNCTION
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.tasks', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.reminders', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.user_settings', '');
+/*
+ * topics: the filter lists the built-in rows as literals (made from
+ * topic_defaults(), the one place they are written), so pg_dump needs no
+ * right to call a function of ours
+ */
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.topics',
-	'WHERE (stream, topic, partitions, replication_factor, retention_ms, description) '
-	'NOT IN (SELECT d.stream, d.topic, d.partitions, d.replication_factor, d.retention_ms, '
-	'd.description FROM todo_kafka.topic_defaults() d)');
+	'WHERE (stream, topic, partitions, replication_factor, retention_ms, description) NOT IN ('
+	|| string_agg(format('(%L, %L, %s, %s, %s, %L)', d.stream, d.topic, d.partitions,
+						 d.replication_factor, d.retention_ms, d.description), ', ' ORDER BY d.stream)
+	|| ')')
+  FROM todo_kafka.topic_defaults() d;
 /* the outbox: changes not yet published at dump time, and the position */
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_0', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_1', '');
