@@ -37,19 +37,6 @@ my $notify_conf = $rx->config;
 sub q_on { my ($node, $db, $q) = @_; return $node->safe_psql($db, $q); }
 sub old_sql { return q_on($old, 'postgres', $_[0]); }
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 90);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.2);
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
-
 # the services of one database
 sub start_services
 {
@@ -64,17 +51,6 @@ sub start_services
 	return \%svc;
 }
 
-sub view_diff
-{
-	my ($node, $db) = @_;
-	return q_on($node, $db, "SELECT count(*) FROM (
-		(SELECT id, title, completed, priority, updated_at FROM todo_kafka.tasks
-		 EXCEPT SELECT id, title, completed, priority, updated_at FROM todo_kafka.task_view)
-		UNION ALL
-		(SELECT id, title, completed, priority, updated_at FROM todo_kafka.task_view
-		 EXCEPT SELECT id, title, completed, priority, updated_at FROM todo_kafka.tasks)) d");
-}
-
 sub emails_with { my ($subject) = @_; return scalar grep { $_->{subject} eq $subject } @{ $rx->emails }; }
 
 old_sql("UPDATE todo_kafka.topics SET retention_ms = 86400000 WHERE stream = 'filler';
@@ -87,8 +63,8 @@ my $changes = 0;
 my @ids = map { old_sql("SELECT id FROM todo_kafka.add_task('alice', 'Task $_')") } 1 .. 3;
 old_sql("SELECT 1 FROM todo_kafka.update_task('alice', '$ids[0]', p_priority => 'high')");
 $changes += 4;
-ok(wait_for('three emails', sub { @{ $rx->emails } >= 3 }), 'the new tasks are announced by email');
-ok(wait_for('audit', sub { old_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes }),
+ok(TodoKafkaTest::wait_until('three emails', sub { @{ $rx->emails } >= 3 }), 'the new tasks are announced by email');
+ok(TodoKafkaTest::wait_until('audit', sub { old_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes }),
 	'audited');
 
 # --- 2. changes the audit service has not seen, gone from the outbox --------
@@ -98,15 +74,15 @@ old_sql("SELECT 1 FROM todo_kafka.complete_task('alice', '$ids[2]')");
 $changes += 2;
 old_sql("SELECT count(todo_kafka.publish('filler', 'k', 'filler.pad', '{}')) FROM generate_series(1, 9000)");
 ok(TodoKafkaTest::wait_outbox_published($old, 120), 'relay published everything');
-ok(wait_for('truncation', sub { old_sql("SELECT count(*) FROM todo_kafka.outbox WHERE kind = 'change'") == 0 }),
+ok(TodoKafkaTest::wait_until('truncation', sub { old_sql("SELECT count(*) FROM todo_kafka.outbox WHERE kind = 'change'") == 0 }),
 	'their outbox rows are truncated: only Kafka holds them');
 
 # a task announced before the dump whose outbox row is still there
 my $mid = old_sql("SELECT id FROM todo_kafka.add_task('alice', 'Announced before the dump')");
 $changes += 1;
-ok(wait_for('email', sub { emails_with('New task: Announced before the dump') == 1 }),
+ok(TodoKafkaTest::wait_until('email', sub { emails_with('New task: Announced before the dump') == 1 }),
 	'announced by email');
-ok(wait_for('projection', sub { view_diff($old, 'postgres') == 0 }), 'read model up to date');
+ok(TodoKafkaTest::wait_until('projection', sub { TodoKafkaTest::read_model_diff($old, 'postgres') == 0 }), 'read model up to date');
 
 # --- 3. committed, not published at dump time --------------------------------
 is($relay->stop, 0, 'relay stops');
@@ -127,7 +103,7 @@ is($before{audit}, $changes - 3 - 2, 'the dump misses the audit of the changes o
 # after the dump the old audit service catches up: the group's committed
 # offsets are now past what the restored database will hold
 my $old_audit = TodoKafkaTest->start_service('audit', $old, $kafka);
-ok(wait_for('audit', sub { old_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes - 2 }),
+ok(TodoKafkaTest::wait_until('audit', sub { old_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes - 2 }),
 	'the old audit service caught up after the dump');
 is($old_audit->stop, 0, 'and commits its group offsets on stop');
 is($_->stop, 0, "old $_->{name} stops") for @$svc{qw(project notify)};
@@ -157,26 +133,26 @@ is(new_sql('SELECT count(*) FROM todo_kafka.audit_log'), $before{audit}, 'audit 
 # --- 6. the services resume against it -----------------------------------------
 $relay = TodoKafkaTest->start_relay($new, $kafka, connstr => $new->connstr('restored'));
 ok($relay->wait_log(qr/acquired leadership/), 'relay leads on the restored database');
-ok(wait_for('rebase', sub { TodoKafkaTest::slurp($new->logfile)
+ok(TodoKafkaTest::wait_until('rebase', sub { TodoKafkaTest::slurp($new->logfile)
 	  =~ /taken in cluster \d+, not this one \(a restore\): \d+ outbox rows will be sent again/ }),
 	'the position of the old cluster is rebased');
 my $nsvc = start_services($new, 'restored', qw(audit project notify));
-ok(wait_for('publish', sub { new_sql('SELECT pending_rows FROM todo_kafka.relay_backlog()') == 0 }, 120),
+ok(TodoKafkaTest::wait_until('publish', sub { new_sql('SELECT pending_rows FROM todo_kafka.relay_backlog()') == 0 }, 120),
 	'the restored outbox is published');
 
 my $events = TodoKafkaTest::consume_events($kafka, $t->{task_events}, timeout => 10);
 ok((grep { ($_->{event}{data}{task_id} // '') eq $late } @$events),
 	'a change committed before the dump but never published is on Kafka now');
 
-ok(wait_for('audit', sub { new_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes }, 120),
+ok(TodoKafkaTest::wait_until('audit', sub { new_sql('SELECT count(*) FROM todo_kafka.audit_log') == $changes }, 120),
 	"the audit trail has every change: $changes")
   or diag($nsvc->{audit}->log_text);
 is(new_sql('SELECT count(DISTINCT event_id) FROM todo_kafka.audit_log'), $changes, 'each once');
 is(new_sql("SELECT count(*) FROM todo_kafka.audit_log WHERE task_id = '$ids[2]' AND event_type = 'completed'"),
 	1, 'including the change only Kafka held (group offsets were ahead)');
 is(new_sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'verify_audit() intact');
-ok(wait_for('projection', sub { view_diff($new, 'restored') == 0 }, 120), 'the read model equals the tasks table');
-ok(wait_for('email', sub { emails_with('New task: Committed before the dump') == 1 }, 60),
+ok(TodoKafkaTest::wait_until('projection', sub { TodoKafkaTest::read_model_diff($new, 'restored') == 0 }, 120), 'the read model equals the tasks table');
+ok(TodoKafkaTest::wait_until('email', sub { emails_with('New task: Committed before the dump') == 1 }, 60),
 	'the task committed before the dump is announced');
 sleep(2);
 is(emails_with('New task: Announced before the dump'), 1,

@@ -32,30 +32,6 @@ my $kafka = DevBroker->start(topics => [ sort values %$t ]);
 
 sub q_on { my ($node, $q) = @_; return $node->safe_psql('postgres', $q); }
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 90);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.2);
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
-
-sub view_diff
-{
-	my ($node) = @_;
-	return q_on($node, "SELECT count(*) FROM (
-		(SELECT id, title, completed, priority, updated_at FROM todo_kafka.tasks
-		 EXCEPT SELECT id, title, completed, priority, updated_at FROM todo_kafka.task_view)
-		UNION ALL
-		(SELECT id, title, completed, priority, updated_at FROM todo_kafka.task_view
-		 EXCEPT SELECT id, title, completed, priority, updated_at FROM todo_kafka.tasks)) d");
-}
-
 sub audited { return q_on($_[0], 'SELECT count(*) FROM todo_kafka.audit_log'); }
 
 # the base backup, before any task
@@ -69,14 +45,14 @@ my $proj = TodoKafkaTest->start_service('project', $prim, $kafka);
 # A: published, audited, projected
 my @ids = map { q_on($prim, "SELECT id FROM todo_kafka.add_task('alice', 'Task $_')") } 1 .. 3;
 q_on($prim, "SELECT 1 FROM todo_kafka.update_task('alice', '$ids[0]', p_priority => 'high')");
-ok(wait_for('audit', sub { audited($prim) == 4 }), 'audited');
+ok(TodoKafkaTest::wait_until('audit', sub { audited($prim) == 4 }), 'audited');
 
 # A2: published and projected, not yet audited at the target time
 is($audit->stop, 0, 'audit service stops');
 q_on($prim, "SELECT 1 FROM todo_kafka.update_task('alice', '$ids[1]', p_title => 'Task 2, renamed')");
 q_on($prim, "SELECT 1 FROM todo_kafka.complete_task('alice', '$ids[2]')");
 ok(TodoKafkaTest::wait_outbox_published($prim), 'published');
-ok(wait_for('projection', sub { view_diff($prim) == 0 }), 'projected');
+ok(TodoKafkaTest::wait_until('projection', sub { TodoKafkaTest::read_model_diff($prim, 'postgres') == 0 }), 'projected');
 my $tasks_at_target = q_on($prim, "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM todo_kafka.tasks t");
 
 # the recovery target: between A2 and what follows (commit times differ
@@ -88,7 +64,7 @@ sleep(1);
 # after the target: the audit service catches up (group offsets ahead),
 # B is committed but never published
 $audit = TodoKafkaTest->start_service('audit', $prim, $kafka);
-ok(wait_for('audit', sub { audited($prim) == 6 }), 'the audit service caught up after the target');
+ok(TodoKafkaTest::wait_until('audit', sub { audited($prim) == 6 }), 'the audit service caught up after the target');
 is($audit->stop, 0, 'and commits its group offsets on stop');
 is($relay->stop, 0, 'relay stops');
 q_on($prim, "SELECT 1 FROM todo_kafka.add_task('alice', 'After the target, never published')");
@@ -116,13 +92,13 @@ $audit = TodoKafkaTest->start_service('audit', $rec, $kafka);
 $proj = TodoKafkaTest->start_service('project', $rec, $kafka);
 my $after = q_on($rec, "SELECT id FROM todo_kafka.add_task('alice', 'After the recovery')");
 
-ok(wait_for('audit', sub { audited($rec) == 7 }), 'the audit trail: A, A2 (from Kafka) and the new change')
+ok(TodoKafkaTest::wait_until('audit', sub { audited($rec) == 7 }), 'the audit trail: A, A2 (from Kafka) and the new change')
   or diag($audit->log_text);
 is(q_on($rec, 'SELECT count(DISTINCT event_id) FROM todo_kafka.audit_log'), 7, 'each once');
 is(q_on($rec, "SELECT count(*) FROM todo_kafka.audit_log WHERE task_id = '$ids[2]' AND event_type = 'completed'"),
 	1, 'including the change only Kafka held');
 is(q_on($rec, 'SELECT ok FROM todo_kafka.verify_audit()'), 't', 'verify_audit() intact');
-ok(wait_for('projection', sub { view_diff($rec) == 0 }), 'the read model equals the tasks table');
+ok(TodoKafkaTest::wait_until('projection', sub { TodoKafkaTest::read_model_diff($rec, 'postgres') == 0 }), 'the read model equals the tasks table');
 is(q_on($rec, "SELECT count(*) FROM todo_kafka.task_view WHERE id = '$after'"), 1,
 	'including the change made after the recovery');
 unlike(TodoKafkaTest::slurp($rec->logfile), qr/will be sent again/, 'the same cluster: the position is kept');
