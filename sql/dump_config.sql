@@ -85,27 +85,34 @@ ROLLBACK;
 -- the audit service's offsets, with its rows (audit_consume)
 CREATE ROLE tk_test_dump_audit LOGIN IN ROLE todo_kafka_consumer;
 SET ROLE tk_test_dump_audit;
-SELECT todo_kafka.audit_consume('[
+SELECT todo_kafka.audit_consume('g', '[
  {"topic":"dump.audit","partition":0,"offset":7,"data":{"event_id":"d0000000-0000-4000-8000-000000000001",
   "operation":"INSERT","event_type":"created","timestamp":"2026-01-22T10:00:00Z"}},
  {"topic":"dump.audit","partition":1,"offset":3,"data":{"event_id":"d0000000-0000-4000-8000-000000000002",
   "operation":"INSERT","event_type":"created","timestamp":"2026-01-22T10:00:01Z"}}]') AS appended;
-SELECT * FROM todo_kafka.audit_offsets('dump.audit');
+SELECT * FROM todo_kafka.audit_offsets('g', 'dump.audit');
 -- below the stored offset: already handled, left out (even a new event id)
-SELECT todo_kafka.audit_consume('[
+SELECT todo_kafka.audit_consume('g', '[
  {"topic":"dump.audit","partition":0,"offset":6,"data":{"event_id":"d0000000-0000-4000-8000-000000000003",
   "operation":"INSERT","event_type":"created","timestamp":"2026-01-22T10:00:02Z"}},
  {"topic":"dump.audit","partition":0,"offset":8,"data":{"event_id":"d0000000-0000-4000-8000-000000000001",
   "operation":"INSERT","event_type":"created","timestamp":"2026-01-22T10:00:00Z"}}]') AS appended;
-SELECT * FROM todo_kafka.audit_offsets('dump.audit');
+SELECT * FROM todo_kafka.audit_offsets('g', 'dump.audit');
 -- a bad record: nothing written, the offsets stay
-SELECT todo_kafka.audit_consume('[
+SELECT todo_kafka.audit_consume('g', '[
  {"topic":"dump.audit","partition":1,"offset":4,"data":{"operation":"INSERT"}}]');
-SELECT todo_kafka.audit_consume('"not an array"');
-SELECT * FROM todo_kafka.audit_offsets('dump.audit');
+SELECT todo_kafka.audit_consume('g', '"not an array"');
+SELECT * FROM todo_kafka.audit_offsets('g', 'dump.audit');
 -- a dead-lettered last record moves the offset past it
-SELECT todo_kafka.audit_skip('dump.audit', 1, 9);
-SELECT * FROM todo_kafka.audit_offsets('dump.audit');
+SELECT todo_kafka.audit_skip('g', 'dump.audit', 1, 9);
+SELECT * FROM todo_kafka.audit_offsets('g', 'dump.audit');
+-- offsets are per consumer group: another group has none (it starts at its
+-- committed offsets) and its records repeat nothing (event ids)
+SELECT count(*) AS other_group FROM todo_kafka.audit_offsets('other', 'dump.audit');
+SELECT todo_kafka.audit_consume('other', '[
+ {"topic":"dump.audit","partition":0,"offset":7,"data":{"event_id":"d0000000-0000-4000-8000-000000000001",
+  "operation":"INSERT","event_type":"created","timestamp":"2026-01-22T10:00:00Z"}}]') AS appended;
+SELECT * FROM todo_kafka.audit_offsets('other', 'dump.audit');
 -- the table itself is not the service's to write
 DELETE FROM todo_kafka.audit_offsets;
 RESET ROLE;

@@ -34,7 +34,9 @@
  * assigned partition starts where the database says (start_offset), a
  * record dead-lettered as the last of its partition moves the stored
  * offset past it (dead_lettered: audit_skip()), and Kafka's committed
- * group offsets are never used.  So a database restored from a backup
+ * group offsets are not used (offsets are kept per consumer group; only a
+ * group the database holds none for, new or from before 0.5.0, starts at
+ * its committed offsets).  So a database restored from a backup
  * resumes from its own position and the trail has no gap.  The setup hook
  * checks that every partition's start is still in the topic: when the
  * restore point (or a long stop) is older than the topic's retention, the
@@ -144,8 +146,10 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 						 data ? data : "null");
 		cJSON_free(data);
 	}
-	return tkc_pg_count_array(w, "SELECT todo_kafka.audit_consume($1::jsonb)", 0, NULL, &arr,
-							  evs[0], inserted);
+	const char *params[1] = {tkc_group(w)};
+
+	return tkc_pg_count_array(w, "SELECT todo_kafka.audit_consume($1, $2::jsonb)", 1, params,
+							  &arr, evs[0], inserted);
 }
 
 #define OFFSETS_FN "todo_kafka.audit_offsets"
@@ -157,7 +161,7 @@ static bool allow_gap = false;
 static bool
 audit_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
 {
-	return tkc_sink_start_offset(w, OFFSETS_FN, topic, partition, offset);
+	return tkc_sink_start_offset(w, OFFSETS_FN, tkc_group(w), topic, partition, offset);
 }
 
 /* dead_lettered hook: the stored offset moves past ev */
@@ -166,13 +170,13 @@ audit_dead_lettered(tkc_worker *w, tkc_event *ev)
 {
 	char		part[16];
 	char		off[32];
-	const char *params[3] = {ev->topic, part, off};
+	const char *params[4] = {tkc_group(w), ev->topic, part, off};
 	int			n;
 
 	snprintf(part, sizeof(part), "%d", (int) ev->partition);
 	snprintf(off, sizeof(off), "%lld", (long long) ev->offset);
-	return tkc_pg_count(w, "SELECT todo_kafka.audit_skip($1, $2::int, $3::bigint)", 3, params,
-						ev, &n);
+	return tkc_pg_count(w, "SELECT todo_kafka.audit_skip($1, $2, $3::int, $4::bigint)", 4,
+						params, ev, &n);
 }
 
 /* setup hook: every partition's start must still be in the topic */
@@ -187,7 +191,7 @@ audit_setup(tkc_worker *w)
 
 	if (nparts < 0)
 		return TK_EXIT_FAILURE;
-	p = tkc_sink_check_gap(w, OFFSETS_FN, topic, low, nparts, &start);
+	p = tkc_sink_check_gap(w, OFFSETS_FN, tkc_group(w), topic, low, nparts, &start);
 	if (p == -2)
 		return TK_EXIT_FAILURE;
 	if (p >= 0 && !allow_gap)

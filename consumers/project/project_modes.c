@@ -56,7 +56,7 @@
 bool
 project_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
 {
-	return tkc_sink_start_offset(w, OFFSETS_FN, topic, partition, offset);
+	return tkc_sink_start_offset(w, OFFSETS_FN, NULL, topic, partition, offset);
 }
 
 /* a scalar query; false with the error in err */
@@ -259,14 +259,14 @@ project_setup(tkc_worker *w)
 	/* a normal start: the stored offsets must still be in the topic */
 	{
 		int64_t		start;
-		int			p = tkc_sink_check_gap(w, OFFSETS_FN, topic, low, nparts, &start);
+		int			p = tkc_sink_check_gap(w, OFFSETS_FN, NULL, topic, low, nparts, &start);
 
 		if (p == -2)
 			return TK_EXIT_FAILURE;
 		if (p >= 0 && !project_allow_gap)
 		{
-			int64_t		stored = tkc_sink_stored_offset(conn, OFFSETS_FN, topic, p,
-														err, sizeof(err));
+			int64_t		stored = tkc_sink_stored_offset(conn, OFFSETS_FN, NULL, topic, p,
+														NULL, err, sizeof(err));
 
 			refuse_gap(stored < 0 ? "cannot build the read model" : "cannot continue the read model",
 					   topic, low, nparts);

@@ -11,7 +11,12 @@
  * ahead of it, and the events in between would be skipped.  The database
  * answers through an extension function returning (kafka_partition,
  * next_offset) rows for a topic; the service names it (offsets_fn below,
- * e.g. "todo_kafka.audit_offsets") and these helpers do the rest:
+ * e.g. "todo_kafka.project_offsets"; with a consumer group, the function
+ * takes (group, topic): "todo_kafka.audit_offsets") and these helpers do
+ * the rest.  A partition the database has no offset for starts at the
+ * beginning; with a group, when the database has none at all for the
+ * group (a new group, or a database from before the service kept
+ * offsets), at the group's committed offset instead.
  *
  *	 tkc_sink_stored_offset	 the stored next offset of one partition;
  *	 tkc_sink_start_offset	 a start_offset hook body: stored, else the
@@ -41,17 +46,20 @@
 #include "consumer.h"
 #include "log.h"
 
+/* the query's parameters: (topic) or, with a group, (group, topic) */
 int64_t
-tkc_sink_stored_offset(PGconn *conn, const char *offsets_fn, const char *topic,
-					   int32_t partition, char *err, size_t errlen)
+tkc_sink_stored_offset(PGconn *conn, const char *offsets_fn, const char *group,
+					   const char *topic, int32_t partition, bool *any,
+					   char *err, size_t errlen)
 {
 	char		sql[256];
-	const char *params[1] = {topic};
+	const char *params[2] = {group ? group : topic, topic};
 	PGresult   *res;
 	int64_t		off = -1;
 
-	snprintf(sql, sizeof(sql), "SELECT kafka_partition, next_offset FROM %s($1)", offsets_fn);
-	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	snprintf(sql, sizeof(sql), "SELECT kafka_partition, next_offset FROM %s($1%s)",
+			 offsets_fn, group ? ", $2" : "");
+	res = PQexecParams(conn, sql, group ? 2 : 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		snprintf(err, errlen, "cannot read the stored offsets (%s): %s", offsets_fn,
@@ -59,6 +67,8 @@ tkc_sink_stored_offset(PGconn *conn, const char *offsets_fn, const char *topic,
 		PQclear(res);
 		return -2;
 	}
+	if (any)
+		*any = PQntuples(res) > 0;
 	for (int i = 0; i < PQntuples(res); i++)
 		if (atoi(PQgetvalue(res, i, 0)) == partition)
 			off = atoll(PQgetvalue(res, i, 1));
@@ -67,19 +77,25 @@ tkc_sink_stored_offset(PGconn *conn, const char *offsets_fn, const char *topic,
 }
 
 bool
-tkc_sink_start_offset(tkc_worker *w, const char *offsets_fn, const char *topic,
-					  int32_t partition, int64_t *offset)
+tkc_sink_start_offset(tkc_worker *w, const char *offsets_fn, const char *group,
+					  const char *topic, int32_t partition, int64_t *offset)
 {
 	char		err[512];
-	int64_t		off = tkc_sink_stored_offset(tkc_pg(w), offsets_fn, topic, partition,
-											 err, sizeof(err));
+	bool		any;
+	int64_t		off = tkc_sink_stored_offset(tkc_pg(w), offsets_fn, group, topic, partition,
+											 &any, err, sizeof(err));
 
 	if (off == -2)
 	{
 		tk_log(TK_LOG_WARNING, "%s", err);
 		return false;
 	}
-	*offset = off < 0 ? TKC_OFFSET_BEGINNING : off;
+	if (off >= 0)
+		*offset = off;
+	else if (group != NULL && !any)
+		*offset = TKC_OFFSET_COMMITTED;
+	else
+		*offset = TKC_OFFSET_BEGINNING;
 	return true;
 }
 
@@ -122,21 +138,24 @@ tkc_sink_log_gap(const char *what, const char *topic, const int64_t *low, int np
 }
 
 int
-tkc_sink_check_gap(tkc_worker *w, const char *offsets_fn, const char *topic,
+tkc_sink_check_gap(tkc_worker *w, const char *offsets_fn, const char *group, const char *topic,
 				   const int64_t *low, int nparts, int64_t *start)
 {
 	char		err[512];
 
 	for (int p = 0; p < nparts; p++)
 	{
-		int64_t		off = tkc_sink_stored_offset(tkc_pg(w), offsets_fn, topic, p,
-												 err, sizeof(err));
+		bool		any;
+		int64_t		off = tkc_sink_stored_offset(tkc_pg(w), offsets_fn, group, topic, p,
+												 &any, err, sizeof(err));
 
 		if (off == -2)
 		{
 			tk_log(TK_LOG_FATAL, "%s", err);
 			return -2;
 		}
+		if (group != NULL && !any)
+			return -1;			/* the group's committed offsets: Kafka's to keep */
 		*start = off < 0 ? 0 : off;
 		if (*start < low[p])
 			return p;

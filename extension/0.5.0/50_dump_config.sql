@@ -35,8 +35,9 @@
  * transaction of its rows (audit_offsets, written by audit_consume()), as
  * the projector does (projection_offsets): a restored database resumes
  * from its own position, never from the group's committed offsets, which
- * are ahead of it.  An upgraded database starts each partition after the
- * highest offset its audit log holds.
+ * are ahead of it.  They are kept per consumer group: a group the
+ * database holds no offsets for (a new group, or a database upgraded from
+ * 0.4.0) starts at the group's committed offsets, as before.
  * ------------------------------------------------------------------------- */
 
 /* ---- the built-in topics, and restoring changed ones ---- */
@@ -137,28 +138,23 @@ $$;
 /* ---- the audit service's offsets, kept with its rows ---- */
 
 CREATE TABLE todo_kafka.audit_offsets (
+	consumer_group		text NOT NULL,
 	topic				text NOT NULL,
 	kafka_partition		integer NOT NULL CHECK (kafka_partition >= 0),
 	next_offset			bigint NOT NULL CHECK (next_offset >= 0),
 	updated_at			timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-	PRIMARY KEY (topic, kafka_partition)
+	PRIMARY KEY (consumer_group, topic, kafka_partition)
 );
 COMMENT ON TABLE todo_kafka.audit_offsets IS
-	'next Kafka offset of each audit topic partition, committed with the audit_log rows (audit_consume)';
-
-/* an upgraded database: after the highest offset its log holds */
-INSERT INTO todo_kafka.audit_offsets (topic, kafka_partition, next_offset)
-SELECT a.kafka_topic, a.kafka_partition, max(a.kafka_offset) + 1
-  FROM todo_kafka.audit_log a
- WHERE a.kafka_topic IS NOT NULL
- GROUP BY a.kafka_topic, a.kafka_partition;
+	'next Kafka offset of each audit topic partition per consumer group, committed with the audit_log rows (audit_consume)';
 
 /*
- * Append a batch (audit_append) and store the partitions' next offsets, in
- * one transaction.  Records below a partition's stored offset were handled
- * already and are left out.  Same argument and result as audit_append.
+ * Append a batch (audit_append) and store the partitions' next offsets for
+ * consumer group p_group, in one transaction.  Records below a partition's
+ * stored offset were handled already and are left out.  Otherwise the
+ * same argument and result as audit_append.
  */
-CREATE FUNCTION todo_kafka.audit_consume(p_records jsonb)
+CREATE FUNCTION todo_kafka.audit_consume(p_group text, p_records jsonb)
 	RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -166,18 +162,23 @@ DECLARE
 	v_fresh		jsonb;
 	v_added		integer;
 BEGIN
+	IF p_group IS NULL THEN
+		RAISE EXCEPTION 'the consumer group must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF jsonb_typeof(p_records) IS DISTINCT FROM 'array' THEN
 		RETURN todo_kafka.audit_append(p_records);	/* its error */
 	END IF;
 	/* lock the batch's partitions (created when new), lowest first */
-	INSERT INTO todo_kafka.audit_offsets (topic, kafka_partition, next_offset)
-	SELECT DISTINCT e->>'topic', (e->>'partition')::integer, 0
+	INSERT INTO todo_kafka.audit_offsets (consumer_group, topic, kafka_partition, next_offset)
+	SELECT DISTINCT p_group, e->>'topic', (e->>'partition')::integer, 0
 	  FROM jsonb_array_elements(p_records) e
 	 WHERE jsonb_typeof(e->'topic') = 'string' AND jsonb_typeof(e->'partition') = 'number'
-	 ORDER BY 1, 2
-	ON CONFLICT (topic, kafka_partition) DO NOTHING;
+	 ORDER BY 2, 3
+	ON CONFLICT (consumer_group, topic, kafka_partition) DO NOTHING;
 	PERFORM 1 FROM todo_kafka.audit_offsets o
-	  WHERE (o.topic, o.kafka_partition) IN
+	  WHERE o.consumer_group = p_group
+		AND (o.topic, o.kafka_partition) IN
 			(SELECT e->>'topic', (e->>'partition')::integer FROM jsonb_array_elements(p_records) e
 			  WHERE jsonb_typeof(e->'topic') = 'string' AND jsonb_typeof(e->'partition') = 'number')
 	  ORDER BY o.topic, o.kafka_partition FOR UPDATE;
@@ -186,7 +187,8 @@ BEGIN
 	  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS e(rec, n)
 	  LEFT JOIN todo_kafka.audit_offsets o
 		ON jsonb_typeof(e.rec->'partition') = 'number' AND jsonb_typeof(e.rec->'offset') = 'number'
-	   AND o.topic = e.rec->>'topic' AND o.kafka_partition = (e.rec->>'partition')::integer
+	   AND o.consumer_group = p_group AND o.topic = e.rec->>'topic'
+	   AND o.kafka_partition = (e.rec->>'partition')::integer
 	 WHERE o.topic IS NULL OR (e.rec->>'offset')::bigint >= o.next_offset;
 
 	v_added := todo_kafka.audit_append(v_fresh);	/* validates, or raises */
@@ -196,7 +198,8 @@ BEGIN
 				   max((e->>'offset')::bigint) AS last
 			  FROM jsonb_array_elements(v_fresh) e
 			 GROUP BY 1, 2) s
-	 WHERE o.topic = s.topic AND o.kafka_partition = s.kafka_partition;
+	 WHERE o.consumer_group = p_group AND o.topic = s.topic
+	   AND o.kafka_partition = s.kafka_partition;
 	RETURN v_added;
 END
 $$;
@@ -205,26 +208,27 @@ $$;
  * A record the service dead-lettered as the last of its partition: the
  * stored offset moves past it, so a restart does not read it again.
  */
-CREATE FUNCTION todo_kafka.audit_skip(p_topic text, p_partition integer, p_offset bigint)
+CREATE FUNCTION todo_kafka.audit_skip(p_group text, p_topic text, p_partition integer,
+									  p_offset bigint)
 	RETURNS integer LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	INSERT INTO todo_kafka.audit_offsets AS o (topic, kafka_partition, next_offset)
-	VALUES (p_topic, p_partition, p_offset + 1)
-	ON CONFLICT (topic, kafka_partition) DO UPDATE
+	INSERT INTO todo_kafka.audit_offsets AS o (consumer_group, topic, kafka_partition, next_offset)
+	VALUES (p_group, p_topic, p_partition, p_offset + 1)
+	ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE
 	   SET next_offset = greatest(o.next_offset, EXCLUDED.next_offset),
 		   updated_at = clock_timestamp()
 	RETURNING 0;
 $$;
 
-/* where to start each partition of a topic: (partition, next_offset) */
-CREATE FUNCTION todo_kafka.audit_offsets(p_topic text)
+/* where a group starts each partition of a topic: (partition, next_offset) */
+CREATE FUNCTION todo_kafka.audit_offsets(p_group text, p_topic text)
 	RETURNS TABLE (kafka_partition integer, next_offset bigint)
 	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT o.kafka_partition, o.next_offset FROM todo_kafka.audit_offsets o
-	 WHERE o.topic = p_topic ORDER BY o.kafka_partition;
+	 WHERE o.consumer_group = p_group AND o.topic = p_topic ORDER BY o.kafka_partition;
 $$;
 
 REVOKE ALL ON todo_kafka.audit_offsets FROM PUBLIC;
@@ -234,14 +238,14 @@ REVOKE ALL ON FUNCTION
 	todo_kafka.restored_topic(),
 	todo_kafka.restored_relay_position(),
 	todo_kafka.cluster_id(),
-	todo_kafka.audit_consume(jsonb),
-	todo_kafka.audit_skip(text, integer, bigint),
-	todo_kafka.audit_offsets(text)
+	todo_kafka.audit_consume(text, jsonb),
+	todo_kafka.audit_skip(text, text, integer, bigint),
+	todo_kafka.audit_offsets(text, text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-	todo_kafka.audit_consume(jsonb),
-	todo_kafka.audit_skip(text, integer, bigint),
-	todo_kafka.audit_offsets(text)
+	todo_kafka.audit_consume(text, jsonb),
+	todo_kafka.audit_skip(text, text, integer, bigint),
+	todo_kafka.audit_offsets(text, text)
 	TO todo_kafka_consumer;
 
 /* ---- what pg_dump keeps ---- */
