@@ -181,6 +181,12 @@ my $refused = TodoKafkaTest->start_service('audit', $new, $kafka, connstr => $ne
 is($refused->wait_exit(60), 2, 'the audit service refuses a gap (exit 2)');
 like($refused->log_text, qr/cannot continue the audit trail: the topic no longer holds its oldest events/,
 	'saying why');
+my $gap = TodoKafkaTest->start_service('audit', $new, $kafka, connstr => $new->connstr('restored_late'),
+	args => ['--allow-gap']);
+ok($gap->wait_log(qr/--allow-gap: \Q$t->{audit}\E\[\d\] starts at \d+; its events \d+ to \d+ are missing/),
+	'--allow-gap starts anyway and says what is missing');
+ok($gap->wait_log(qr/assigned /), 'and consumes');
+is($gap->stop, 0, 'audit service (--allow-gap) stops');
 
 is($_->stop, 0, "$_->{name} stops") for $relay, @$nsvc{qw(project notify)};
 $kafka->stop;
