@@ -1,43 +1,33 @@
 /* ---------------------------------------------------------------------------
- * Backup and restore (issue 20): pg_dump keeps every table that holds data,
- * and the services resume from what the restored database says.
+ * Backup and restore (issue 20).  pg_dump skips the data of an extension's
+ * member tables unless they are marked with pg_extension_config_dump();
+ * up to 0.4.0 only the audit log was, so a dump lost every task.  Now every
+ * table holding data and the sequences behind them are marked
+ * (sql/dump_config.sql checks the catalog, so a new table cannot be
+ * forgotten).  The outbox's data is in its partitions, each marked.
+ * topics: only rows that differ from topic_defaults() (added or changed by
+ * the user) are dumped; on restore, CREATE EXTENSION has inserted the
+ * built-in rows already, and the trigger restored_topic lets an inserted
+ * row replace the unchanged built-in row of its stream, as
+ * restored_relay_position does for the relay's one-row position (both
+ * ENABLE ALWAYS: a restore runs with session_replication_role = replica,
+ * so that the capture triggers do not fire for restored tasks; README).
  *
- * pg_dump skips the data of an extension's member tables unless the
- * extension marks them with pg_extension_config_dump().  Up to 0.4.0 only
- * audit_log and audit_chains were marked, so a dump lost every task.  Now
- * every table holding user or operational data is marked, with the
- * sequences behind them (sql/dump_config.sql fails if a member table or
- * sequence is not: the check reads the catalog, so a table added later
- * cannot be forgotten).  Special cases:
- *	 - the outbox is partitioned: pg_dump dumps the data of the partitions
- *	   (outbox_0 .. outbox_2), each marked; the parent holds none;
- *	 - topics: only rows that differ from the built-in ones (topic_defaults())
- *	   are dumped, i.e. rows the user added and built-in rows the user
- *	   changed.  CREATE EXTENSION has already inserted the built-in row when
- *	   the changed one is restored: the trigger restored_topic replaces an
- *	   unchanged built-in row by an inserted row of the same stream;
- *	 - relay_position: one row, inserted by CREATE EXTENSION; the restored
- *	   row replaces it (trigger restored_relay_position).  Both triggers are
- *	   ENABLE ALWAYS, so they also work in a restore run with
- *	   session_replication_role = replica (README "Backup and restore").
+ * Restored into another cluster, the outbox's xids and the relay's
+ * position snapshot are the old cluster's: meaningless here, maybe in this
+ * cluster's future (rows never visible, never sent).  The position records
+ * its cluster (system_id); relay_position(), called by a relay that starts
+ * leading, finds a foreign one, gives every outbox row this transaction's
+ * xid and clears the position: the whole outbox is re-sent (at least once,
+ * same ids).  Same-cluster restores and point-in-time recovery keep one
+ * xid history: nothing to do.
  *
- * Restored into another cluster, the outbox rows' xids and the relay's
- * position snapshot are those of the old cluster: meaningless, and maybe
- * in this cluster's future (rows never visible, never sent).  The position
- * therefore records the cluster it was taken in (system_id); relay_position()
- * finds a foreign one when the relay starts leading, and rebases: every
- * outbox row gets this transaction's xid and the position is cleared, so
- * the relay re-sends the whole outbox (at-least-once, the same message
- * ids).  A restore into the same cluster, and point-in-time recovery, keep
- * one xid history: nothing to do.
- *
- * The audit service keeps its Kafka offsets in the database, in the
- * transaction of its rows (audit_offsets, written by audit_consume()), as
- * the projector does (projection_offsets): a restored database resumes
- * from its own position, never from the group's committed offsets, which
- * are ahead of it.  They are kept per consumer group: a group the
- * database holds no offsets for (a new group, or a database upgraded from
- * 0.4.0) starts at the group's committed offsets, as before.
+ * The audit service keeps its offsets per consumer group in audit_offsets,
+ * written by audit_consume() in the transaction of its rows, as the
+ * projector does: a restored database resumes from its own position, not
+ * from the group's committed offsets, which are ahead of it.  A group with
+ * no offsets stored (new, or upgraded from 0.4.0) starts at its committed
+ * offsets, as before.
  * ------------------------------------------------------------------------- */
 
 /* ---- the built-in topics, and restoring changed ones ---- */
