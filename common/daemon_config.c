@@ -12,7 +12,8 @@
  *		tables, plus "kafka.<property> = value" for any librdkafka property;
  *	 3. the environment: TODO_KAFKA_DB and TODO_KAFKA_BROKERS, and for any
  *		setting TODO_KAFKA_<NAME> (upper case), e.g. TODO_KAFKA_SMTP_PASSWORD,
- *		so secrets need not be written into files or argv;
+ *		and TODO_KAFKA_KAFKA_<PROPERTY> for kafka.<property> (dots as
+ *		underscores), so secrets need not be written into files or argv;
  *	 4. the command line: -d, -b, --metrics-listen, --profile, --log-level,
  *		the daemon's own long options (spec->cli_options), -X property=value.
  * tk_daemon_config_load() builds a complete new configuration on every call,
@@ -43,6 +44,8 @@
 #include "http_metrics.h"
 
 #define OFF(f) offsetof(tk_daemon_config, f)
+
+extern char **environ;
 
 const tk_option tk_daemon_options[] = {
 	{"database", TK_OPT_CONNINFO, OFF(conninfo), "", 0, 0,
@@ -130,6 +133,59 @@ apply_override(load_ctx *lc, const char *name, const char *value,
 	return true;
 }
 
+/*
+ * TODO_KAFKA_KAFKA_<PROPERTY>: the config file key kafka.<property> as an
+ * environment variable (upper case, dots as underscores), e.g.
+ * TODO_KAFKA_KAFKA_SASL_PASSWORD for kafka.sasl.password, so a Kafka
+ * password can live in a systemd EnvironmentFile of mode 0600 rather than
+ * in the config file or argv.  An unknown property names its variable.
+ */
+static bool
+apply_kafka_environment(load_ctx *lc, char *errbuf, size_t errlen)
+{
+	static const char prefix[] = "TODO_KAFKA_KAFKA_";
+	rd_kafka_conf_t *conf = NULL;
+	bool		ok = true;
+
+	for (char **e = environ; ok && *e; e++)
+	{
+		const char *name = *e + sizeof(prefix) - 1;
+		const char *eq = strchr(*e, '=');
+		char		prop[256];
+		char		err[512];
+		size_t		n;
+
+		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 || eq == NULL)
+			continue;
+		n = eq - name;
+		if (n == 0 || n >= sizeof(prop))
+		{
+			snprintf(errbuf, errlen, "%.*s: expected %s<PROPERTY>, e.g. %sSASL_PASSWORD",
+					 (int) (eq - *e), *e, prefix, prefix);
+			ok = false;
+			break;
+		}
+		for (size_t i = 0; i < n; i++)
+			prop[i] = name[i] == '_' ? '.' : tolower((unsigned char) name[i]);
+		prop[n] = '\0';
+		if (conf == NULL)
+			conf = rd_kafka_conf_new();
+		if (!tk_kafka_conf_set(conf, prop, eq + 1, err, sizeof(err)))
+		{
+			snprintf(errbuf, errlen, "%.*s: %s", (int) (eq - *e), *e, err);
+			ok = false;
+		}
+		else if (!tk_kvlist_set(lc->kafka, prop, eq + 1))
+		{
+			snprintf(errbuf, errlen, "out of memory");
+			ok = false;
+		}
+	}
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	return ok;
+}
+
 /* TODO_KAFKA_<NAME> for every setting; the two short forms first */
 static bool
 apply_environment(load_ctx *lc, char *errbuf, size_t errlen)
@@ -151,7 +207,7 @@ apply_environment(load_ctx *lc, char *errbuf, size_t errlen)
 				return false;
 		}
 	}
-	return true;
+	return apply_kafka_environment(lc, errbuf, errlen);
 }
 
 void
@@ -321,8 +377,9 @@ usage(const tk_daemon_spec *spec, FILE *out)
 	for (int i = 0; spec->kafka_defaults && spec->kafka_defaults[i][0]; i++)
 		fprintf(out, "      %s = %s\n", spec->kafka_defaults[i][0], spec->kafka_defaults[i][1]);
 	fprintf(out,
-			"\nPrecedence: defaults < config file < environment (TODO_KAFKA_<SETTING>)\n"
-			"< command line.  SIGHUP re-reads the config file; SIGTERM drains and exits.\n"
+			"\nPrecedence: defaults < config file < environment (TODO_KAFKA_<SETTING>,\n"
+			"TODO_KAFKA_KAFKA_<PROPERTY> with dots as underscores) < command line.\n"
+			"SIGHUP re-reads the config file; SIGTERM drains and exits.\n"
 			"Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n");
 	if (spec->notes)
 		fprintf(out, "\n%s", spec->notes);

@@ -71,6 +71,9 @@ static char current_text[512];
 static atomic_bool any_current;
 static tk_series_set series = TK_SERIES_SET_INIT;
 
+#define ERRORS_TOTAL "todo_kafka_kafka_errors_total", "counter", \
+	"Kafka client errors by kind (auth, tls_ca, tls, protocol, resolve, refused, all_down, other)"
+
 const char *
 tk_kafka_problem_name(tk_kafka_problem p)
 {
@@ -257,9 +260,7 @@ count_error(tk_kafka_problem k)
 	char		l[64];
 
 	tk_series_label(l, sizeof(l), "kind", tk_kafka_problem_name(k));
-	tk_series_add(&series, "todo_kafka_kafka_errors_total", "counter",
-				  "Kafka client errors by kind (auth, tls_ca, tls, protocol, resolve, refused, all_down, other)",
-				  l, 1);
+	tk_series_add(&series, ERRORS_TOTAL, l, 1);
 }
 
 bool
@@ -347,5 +348,7 @@ tk_kafka_health(tk_strbuf *out)
 void
 tk_kafka_errors_render(tk_strbuf *out)
 {
+	/* shown before the first error, so "no errors" is not "not exported" */
+	tk_series_declare(&series, ERRORS_TOTAL);
 	tk_series_render(&series, out);
 }

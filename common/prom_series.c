@@ -9,6 +9,9 @@
  * for gauges, tk_series_render() for the Prometheus text, grouped by name
  * with one HELP/TYPE header each, in first-seen order.  A series is found
  * by linear search: daemons have tens of series, not thousands.
+ * tk_series_declare() names a family before its first sample, so /metrics
+ * shows its HELP/TYPE from the start (a scrape, an alert rule or a
+ * dashboard can tell "none yet" from "not exported").
  *
  * Threading: every function takes the set's mutex; callable from any
  * thread, including the HTTP thread that renders.
@@ -31,6 +34,7 @@ struct tk_series
 	const char *help;			/* static */
 	char	   *labels;
 	double		value;
+	bool		sampled;		/* false: declared, no sample yet */
 };
 
 static tk_series *
@@ -64,6 +68,7 @@ find_or_add(tk_series_set *s, const char *name, const char *type,
 	t->type = type;
 	t->help = help;
 	t->value = 0;
+	t->sampled = false;
 	s->n++;
 	return t;
 }
@@ -76,7 +81,10 @@ tk_series_add(tk_series_set *s, const char *name, const char *type,
 
 	pthread_mutex_lock(&s->lock);
 	if ((t = find_or_add(s, name, type, help, labels)) != NULL)
+	{
 		t->value += add;
+		t->sampled = true;
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -88,7 +96,18 @@ tk_series_set_value(tk_series_set *s, const char *name, const char *type,
 
 	pthread_mutex_lock(&s->lock);
 	if ((t = find_or_add(s, name, type, help, labels)) != NULL)
+	{
 		t->value = value;
+		t->sampled = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+tk_series_declare(tk_series_set *s, const char *name, const char *type, const char *help)
+{
+	pthread_mutex_lock(&s->lock);
+	(void) find_or_add(s, name, type, help, "");
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -109,7 +128,7 @@ tk_series_render(tk_series_set *s, tk_strbuf *out)
 						 s->items[i].help, s->items[i].name, s->items[i].type);
 		for (int j = i; j < s->n; j++)
 		{
-			if (strcmp(s->items[j].name, s->items[i].name) != 0)
+			if (strcmp(s->items[j].name, s->items[i].name) != 0 || !s->items[j].sampled)
 				continue;
 			tk_strbuf_printf(out, "%s%s%s%s %.17g\n", s->items[j].name,
 							 s->items[j].labels[0] ? "{" : "", s->items[j].labels,

@@ -28,18 +28,7 @@
 #include "kafka_errors.h"
 #include "prom.h"
 #include "strbuf.h"
-
-static int	ntests = 0;
-static int	nfailed = 0;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfailed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
+#include "test_tap.h"
 
 /* ---- config ---- */
 

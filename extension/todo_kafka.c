@@ -20,6 +20,14 @@
  *	 todo_kafka.audit_purge		(superuser only, not for applications) set
  *								for its transaction by purge_audit(), the one
  *								path allowed to delete audit_log rows
+ *	 todo_kafka.audit_retention	(superuser only, since 0.5.0) purge_audit()
+ *								refuses a shorter period; default 90 days,
+ *								read through audit_retention() (C), so a
+ *								placeholder SET before the module was loaded
+ *								cannot lower it
+ *	 todo_kafka.push_allowed_hosts, todo_kafka.push_gateway_allowed_hosts
+ *								(superuser only) where push endpoints and
+ *								gateways may be registered: push_allowlist.c
  *
  * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
  * halves write throughput when every transaction notifies (DESIGN.md, the
@@ -47,6 +55,7 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "todo_kafka.h"
@@ -64,6 +73,7 @@ static char *tk_api_user = NULL;
 static char *tk_correlation_id = NULL;
 static char *tk_traceparent = NULL;
 static bool tk_audit_purge = false;
+static int	tk_audit_retention_min = 90 * MINS_PER_HOUR * HOURS_PER_DAY;
 
 /* per-transaction state, reset by tk_xact_callback */
 static bool tk_wrote_outbox = false;
@@ -116,6 +126,16 @@ _PG_init(void)
 							 PGC_SUSET,
 							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_NO_RESET_ALL,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("todo_kafka.audit_retention",
+							"Audit entries are kept at least this long: purge_audit() refuses a shorter period.",
+							"Only a superuser can change it; 0 removes the floor.",
+							&tk_audit_retention_min,
+							90 * MINS_PER_HOUR * HOURS_PER_DAY,
+							0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+	todo_kafka_define_push_settings();	/* push_allowlist.c */
 	MarkGUCPrefixReserved("todo_kafka");
 
 	RegisterXactCallback(tk_xact_callback, NULL);
@@ -262,4 +282,17 @@ Datum
 todo_kafka_current_correlation_id(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(todo_kafka_correlation_id()));
+}
+
+/* todo_kafka.audit_retention() -> interval: the floor of purge_audit() */
+PG_FUNCTION_INFO_V1(todo_kafka_audit_retention);
+Datum
+todo_kafka_audit_retention(PG_FUNCTION_ARGS)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+	int			mins_per_day = MINS_PER_HOUR * HOURS_PER_DAY;
+
+	result->day = tk_audit_retention_min / mins_per_day;
+	result->time = (TimeOffset) (tk_audit_retention_min % mins_per_day) * SECS_PER_MINUTE * USECS_PER_SEC;
+	PG_RETURN_INTERVAL_P(result);
 }

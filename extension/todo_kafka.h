@@ -83,4 +83,7 @@ extern const char *todo_kafka_correlation_id(void);
 extern const char *todo_kafka_traceparent(void);
 extern void todo_kafka_note_outbox_write(void);
 
+/* push_allowlist.c */
+extern void todo_kafka_define_push_settings(void);
+
 #endif							/* TODO_KAFKA_H */

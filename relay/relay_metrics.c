@@ -53,6 +53,7 @@ static struct
 	labelled_set wakeups;		/* per reason */
 	labelled_set reminders;		/* fired, per status (sent, missed) */
 	double		reminder_late_max;	/* fire time - scheduled time */
+	tk_histogram reminder_late;	/* per firing round: its latest sent one */
 	tk_histogram latency;		/* occurred_at -> ack */
 	tk_histogram read_stage;	/* occurred_at -> read by a pass */
 	tk_histogram ack_stage;		/* read -> ack */
@@ -148,6 +149,9 @@ relay_metrics_reminders_fired(const char *status, int n, double max_late_s)
 {
 	pthread_mutex_lock(&metrics.lock);
 	labelled_add(&metrics.reminders, status, n);
+	/* missed ones are late by design (the relay was away): not lateness */
+	if (strcmp(status, "sent") == 0)
+		tk_hist_observe(&metrics.reminder_late, max_late_s);
 	if (max_late_s > metrics.reminder_late_max)
 		metrics.reminder_late_max = max_late_s;
 	pthread_mutex_unlock(&metrics.lock);
@@ -213,6 +217,9 @@ render_metrics(void *arg, tk_strbuf *out)
 				   "Largest fire time minus scheduled time of a reminder since start.");
 	tk_prom_sample(out, "todo_kafka_relay_reminder_lateness_max_seconds", NULL, NULL,
 				   metrics.reminder_late_max);
+	tk_prom_histogram(out, "todo_kafka_relay_reminder_lateness_seconds",
+					  "Per firing round of sent reminders, the largest fire time minus scheduled time.",
+					  &metrics.reminder_late);
 	tk_prom_histogram(out, "todo_kafka_relay_publish_latency_seconds",
 					  "Time from the outbox row's occurred_at to Kafka's acknowledgement.",
 					  &metrics.latency);

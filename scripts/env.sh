@@ -22,7 +22,8 @@ export PG_CONFIG
 TK_PACKAGES="build-essential pkg-config postgresql-15 postgresql-server-dev-15 libpq-dev
 	librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev kcat
 	libssl-dev python3-aiosmtpd python3-cryptography libipc-run-perl libjson-pp-perl
-	python3-jsonschema rsync bc curl"
+	python3-jsonschema rsync bc curl prometheus
+	python3-yaml debhelper dpkg-dev fakeroot help2man lintian postgresql-server-dev-all systemd"
 
 tk_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -44,6 +45,10 @@ tk_install_packages() {
 	# Debian starts a default cluster on 5432; we do not need it
 	if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
 		tk_sudo pg_ctlcluster 15 main stop 2>/dev/null || true
+	fi
+	# Debian's prometheus starts a server and a node exporter; tests need only promtool
+	if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+		tk_sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 	fi
 }
 

@@ -6,7 +6,7 @@ SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 TRUNCATE todo_kafka.outbox;
 CREATE ROLE tk_audit_app LOGIN IN ROLE todo_kafka_app;
-CREATE ROLE tk_audit_consumer LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_audit_consumer LOGIN IN ROLE todo_kafka_audit_writer;
 CREATE ROLE tk_audit_auditor LOGIN IN ROLE todo_kafka_auditor;
 CREATE ROLE tk_audit_relay LOGIN IN ROLE todo_kafka_relay;
 
@@ -207,7 +207,10 @@ SELECT todo_kafka.audit_append(jsonb_build_array(
 SELECT todo_kafka.purge_audit(NULL);
 SELECT todo_kafka.purge_audit('-1 day');
 SELECT todo_kafka.purge_audit() AS purged_90_days;
+-- a period this short needs the retention floor lowered (superuser only)
+SET todo_kafka.audit_retention = 0;
 SELECT todo_kafka.purge_audit(now() - :'cutoff'::timestamptz) AS purged;
+RESET todo_kafka.audit_retention;
 SELECT * FROM entries ORDER BY chain, seq;
 SELECT c.chain, c.last_seq, c.anchor_seq, c.anchor_hash IS NOT NULL AS anchored,
        l.prev_hash = c.anchor_hash AS first_links_to_anchor

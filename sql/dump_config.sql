@@ -90,7 +90,7 @@ SELECT snapshot IS NULL AS no_position, max_id FROM todo_kafka.relay_position();
 ROLLBACK;
 
 -- the audit service's offsets, with its rows (audit_consume)
-CREATE ROLE tk_test_dump_audit LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_test_dump_audit LOGIN IN ROLE todo_kafka_audit_writer;
 SET ROLE tk_test_dump_audit;
 SELECT todo_kafka.audit_consume('g', '[
  {"topic":"dump.audit","partition":0,"offset":7,"data":{"event_id":"d0000000-0000-4000-8000-000000000001",

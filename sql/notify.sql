@@ -1,8 +1,11 @@
 -- notify: notification settings, the inbox and the delivery log of todo-kafka-notify
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
+-- the hosts used below (the allowlists themselves: push_allowlist.sql)
+SET todo_kafka.push_allowed_hosts = 'push.example.net, p.example, 127.0.0.1';
+SET todo_kafka.push_gateway_allowed_hosts = 'ntfy.example.org';
 CREATE ROLE tk_notify_app LOGIN IN ROLE todo_kafka_app;
-CREATE ROLE tk_notify_consumer LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_notify_consumer LOGIN IN ROLE todo_kafka_notifier;
 
 -- every refused input carries SQLSTATE 22023 (invalid_parameter_value) and a hint
 CREATE FUNCTION pg_temp.refusal(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -110,6 +113,12 @@ SELECT todo_kafka.delivery_claim('ev1:email', 'email', 'alice@example.com', 'ali
 SELECT todo_kafka.delivery_done('ev1:email', 'email', 'alice@example.com', 'alice', 'delivered', '250 accepted');
 SELECT todo_kafka.delivery_claim('ev1:email', 'email', 'alice@example.com', 'alice');
 SELECT todo_kafka.delivery_done('ev1:email', 'email', 'alice@example.com', 'alice', 'sent');
+-- dead-lettered (refused for good, or failed on its last attempt): final for
+-- the service, claimed again when the dead letter is replayed
+SELECT todo_kafka.delivery_claim('ev4:email', 'email', 'alice@example.com', 'alice');
+SELECT todo_kafka.delivery_done('ev4:email', 'email', 'alice@example.com', 'alice', 'dead_lettered', 'transient 451: deferred');
+SELECT todo_kafka.delivery_claim('ev4:email', 'email', 'alice@example.com', 'alice');
+SELECT todo_kafka.delivery_done('ev4:email', 'email', 'alice@example.com', 'alice', 'dead_lettered', 'transient 451: deferred again');
 -- an attempt that died mid-send: not sent again, unless taken over
 SELECT todo_kafka.delivery_claim('ev2:email', 'email', 'alice@example.com', 'alice');
 SELECT todo_kafka.delivery_claim('ev2:email', 'email', 'alice@example.com', 'alice');

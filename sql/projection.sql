@@ -6,7 +6,7 @@ SET DateStyle = 'ISO, YMD';
 SET IntervalStyle = 'postgres';
 
 -- the projector's role may call the API but not touch the tables
-CREATE ROLE tk_test_projector LOGIN IN ROLE todo_kafka_consumer;
+CREATE ROLE tk_test_projector LOGIN IN ROLE todo_kafka_projector;
 SET ROLE tk_test_projector;
 
 -- a batch: two tasks created, one updated; task_data timestamps in any

@@ -1,7 +1,9 @@
 # tests/100_unit.pl: unit tests of common/ (no PostgreSQL, no Kafka).
 #
-# Builds common/test_unit and replays its TAP lines: config parsing and
-# redaction, backoff, timestamps, histogram, CloudEvents building.
+# Builds common/test_unit and common/test_net_guard and replays their TAP
+# lines: config parsing and redaction, backoff, timestamps, histogram,
+# CloudEvents building; the address classes and host lists that keep push
+# requests off internal networks.
 
 use strict;
 use warnings;
@@ -11,23 +13,27 @@ use Test::More;
 use TodoKafkaTest;
 
 my $common = TodoKafkaTest::repo_root() . '/common';
-my ($out, $err) = ('', '');
-ok(IPC::Run::run([ 'make', '-s', '-C', $common, 'test_unit' ], '>', \$out, '2>', \$err),
-	'common/test_unit builds') or diag($err);
-($out, $err) = ('', '');
-IPC::Run::run([ "$common/test_unit" ], '>', \$out, '2>', \$err);
-my $ran = 0;
-for my $line (split /\n/, $out)
+for my $prog ([ 'test_unit', 30 ], [ 'test_net_guard', 90 ])
 {
-	if ($line =~ /^(not )?ok \d+ - (.*)$/)
+	my ($name, $least) = @$prog;
+	my ($out, $err) = ('', '');
+	ok(IPC::Run::run([ 'make', '-s', '-C', $common, $name ], '>', \$out, '2>', \$err),
+		"common/$name builds") or diag($err);
+	($out, $err) = ('', '');
+	IPC::Run::run([ "$common/$name" ], '>', \$out, '2>', \$err);
+	my $ran = 0;
+	for my $line (split /\n/, $out)
 	{
-		ok(!$1, $2);
-		$ran++;
+		if ($line =~ /^(not )?ok \d+ - (.*)$/)
+		{
+			ok(!$1, "$name: $2");
+			$ran++;
+		}
+		elsif ($line =~ /^#/)
+		{
+			diag($line);
+		}
 	}
-	elsif ($line =~ /^#/)
-	{
-		diag($line);
-	}
+	cmp_ok($ran, '>=', $least, "$name: unit tests ran ($ran)");
 }
-cmp_ok($ran, '>=', 30, "unit tests ran ($ran)");
 done_testing();

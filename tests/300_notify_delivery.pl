@@ -46,11 +46,15 @@ sub run_cmd
 	return ($? >> 8, $o, $e);
 }
 
-# run the driver; returns {result, status, retry_after, err}
+# run the driver; returns {result, status, retry_after, err}.  The push
+# receiver is on 127.0.0.1: the development settings let requests reach it
+# (tests/305_push_ssrf.pl checks that nothing else does)
 sub drive
 {
-	my (@args) = @_;
-	my ($code, $o, $e) = run_cmd($driver, @args);
+	my ($mode, @args) = @_;
+	my @dev = $mode eq 'email' ? () : ('--allowed-hosts', '127.0.0.1',
+		'--gateway-allowed-hosts', '127.0.0.1', '--allow-loopback');
+	my ($code, $o, $e) = run_cmd($driver, $mode, @dev, @args);
 	push @all_stderr, $e;
 	my %r = (code => $code, err => $e);
 	$r{$1} = $2 while $o =~ /(\w+)=(\S+)/g;
@@ -338,7 +342,7 @@ is(scalar @{ jsonl("$maildir/envelopes.jsonl") }, $n, '... none of these was acc
 stop_server($sink);
 $r = drive('email', @mail_common, '--to', 'alice@example.com', '--subject', 's', '--body', 'b',
 	'--id', 'n6', '--timeout-ms', 5000);
-is($r->{result}, 'transient', 'SMTP server down: transient');
+is($r->{result}, 'unavailable', 'SMTP server down: unavailable (pause, do not dead-letter)');
 is($r->{status}, 0, '... no SMTP reply');
 
 # STARTTLS and AUTH
@@ -358,12 +362,39 @@ $env = jsonl("$dir/mail_tls/envelopes.jsonl");
 ok($env->[-1]{tls}, '... over TLS');
 is($env->[-1]{login}, 'bob', '... authenticated as the configured user');
 $r = drive('email', @tls_common, '--password-env', 'TK300_BAD_PW');
-is($r->{result}, 'transient', 'wrong SMTP password: transient (pause, do not dead-letter all)');
+is($r->{result}, 'unavailable', 'wrong SMTP password: unavailable (pause, do not dead-letter all)');
 is($r->{status}, 535, '... status 535');
 like($r->{err}, qr/username and password/, '... saying what to check');
 $r = drive('email', grep { $_ ne '--starttls' } @tls_common, '--password-env', 'TK300_PW');
-isnt($r->{result}, 'delivered', 'without STARTTLS the server refuses (it requires TLS)');
+is($r->{result}, 'unavailable', 'without STARTTLS the server refuses (530, it requires TLS): unavailable');
+# a CA file of another CA (as after a certificate rotation): after the
+# failed handshake the last reply is STARTTLS's 220, libcurl's error decides
+my $i = 0;
+my @wrong_ca = map { $i++ == 4 ? "$dir/wrong-ca.pem" : $_ } @tls_common;
+($code, $o, $e) = run_cmd('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+	'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', "$dir/wrong-key.pem", '-out',
+	"$dir/wrong-ca.pem", '-subj', '/CN=localhost', '-days', '1',
+	'-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
+is($code, 0, 'another CA generated with openssl') or diag($e);
+$r = drive('email', @wrong_ca, '--password-env', 'TK300_PW');
+is($r->{result}, 'unavailable', 'a CA file of another CA: unavailable');
+is($r->{status}, 220, '... the last reply was 220 (STARTTLS)');
+like($r->{err}, qr/certificate.*CA file/, '... saying to check the CA file') or diag($r->{err});
+$r = drive('email', (map { $_ eq "$dir/wrong-ca.pem" ? "$dir/none.pem" : $_ } @wrong_ca),
+	'--password-env', 'TK300_PW');
+is($r->{result}, 'unavailable', 'a CA file that does not exist: unavailable');
 stop_server($tls_sink);
+$r = drive('email', @tls_common, '--password-env', 'TK300_PW', '--timeout-ms', 5000);
+is($r->{result}, 'unavailable', 'TLS server down: unavailable');
+
+# a server without STARTTLS while it is required: unavailable (status 250)
+my ($plain_sink, $plain_port) = start_server('smtp_plain', "$lib/smtp_sink.py", '--dir', "$dir/mail_plain");
+$r = drive('email', '--url', "smtp://127.0.0.1:$plain_port", '--starttls', '--from', 'notify@todo.example',
+	'--to', 'alice@example.com', '--subject', 's', '--body', 'b', '--id', 'tls2');
+is($r->{result}, 'unavailable', 'STARTTLS required, not offered: unavailable');
+like($r->{err}, qr/does not offer STARTTLS/, '... saying so');
+is(scalar @{ jsonl("$dir/mail_plain/envelopes.jsonl") }, 0, '... nothing sent in the clear');
+stop_server($plain_sink);
 
 my $leaks = grep { my $s = $_; grep { index($s, $_) >= 0 } @secrets } @all_stderr;
 is($leaks, 0, 'no error text contains a private key, auth secret, token or password');

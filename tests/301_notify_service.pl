@@ -32,6 +32,7 @@ my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $rx = NotifyTest->new(push_status => { '/gone410' => 410, '/gone404' => 404 });
 $rx->start_smtp;
 $rx->start_push;
+$rx->allow_loopback_receivers($node);
 my $sub = $rx->subscription;
 my $origin = $rx->push_origin;
 

@@ -30,6 +30,7 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 my $rx = NotifyTest->new;
 $rx->start_smtp(delay => 0.3);
 $rx->start_push;
+$rx->allow_loopback_receivers($node);
 sql("SELECT todo_kafka.set_notification_email('dave', 'dave\@example.com');
 	SELECT todo_kafka.set_notification_channels('dave', 'task_created', '{email}');");
 my $conf = $rx->config;

@@ -127,14 +127,14 @@ $deadline = time + 30;
 while (time < $deadline)
 {
 	$metrics = TodoKafkaTest::http_get("127.0.0.1:$mport", '/metrics') // '';
-	last if $metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /consumer_lag/;
+	last if $metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /^todo_kafka_consumer_lag\{/m;
 	sleep(0.2);
 }
 like($metrics, qr/todo_kafka_consumer_dead_lettered_total\{topic="\Q$t->{audit}\E",error="INVALID_INPUT"\} 2/,
 	'dead letters counted by kind');
 like($metrics, qr/todo_kafka_consumer_retried_total\{topic="\Q$t->{audit}\E"\} 4/, 'retries counted');
 like($metrics, qr/todo_kafka_consumer_handling_seconds_count \d+/, 'handling latency histogram');
-like($metrics, qr/todo_kafka_consumer_lag\{topic="\Q$t->{audit}\E",partition="\d"\} 0/, 'consumer lag per partition');
+like($metrics, qr/todo_kafka_consumer_lag\{topic="\Q$t->{audit}\E",partition="\d",group="m-audit"\} 0/, 'consumer lag per partition');
 my ($health, $code) = TodoKafkaTest::http_get("127.0.0.1:$mport", '/healthz');
 is($code, 200, '/healthz ok');
 

@@ -27,15 +27,11 @@ ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# the projector runs as a login role that has only todo_kafka_consumer
-sql("CREATE ROLE projector LOGIN; GRANT todo_kafka_consumer TO projector");
-my $connstr = $node->connstr('postgres') . ' user=projector';
-
+# the projector runs as a login that has only todo_kafka_projector (start_service)
 sub projector
 {
 	my (@args) = @_;
-	return TodoKafkaTest->start_service('project', $node, $kafka, connstr => $connstr,
-		args => [@args]);
+	return TodoKafkaTest->start_service('project', $node, $kafka, args => [@args]);
 }
 
 my $cols = 'id, user_id, title, description, completed, priority, tags, due_date, recurrence,

@@ -35,7 +35,7 @@ sql(q{CREATE FUNCTION public.refuse_mallory() RETURNS trigger LANGUAGE plpgsql A
 	END $$;
 	CREATE TRIGGER refuse_mallory BEFORE INSERT ON todo_kafka.audit_log
 		FOR EACH ROW EXECUTE FUNCTION public.refuse_mallory()});
-sql("CREATE ROLE ops LOGIN; GRANT todo_kafka_operator TO ops");
+my $ops = TodoKafkaTest::service_login($node, 'dlq');
 
 my $relay = TodoKafkaTest->start_relay($node, $kafka);
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
@@ -49,7 +49,7 @@ sub dlq
 {
 	my (@args) = @_;
 	my ($out, $err) = ('', '');
-	IPC::Run::run([ $bin, '-d', $node->connstr('postgres') . ' user=ops', '-b', $kafka->bootstrap, @args ],
+	IPC::Run::run([ $bin, '-d', $ops, '-b', $kafka->bootstrap, @args ],
 		'<', \'', , '>', \$out, '2>', \$err, IPC::Run::timeout(60));
 	return ($? >> 8, $out, $err);
 }

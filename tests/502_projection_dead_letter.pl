@@ -28,14 +28,10 @@ my $kafka = DevBroker->start(topics => [ values %$t ]);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# the projector runs as a login role that has only todo_kafka_consumer
-sql("CREATE ROLE projector LOGIN; GRANT todo_kafka_consumer TO projector");
-my $connstr = $node->connstr('postgres') . ' user=projector';
-
+# the projector runs as a login that has only todo_kafka_projector (start_service)
 sub projector
 {
-	return TodoKafkaTest->start_service('project', $node, $kafka, connstr => $connstr,
-		args => ['--snapshot-interval-s=0']);
+	return TodoKafkaTest->start_service('project', $node, $kafka, args => ['--snapshot-interval-s=0']);
 }
 
 sub dead_letters { return $kafka->end_offsets($t->{dead_letter}); }

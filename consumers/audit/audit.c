@@ -5,9 +5,10 @@
  *	  todo_kafka.audit_log
  *
  * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
- * batch of audit records becomes ONE call of todo_kafka.audit_append()
- * (extension 0.3.0, granted to todo_kafka_consumer), i.e. one transaction
- * and one round trip per batch:
+ * batch of audit records becomes ONE call of todo_kafka.audit_consume()
+ * (audit_append() of extension 0.3.0 plus the offsets, 0.5.0; granted to
+ * todo_kafka_audit_writer), i.e. one transaction and one round trip per
+ * batch:
  *	 - idempotent by event id: a record already in the log is skipped, so
  *	   redeliveries after a crash or a rebalance add nothing;
  *	 - chained: each row carries sha256(previous hash || its content) within
@@ -45,7 +46,13 @@
  *
  * Retention: worker 0 runs todo_kafka.purge_audit(retention_days) every
  * purge_interval_s; it deletes a prefix of each chain and anchors what
- * remains, so the chain still verifies.
+ * remains, so the chain still verifies.  The database refuses a period
+ * below its todo_kafka.audit_retention (superuser-only, 90 days; logged
+ * as a failed purge), and records each purge in todo_kafka.audit_purges.
+ * Verification: worker 0 also runs todo_kafka.verify_audit() at start and
+ * every verify_interval_s (0: never; it rereads the whole log) and counts
+ * sets the gauge todo_kafka_audit_chains_broken (0 when all verify), so an
+ * alert fires while a chain stays broken (deploy/prometheus/).
  *
  * IDENTIFICATION
  *	  consumers/audit/audit.c
@@ -66,6 +73,7 @@ typedef struct audit_config
 {
 	int			retention_days;
 	int			purge_interval_s;
+	int			verify_interval_s;
 } audit_config;
 
 #define OFF(f) offsetof(audit_config, f)
@@ -75,6 +83,8 @@ static const tk_option audit_options[] = {
 	"audit entries older than this are purged"},
 	{"purge_interval_s", TK_OPT_INT, OFF(purge_interval_s), "3600", 10, 604800,
 	"how often the retention purge runs"},
+	{"verify_interval_s", TK_OPT_INT, OFF(verify_interval_s), "3600", 0, 604800,
+	"how often verify_audit() checks every chain (0: never)"},
 	{NULL}
 };
 
@@ -217,7 +227,34 @@ audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
 	tkc_sink_batch(w, evs, n, results, append, "records");
 }
 
-/* retention: worker 0, every purge_interval_s */
+/* verification: worker 0, at start and every verify_interval_s */
+static void
+audit_verify(tkc_worker *w, const audit_config *cfg)
+{
+	static int64_t next_verify_ms;
+	PGresult   *res;
+
+	if (cfg->verify_interval_s == 0 || tk_monotonic_ms() < next_verify_ms)
+		return;
+	next_verify_ms = tk_monotonic_ms() + (int64_t) cfg->verify_interval_s * 1000;
+	res = PQexec(tkc_pg(w), "SELECT count(*) FILTER (WHERE NOT ok), "
+				 "min(format('chain %s, entry %s: %s', chain, seq, problem)) "
+				 "FROM todo_kafka.verify_audit()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		long		broken = atol(PQgetvalue(res, 0, 0));
+
+		if (broken > 0)
+			tk_log(TK_LOG_ERROR, "audit log verification: %ld broken chain(s), first: %s",
+				   broken, PQgetvalue(res, 0, 1));
+		tkc_gauge(w, "chains_broken", broken);
+	}
+	else
+		tk_log(TK_LOG_WARNING, "audit log verification failed: %s", PQerrorMessage(tkc_pg(w)));
+	PQclear(res);
+}
+
+/* retention: worker 0, every purge_interval_s; and verification */
 static void
 audit_periodic(tkc_worker *w)
 {
@@ -227,6 +264,7 @@ audit_periodic(tkc_worker *w)
 	const char *params[1] = {days};
 	PGresult   *res;
 
+	audit_verify(w, cfg);
 	if (tk_monotonic_ms() < next_purge_ms)
 		return;
 	next_purge_ms = tk_monotonic_ms() + (int64_t) cfg->purge_interval_s * 1000;
@@ -251,6 +289,7 @@ audit_periodic(tkc_worker *w)
 static const tkc_service audit_service = {
 	.name = "audit",
 	.summary = "keeps the searchable, tamper-evident audit trail (todo_kafka.audit_log).",
+	.db_role = "todo_kafka_audit_writer",
 	.streams = audit_streams,
 	.options = audit_options,
 	.config_size = sizeof(audit_config),

@@ -25,15 +25,22 @@
  * email; it is logged as a WARNING and counted.
  *
  * Outcomes (delivery.h) -> handler result, worst of all targets first:
- *	 email server unreachable, 421, AUTH/TLS failures	TKC_DOWN: the runtime
- *			 pauses and retries without counting attempts or dead-lettering
- *	 other transient (4xx to the message, 429/5xx/network for push)
- *			 TKC_RETRY (backoff, then the dead-letter topic)
+ *	 email unavailable: the SMTP server cannot take any message (cannot
+ *			 connect, TLS or certificate failure, STARTTLS missing, login
+ *			 denied, 421 ...; email.h)	TKC_DOWN: the runtime pauses and
+ *			 retries without counting attempts or dead-lettering; the log
+ *			 row stays 'retry'
+ *	 other transient (4xx to the message, 429/5xx/network for push; a push
+ *			 endpoint that is unavailable is one endpoint's, not every
+ *			 message's)	TKC_RETRY (backoff, then the dead-letter topic); on
+ *			 the last attempt the log row becomes 'dead_lettered'
  *	 permanent (5xx to the message, push 400/403/413 ...), and a
- *			 subscription answering 404: TKC_DEAD with the reason (the 404
- *			 subscription is removed as well)
+ *			 subscription answering 404: TKC_DEAD with the reason, log row
+ *			 'dead_lettered' (the 404 subscription is removed: row 'gone')
  *	 410 Gone: the subscription is removed; the notification is done
+ *	 an endpoint not on push_allowed_hosts: removed, WARNING, TKC_DEAD
  *	 delivered, or nothing to deliver to: TKC_OK
+ * A 'dead_lettered' row is claimed again when the dead letter is replayed.
  *
  * Logs name notification ids, never push endpoints (they are capability
  * URLs), keys or passwords.
@@ -157,14 +164,6 @@ deliver_in_app(tkc_worker *w, tkc_event *ev, const tkn_note *n)
 			  "channel", "in_app", 1);
 	PQclear(res);
 	return TKC_OK;
-}
-
-/* an email failure that is the server's, not the message's */
-static bool
-smtp_server_down(const tkn_delivery *d)
-{
-	return d->status == 0 || d->status == 421 || d->status == 454 ||
-		d->status == 530 || d->status == 534 || d->status == 535 || d->status == 538;
 }
 
 static char *
@@ -307,9 +306,18 @@ deliver_target(tkc_worker *w, tkn_worker *nw, tkc_event *ev, const tkn_note *n,
 				r = run_void(w, ev, "SELECT todo_kafka.push_subscription_gone($1)", 1, gone);
 				if (r != TKC_OK)
 					return r;
-				tkc_count(w, "subscriptions_removed", "status", d.status == 404 ? "404" : "410", 1);
-				tk_log(TK_LOG_INFO, "notification %s: push subscription of user \"%s\" is gone (%ld), removed",
-					   n->id, n->user, d.status);
+				tkc_count(w, "subscriptions_removed", "status",
+						  d.status == 0 ? "refused" : d.status == 404 ? "404" : "410", 1);
+				if (d.status == 0)	/* never sent: push_allowed_hosts (webpush.h) */
+				{
+					tk_log(TK_LOG_WARNING, "notification %s: push subscription of user \"%s\" removed: %s",
+						   n->id, n->user, err);
+					tkc_fail(ev, "%s; subscription removed", err);
+					r = TKC_DEAD;
+				}
+				else
+					tk_log(TK_LOG_INFO, "notification %s: push subscription of user \"%s\" is gone (%ld), removed",
+						   n->id, n->user, d.status);
 				if (d.status == 404)
 				{
 					tkc_fail(ev, "push endpoint answered 404 Not Found: subscription removed");
@@ -318,27 +326,39 @@ deliver_target(tkc_worker *w, tkn_worker *nw, tkc_event *ev, const tkn_note *n,
 			}
 			else
 			{
-				done[4] = "failed";
+				done[4] = "dead_lettered";
 				tkc_fail(ev, "push gateway: %s", err);
 				r = TKC_DEAD;
 			}
 			break;
 		case TKN_PERMANENT:
-			done[4] = "failed";
+			done[4] = "dead_lettered";
 			tkc_fail(ev, "%s delivery refused for good: %s", mode, err);
 			r = TKC_DEAD;
 			break;
 		case TKN_TRANSIENT:
+		case TKN_UNAVAILABLE:
 			{
 				const char *retry[4] = {n->id, n->channel, target, detail};
-				tkc_result rr;
+				bool		down = d.result == TKN_UNAVAILABLE && strcmp(mode, "email") == 0;
+				tkc_result	rr;
 
+				tkc_count(w, "transient_failures", "channel", n->channel, 1);
+				if (!down && tkc_last_attempt(w, ev))
+				{
+					/* the runtime dead-letters it now: the log says so */
+					done[4] = "dead_lettered";
+					tkc_fail(ev, "%s delivery failed on the last attempt (%d): %s",
+							 mode, ev->attempt, err);
+					r = TKC_RETRY;
+					break;
+				}
 				rr = run_void(w, ev, "SELECT todo_kafka.delivery_retry($1, $2, $3, $4)", 4, retry);
 				if (rr != TKC_OK)
 					return rr;
-				tkc_fail(ev, "%s delivery failed, will retry: %s", mode, err);
-				tkc_count(w, "transient_failures", "channel", n->channel, 1);
-				return strcmp(mode, "email") == 0 && smtp_server_down(&d) ? TKC_DOWN : TKC_RETRY;
+				tkc_fail(ev, "%s delivery failed: %s", mode, err);
+				/* the SMTP server is unusable: pause email, count no attempt */
+				return down ? TKC_DOWN : TKC_RETRY;
 			}
 	}
 	{

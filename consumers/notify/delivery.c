@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * delivery.c
- *	  outcome names, libcurl set-up and error text shared by the channels
+ *	  outcome names, libcurl set-up, the classification of libcurl's
+ *	  errors and error text shared by the channels
  *
  * IDENTIFICATION
  *	  consumers/notify/delivery.c
@@ -29,6 +30,8 @@ tkn_result_name(tkn_result r)
 			return "permanent";
 		case TKN_TRANSIENT:
 			return "transient";
+		case TKN_UNAVAILABLE:
+			return "unavailable";
 	}
 	return "unknown";
 }
@@ -51,6 +54,53 @@ void
 tkn_delivery_global_cleanup(void)
 {
 	curl_global_cleanup();
+}
+
+const char *
+tkn_curl_unusable(CURLcode rc)
+{
+	switch (rc)
+	{
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_URL_MALFORMAT:
+		case CURLE_NOT_BUILT_IN:
+			return "the server URL cannot be used: check it";
+		case CURLE_COULDNT_RESOLVE_PROXY:
+		case CURLE_COULDNT_RESOLVE_HOST:
+			return "the server's name does not resolve: check the host name and DNS";
+		case CURLE_COULDNT_CONNECT:
+			return "the server cannot be reached: check that it is up and the host and port";
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_ISSUER_ERROR:
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		case CURLE_SSL_INVALIDCERTSTATUS:
+			return "the server's TLS certificate does not verify: check the CA file "
+				"(after a certificate rotation, its new CA) and the certificate's "
+				"host name and expiry";
+		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_CRL_BADFILE:
+			return "the CA file cannot be read: check its path and that it holds PEM certificates";
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+		case CURLE_SSL_CLIENTCERT:
+		case CURLE_SSL_ENGINE_NOTFOUND:
+		case CURLE_SSL_ENGINE_SETFAILED:
+		case CURLE_SSL_ENGINE_INITFAILED:
+			return "the TLS handshake failed: check that the server speaks TLS on this port "
+				"(SMTP: smtps:// for TLS from the start, smtp:// with STARTTLS otherwise) "
+				"and its TLS versions and ciphers";
+		case CURLE_USE_SSL_FAILED:
+			return "the server does not offer STARTTLS, which is required: fix the server, "
+				"or use smtps:// if it speaks TLS from the start";
+		case CURLE_LOGIN_DENIED:
+		case CURLE_AUTH_ERROR:
+			return "the server refused the login: check the username and password";
+		case CURLE_REMOTE_ACCESS_DENIED:
+			return "the server refused the session: check that it accepts this client";
+		default:
+			return NULL;
+	}
 }
 
 void

@@ -8,13 +8,20 @@
  * runtime's handler results:
  *
  *	 TKN_DELIVERED	 the receiver accepted it: record it in the delivery log
- *	 TKN_GONE		 the push subscription no longer exists (HTTP 404/410):
- *					 remove it, do not retry (the notification is done)
+ *	 TKN_GONE		 the push subscription no longer exists (HTTP 404/410),
+ *					 or (status 0) its endpoint's host is not allowed
+ *					 (push_allowed_hosts): remove it, do not retry
  *	 TKN_PERMANENT	 the receiver refused it for good (bad request, payload
  *					 too large, recipient refused, bad configuration):
  *					 dead-letter with the error text
  *	 TKN_TRANSIENT	 try again later (network error, timeout, HTTP 429/5xx,
  *					 SMTP 4xx); retry_after is the receiver's hint
+ *	 TKN_UNAVAILABLE the server cannot be used for any message, through no
+ *					 fault of this one: it cannot be reached, TLS cannot be
+ *					 set up (certificate, CA file, handshake, STARTTLS
+ *					 refused), the login is denied (tkn_curl_unusable() in
+ *					 delivery_int.h decides by libcurl's error); the
+ *					 caller pauses the channel and never dead-letters for it
  *
  * Error texts (the err/errlen buffers of every call) say what went wrong
  * and how to fix it; they never contain a private key, an auth secret or
@@ -40,7 +47,8 @@ typedef enum tkn_result
 	TKN_DELIVERED = 0,
 	TKN_GONE,
 	TKN_PERMANENT,
-	TKN_TRANSIENT
+	TKN_TRANSIENT,
+	TKN_UNAVAILABLE
 } tkn_result;
 
 typedef struct tkn_delivery
@@ -51,7 +59,7 @@ typedef struct tkn_delivery
 	long		retry_after;	/* seconds (Retry-After), -1 if not given */
 } tkn_delivery;
 
-/* "delivered", "gone", "permanent", "transient" */
+/* "delivered", "gone", "permanent", "transient", "unavailable" */
 extern const char *tkn_result_name(tkn_result r);
 
 extern bool tkn_delivery_global_init(char *err, size_t errlen);

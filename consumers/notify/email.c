@@ -429,6 +429,19 @@ tkn_email_build(const tkn_smtp_config *cfg, const tkn_email *msg, size_t *len,
 	return sb.data;
 }
 
+/*
+ * Replies that refuse every message alike, whichever command they answer:
+ * 421 service closing, 454 TLS or authentication temporarily unavailable,
+ * 530 authentication (or STARTTLS) required, 534 mechanism too weak, 535
+ * credentials refused, 538 encryption required for the mechanism.
+ */
+static bool
+server_wide_reply(long status)
+{
+	return status == 421 || status == 454 || status == 530 || status == 534 ||
+		status == 535 || status == 538;
+}
+
 typedef struct upload
 {
 	const char *data;
@@ -460,6 +473,7 @@ tkn_email_send(const tkn_smtp_config *cfg, const tkn_email *msg, char *err, size
 	char	   *text;
 	size_t		len = 0;
 	long		timeout;
+	const char *hint;
 	CURLcode	rc;
 	CURL	   *h;
 
@@ -467,7 +481,7 @@ tkn_email_send(const tkn_smtp_config *cfg, const tkn_email *msg, char *err, size
 		(strncmp(cfg->url, "smtp://", 7) != 0 && strncmp(cfg->url, "smtps://", 8) != 0))
 	{
 		tkn_errorf(err, errlen, "SMTP URL must start with smtp:// or smtps://");
-		d.result = TKN_TRANSIENT;	/* a configuration error: pause, do not drop */
+		d.result = TKN_UNAVAILABLE; /* a configuration error: pause, do not drop */
 		return d;
 	}
 	text = tkn_email_build(cfg, msg, &len, err, errlen);
@@ -515,18 +529,23 @@ tkn_email_send(const tkn_smtp_config *cfg, const tkn_email *msg, char *err, size
 		snprintf(curl_err, sizeof(curl_err), "%s", curl_easy_strerror(rc));
 	if (rc == CURLE_OK)
 		d.result = TKN_DELIVERED;
-	else if (rc == CURLE_LOGIN_DENIED || d.status == 530 || d.status == 534 ||
-			 d.status == 535 || d.status == 538)
+	else if ((hint = tkn_curl_unusable(rc)) != NULL)
 	{
-		d.result = TKN_TRANSIENT;
-		tkn_errorf(err, errlen, "SMTP server refused or requires authentication (%ld): "
-				   "check the SMTP username and password", d.status);
+		d.result = TKN_UNAVAILABLE;
+		tkn_errorf(err, errlen, "SMTP server unusable: %s (%s)", hint, curl_err);
 	}
-	else if (rc == CURLE_USE_SSL_FAILED)
+	else if (server_wide_reply(d.status))
 	{
-		d.result = TKN_TRANSIENT;
-		tkn_errorf(err, errlen, "SMTP server does not offer STARTTLS, which is required: "
-				   "fix the server, or use smtps:// if it speaks TLS from the start");
+		d.result = TKN_UNAVAILABLE;
+		tkn_errorf(err, errlen, "SMTP server unusable: it answered %ld: %s%s", d.status, curl_err,
+				   d.status == 421 || d.status == 454 ? "" :
+				   " (check the SMTP username and password, and smtp_starttls)");
+	}
+	else if (d.status == 0 || (rc == CURLE_OPERATION_TIMEDOUT && up.pos == 0))
+	{
+		/* no reply at all, or none in time before the message was sent */
+		d.result = TKN_UNAVAILABLE;
+		tkn_errorf(err, errlen, "SMTP server unusable: it does not answer: %s", curl_err);
 	}
 	else if (d.status >= 500 && d.status < 600)
 	{
@@ -536,12 +555,12 @@ tkn_email_send(const tkn_smtp_config *cfg, const tkn_email *msg, char *err, size
 	else if (d.status >= 400 && d.status < 500)
 	{
 		d.result = TKN_TRANSIENT;
-		tkn_errorf(err, errlen, "SMTP server deferred the message: %s (will retry)", curl_err);
+		tkn_errorf(err, errlen, "SMTP server deferred the message: %s", curl_err);
 	}
 	else
 	{
 		d.result = TKN_TRANSIENT;
-		tkn_errorf(err, errlen, "SMTP: %s (will retry)", curl_err);
+		tkn_errorf(err, errlen, "SMTP: %s (last reply %ld)", curl_err, d.status);
 	}
 
 done:

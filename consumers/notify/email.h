@@ -18,16 +18,22 @@
  * Addresses, the subject and the sender name are refused if they contain
  * CR or LF (header injection) or are not valid UTF-8.
  *
- * Outcomes (delivery.h; status = the last SMTP reply code):
+ * Outcomes (delivery.h; status = the last SMTP reply code), in this order:
  *	 delivered	 the server accepted the message (250 after DATA)
+ *	 unavailable the server cannot take any message, whatever it is:
+ *				 libcurl's error says so (tkn_curl_unusable: cannot
+ *				 connect, certificate or TLS failure, STARTTLS not offered,
+ *				 login denied; after a failed STARTTLS handshake the last
+ *				 reply is 220, so the reply code cannot tell), a reply
+ *				 that refuses every message (421, 454, 530, 534, 535, 538),
+ *				 no reply at all, a timeout before the message was sent, a
+ *				 URL that is not smtp:// or smtps://.  The caller pauses
+ *				 email delivery and never dead-letters for it; the error
+ *				 text says what to fix
  *	 permanent	 a 5xx reply to the message (recipient or message refused),
  *				 or a message that cannot be built (bad address, ...)
- *	 transient	 4xx replies, connection refused, timeouts, and failures
- *				 that hit every message alike (authentication refused or
- *				 required: 530/534/535/538, STARTTLS not offered, TLS
- *				 errors): a misconfigured or unreachable server pauses
- *				 delivery instead of dead-lettering every email; the
- *				 error text says what to fix
+ *	 transient	 a 4xx reply to the message, a connection lost or a timeout
+ *				 after the message started: retried, then dead-lettered
  *
  * IDENTIFICATION
  *	  consumers/notify/email.h

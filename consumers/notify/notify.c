@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_allowlist.h"
 #include "log.h"
 #include "notify.h"
 
@@ -83,6 +84,14 @@ static const tk_option notify_options[] = {
 	"CA bundle for push services and gateways; empty = system"},
 	{"push_gateway_authorization", TK_OPT_SECRET, OFF(push_gateway_authorization), "", 0, 0,
 	"Authorization header for push gateways (e.g. \"Bearer ...\")"},
+	{"push_allowed_hosts", TK_OPT_STRING, OFF(push_allowed_hosts), TK_PUSH_ALLOWED_HOSTS_DEFAULT, 0, 0,
+	"hosts Web Push endpoints may be on (*.domain for subdomains, * for any)"},
+	{"push_gateway_allowed_hosts", TK_OPT_STRING, OFF(push_gateway_allowed_hosts), "", 0, 0,
+	"hosts push gateways may be on; empty = no gateway"},
+	{"push_allow_loopback", TK_OPT_BOOL, OFF(push_allow_loopback), "false", 0, 0,
+	"development: let pushes reach loopback addresses (refused in production)"},
+	{"push_connect_to", TK_OPT_STRING, OFF(push_connect_to), "", 0, 0,
+	"development: HOST:PORT:TO_HOST:TO_PORT,... (refused in production)"},
 	{"resend_interrupted", TK_OPT_BOOL, OFF(resend_interrupted), "false", 0, 0,
 	"resend an email/push whose attempt died mid-send (at least once)"},
 	{"delivery_log_days", TK_OPT_INT, OFF(delivery_log_days), "30", 1, 3650,
@@ -122,6 +131,29 @@ notify_validate(const void *config, tkc_event *ev)
 
 static tkn_stage current_stage;
 
+/* the development-only push settings have no place in production */
+static bool
+notify_check_config(const void *config, const char *profile, char *errbuf, size_t errlen)
+{
+	const tkn_config *cfg = config;
+
+	if (strcmp(profile, "production") != 0)
+		return true;
+	if (cfg->push_allow_loopback)
+	{
+		snprintf(errbuf, errlen, "production profile refuses push_allow_loopback = true "
+				 "(it lets user-supplied push endpoints reach this host): remove it");
+		return false;
+	}
+	if (cfg->push_connect_to[0])
+	{
+		snprintf(errbuf, errlen, "production profile refuses push_connect_to "
+				 "(a development mapping of push hosts): remove it");
+		return false;
+	}
+	return true;
+}
+
 static bool
 notify_init(tkc_worker *w, char *errbuf, size_t errlen)
 {
@@ -157,6 +189,10 @@ notify_init(tkc_worker *w, char *errbuf, size_t errlen)
 	nw->push.ttl = cfg->push_ttl;
 	nw->push.timeout_ms = cfg->push_timeout_ms;
 	nw->push.ca_file = cfg->push_ca_file[0] ? cfg->push_ca_file : NULL;
+	nw->push.allowed_hosts = cfg->push_allowed_hosts;
+	nw->push.gateway_allowed_hosts = cfg->push_gateway_allowed_hosts;
+	nw->push.allow_loopback = cfg->push_allow_loopback;
+	nw->push.connect_to = cfg->push_connect_to[0] ? cfg->push_connect_to : NULL;
 
 	if (cfg->vapid_key[0] && current_stage != TKN_STAGE_FANOUT &&
 		current_stage != TKN_STAGE_EMAIL)
@@ -235,6 +271,7 @@ notify_fini(tkc_worker *w)
 	{ \
 		.name = svc_name, \
 		.summary = "delivers new tasks and reminders by email, Web Push and in-app.", \
+		.db_role = "todo_kafka_notifier", \
 		.streams = svc_streams, \
 		.produces = produced_streams, \
 		.options = notify_options, \
@@ -242,6 +279,7 @@ notify_fini(tkc_worker *w)
 		.cli_options = notify_cli_options, \
 		.notes = "Stages: all (default), or fanout + email + realtime as separate\n" \
 			"processes so an SMTP outage does not hold up push and in-app.\n", \
+		.check_config = notify_check_config, \
 		.validate = notify_validate, \
 		.init = notify_init, \
 		.handle = notify_handle, \

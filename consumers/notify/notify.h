@@ -54,6 +54,10 @@ typedef struct tkn_config
 	int			push_timeout_ms;
 	char	   *push_ca_file;
 	char	   *push_gateway_authorization;
+	char	   *push_allowed_hosts;
+	char	   *push_gateway_allowed_hosts;
+	bool		push_allow_loopback;	/* development only */
+	char	   *push_connect_to;	/* development only */
 	/* delivery log */
 	bool		resend_interrupted;
 	int			delivery_log_days;

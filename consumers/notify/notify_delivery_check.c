@@ -6,14 +6,17 @@
  * Built by "make check-delivery", not installed.  tests/300_notify_delivery.pl
  * runs it against real receivers (tests/lib/push_receiver.py and
  * smtp_sink.py).  Prints one line on stdout,
- *	 result=<delivered|gone|permanent|transient> status=<n> retry_after=<n>
+ *	 result=<delivered|gone|permanent|transient|unavailable> status=<n> retry_after=<n>
  * and the error text, if any, on stderr.  Exit status: 0 delivered,
- * 2 gone, 3 permanent, 4 transient, 1 usage or setup error.
+ * 2 gone, 3 permanent, 4 transient, 5 unavailable, 1 usage or setup error.
  *
  *	 notify_delivery_check vapid-public --vapid-key K --subject S
  *	 notify_delivery_check push --vapid-key K --subject S --endpoint URL
  *		 --p256dh P --auth A --payload TEXT [--ttl N] [--urgency U] [--topic T]
  *	 notify_delivery_check gateway --url URL --payload JSON [--authorization-env VAR]
+ *	 push and gateway also take [--allowed-hosts LIST] [--gateway-allowed-hosts
+ *		 LIST] [--allow-loopback] [--connect-to HOST:PORT:TO_HOST:TO_PORT,...]
+ *		 (push_guard.h; without them the service's defaults apply)
  *	 notify_delivery_check email --url SMTP_URL --from ADDR [--from-name N]
  *		 --to ADDR --subject S --body TEXT --id ID [--date EPOCH]
  *		 [--user U --password-env VAR] [--starttls] [--ca-file F]
@@ -47,7 +50,9 @@ usage(void)
 			"  --authorization-env VAR         gateway Authorization value from $VAR\n"
 			"  --from ADDR --from-name N --to ADDR --subject S --body TEXT --id ID\n"
 			"  --date EPOCH --user U --password-env VAR --starttls --ca-file F\n"
-			"  --timeout-ms N\n");
+			"  --timeout-ms N\n"
+			"  --allowed-hosts LIST --gateway-allowed-hosts LIST --allow-loopback\n"
+			"  --connect-to HOST:PORT:TO_HOST:TO_PORT,...\n");
 	exit(1);
 }
 
@@ -68,6 +73,8 @@ report(tkn_delivery d, const char *err)
 			return 3;
 		case TKN_TRANSIENT:
 			return 4;
+		case TKN_UNAVAILABLE:
+			return 5;
 	}
 	return 1;
 }
@@ -98,6 +105,10 @@ main(int argc, char **argv)
 		{"starttls", no_argument, NULL, 'S'},
 		{"ca-file", required_argument, NULL, 'c'},
 		{"timeout-ms", required_argument, NULL, 'm'},
+		{"allowed-hosts", required_argument, NULL, 'H'},
+		{"gateway-allowed-hosts", required_argument, NULL, 'G'},
+		{"allow-loopback", no_argument, NULL, 'L'},
+		{"connect-to", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *mode;
@@ -190,6 +201,18 @@ main(int argc, char **argv)
 				break;
 			case 'm':
 				smtp.timeout_ms = popt.timeout_ms = atol(optarg);
+				break;
+			case 'H':
+				popt.allowed_hosts = optarg;
+				break;
+			case 'G':
+				popt.gateway_allowed_hosts = optarg;
+				break;
+			case 'L':
+				popt.allow_loopback = true;
+				break;
+			case 'C':
+				popt.connect_to = optarg;
 				break;
 			default:
 				usage();

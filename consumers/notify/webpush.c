@@ -12,7 +12,8 @@
  *
  * HTTP: one libcurl easy handle per send, no redirects (a push service
  * does not redirect, and a redirect must not carry the Authorization
- * header elsewhere), http and https only, "Expect:" disabled so a small
+ * header elsewhere), https (http only to loopback), only to the hosts and
+ * addresses push_guard.h allows, "Expect:" disabled so a small
  * POST is not held back waiting for 100-continue.  The first bytes of the
  * response body go into the error text: push services explain a refusal
  * there ("invalid JWT", "payload too large").
@@ -35,6 +36,8 @@
 #include <openssl/crypto.h>
 
 #include "delivery_int.h"
+#include "host_allowlist.h"
+#include "push_guard.h"
 #include "strbuf.h"
 #include "webpush_int.h"
 
@@ -46,6 +49,8 @@ tkn_push_options_init(tkn_push_options *opt)
 	memset(opt, 0, sizeof(*opt));
 	opt->ttl = 86400;
 	opt->timeout_ms = 10000;
+	opt->allowed_hosts = TK_PUSH_ALLOWED_HOSTS_DEFAULT;
+	opt->gateway_allowed_hosts = "";
 }
 
 /*
@@ -139,11 +144,13 @@ http_post(const char *url, struct curl_slist *headers, const void *body, size_t 
 	tkn_delivery d = tkn_outcome(TKN_TRANSIENT, 0);
 	curl_off_t	retry_after = 0;
 	CURLcode	rc;
+	tkn_guard	guard;
 	CURL	   *h = curl_easy_init();
 
-	if (h == NULL)
+	if (h == NULL || !tkn_guard_arm(h, &guard, url, opt->allow_loopback, opt->connect_to))
 	{
 		tkn_errorf(err, errlen, "could not create a libcurl handle (out of memory?)");
+		curl_easy_cleanup(h);
 		return d;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -165,7 +172,12 @@ http_post(const char *url, struct curl_slist *headers, const void *body, size_t 
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK)
 	{
-		if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
+		if (guard.refused && rc == CURLE_COULDNT_CONNECT)
+		{
+			d.result = TKN_PERMANENT;
+			tkn_errorf(err, errlen, "%s: refused to connect to %s", what, guard.why);
+		}
+		else if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
 		{
 			d.result = TKN_PERMANENT;
 			tkn_errorf(err, errlen, "%s: %s: the URL must be http(s)://host/...",
@@ -175,12 +187,14 @@ http_post(const char *url, struct curl_slist *headers, const void *body, size_t 
 			tkn_errorf(err, errlen, "%s: %s (will retry)", what,
 					   curl_err[0] ? curl_err : curl_easy_strerror(rc));
 		curl_easy_cleanup(h);
+		tkn_guard_release(&guard);
 		return d;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &d.status);
 	if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
 		d.retry_after = (long) retry_after;
 	curl_easy_cleanup(h);
+	tkn_guard_release(&guard);
 
 	if (d.status >= 200 && d.status < 300)
 		d.result = TKN_DELIVERED;
@@ -262,6 +276,10 @@ tkn_webpush_send(const tkn_vapid *v, const tkn_push_subscription *sub,
 		return d;
 	}
 	snprintf(what, sizeof(what), "push service %s", origin);
+	if (!tkn_guard_host(sub->endpoint, opt->allowed_hosts ? opt->allowed_hosts
+						: TK_PUSH_ALLOWED_HOSTS_DEFAULT, "push_allowed_hosts",
+						"push endpoint", err, errlen))
+		return tkn_outcome(TKN_GONE, 0);	/* never sent: remove it */
 	if (!valid_urgency(urgency))
 	{
 		tkn_errorf(err, errlen, "push urgency \"%.20s\" is not one of very-low, low, normal, "
@@ -354,6 +372,9 @@ tkn_gateway_post(const char *url, const char *json, size_t len,
 		return d;
 	}
 	snprintf(what, sizeof(what), "push gateway %s", origin);
+	if (!tkn_guard_host(url, opt->gateway_allowed_hosts ? opt->gateway_allowed_hosts : "",
+						"push_gateway_allowed_hosts", "push gateway", err, errlen))
+		return d;
 	tk_strbuf_init(&authz);
 	if (opt->authorization != NULL)
 	{

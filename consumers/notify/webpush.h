@@ -18,7 +18,11 @@
  * and network errors transient (retry_after from Retry-After); any other
  * status (400, 401, 403, 413, ...) permanent.  A subscription whose keys
  * are malformed, or a payload too large for one 4096-byte record, is
- * permanent before anything is sent.
+ * permanent before anything is sent.  Where a request may go (push_guard.h):
+ * an endpoint whose host is not on allowed_hosts is gone with status 0
+ * (remove the subscription) and a gateway not on gateway_allowed_hosts
+ * permanent, before anything is sent; a connection refused because of its
+ * address (loopback, private, link-local, ...) is permanent.
  *
  * Usage:
  *	 tkn_vapid *v = tkn_vapid_load("/etc/todo_kafka/vapid.pem",
@@ -38,6 +42,7 @@
 #ifndef TKN_WEBPUSH_H
 #define TKN_WEBPUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "delivery.h"
@@ -70,6 +75,14 @@ typedef struct tkn_push_options
 								 * logged */
 	const char *ca_file;		/* CA bundle for TLS; NULL = system default */
 	long		timeout_ms;		/* whole request; default 10000 */
+	/* where requests may go (push_guard.h) */
+	const char *allowed_hosts;	/* Web Push endpoint hosts; default the
+								 * public push services
+								 * (TK_PUSH_ALLOWED_HOSTS_DEFAULT) */
+	const char *gateway_allowed_hosts;	/* gateway hosts; default "" (none) */
+	bool		allow_loopback; /* development: loopback addresses too */
+	const char *connect_to;		/* development: HOST:PORT:TO_HOST:TO_PORT,...
+								 * (CURLOPT_CONNECT_TO); NULL = none */
 } tkn_push_options;
 
 extern void tkn_push_options_init(tkn_push_options *opt);

@@ -13,6 +13,7 @@
  *	 webpush.c			delivery: the endpoint's origin, the HTTP POST and
  *						the classification of its outcome, the Web Push
  *						headers (TTL, Urgency, Topic) and gateway mode.
+ * (push_guard.c, with its own header, says where a request may go.)
  *
  * IDENTIFICATION
  *	  consumers/notify/webpush_int.h

@@ -6,7 +6,7 @@
  *
  * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
  * batch becomes ONE call of todo_kafka.project_apply(topic, events)
- * (extension 0.4.0, granted to todo_kafka_consumer): the view rows AND the
+ * (extension 0.4.0, granted to todo_kafka_projector): the view rows AND the
  * partitions' next offsets are written in that one transaction, so the
  * projection is exactly-once without Kafka's committed offsets (STYLE 38e).
  * SIGKILL at any point loses either both or neither.  Where each assigned
@@ -91,6 +91,7 @@ static const char *const project_streams[] = {"task_events", NULL};
 static const tkc_service project_service = {
 	.name = "project",
 	.summary = "keeps the read model of tasks (todo_kafka.task_view) from the task events.",
+	.db_role = "todo_kafka_projector",
 	.streams = project_streams,
 	.options = project_options,
 	.config_size = sizeof(project_config),

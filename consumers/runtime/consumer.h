@@ -102,6 +102,8 @@ typedef struct tkc_service
 	const char *name;			/* "audit": todo-kafka-audit, group
 								 * todo-chatbot-audit */
 	const char *summary;		/* one line for --help */
+	const char *db_role;		/* the role its login needs (README Roles),
+								 * named in hints */
 	const char *const *streams; /* logical streams consumed (NULL ended),
 								 * topics from todo_kafka.topic_of() */
 	const char *const *produces;	/* streams it only writes to with
@@ -110,6 +112,14 @@ typedef struct tkc_service
 	size_t		config_size;	/* size of the struct they are bound to */
 	const tk_cli_option *cli_options;	/* extra long options, or NULL */
 	const char *notes;			/* extra --help text, or NULL */
+
+	/*
+	 * Optional: check the service's settings once they are read, with the
+	 * profile ("development" or "production"); false (reason in errbuf)
+	 * refuses to start, exit 2, like any configuration error.
+	 */
+	bool		(*check_config) (const void *config, const char *profile,
+								 char *errbuf, size_t errlen);
 
 	/*
 	 * Optional: check the fields the handler uses before it runs; false
@@ -183,6 +193,13 @@ extern void tkc_fail(tkc_event *ev, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 
 /*
+ * Whether this is the event's last attempt: a TKC_RETRY now dead-letters
+ * it (RETRIES_EXHAUSTED) instead of trying again, so a handler can record
+ * that in its own sink.
+ */
+extern bool tkc_last_attempt(tkc_worker *w, const tkc_event *ev);
+
+/*
  * Map a statement's outcome to a result: OK, DOWN (connection lost, or a
  * deployment problem such as a missing grant, which is no event's fault),
  * DEAD (the data is wrong) or RETRY; the reason goes to ev->error.
@@ -231,9 +248,11 @@ extern bool tkc_watermarks(tkc_worker *w, const char *topic, int32_t partition,
 extern int	tkc_partition_count(tkc_worker *w, const char *topic,
 								char *errbuf, size_t errlen);
 
-/* a labelled counter on /metrics: todo_kafka_<service>_<name>{label="value"} */
+/* a labelled counter on /metrics: todo_kafka_<service>_<name>_total{label="value"} */
 extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 					  const char *value, double add);
+/* a gauge on /metrics: todo_kafka_<service>_<name>, set to value */
+extern void tkc_gauge(tkc_worker *w, const char *name, double value);
 
 /*
  * A sink written with one call per batch (one statement, one transaction:

@@ -9,10 +9,11 @@
  *	 retried_total{topic}			handling attempts that will be retried
  *	 dead_lettered_total{topic,error}	sent to the dead-letter topic
  *	 handling_seconds				histogram of one handler call per event
- *	 lag{topic,partition}			consumer lag from librdkafka statistics
+ *	 lag{topic,partition,group}		consumer lag from librdkafka statistics
  *	 dependency_up					0 while a worker waits for a dependency
  *	 alerts_total{kind}, alert_webhook_failures_total
- *	 and the service's own counters, todo_kafka_<service>_<name>{label}.
+ *	 and the service's own counters and gauges, todo_kafka_<service>_<name>
+ *	 (a stage, e.g. notify-email, counts under its service: notify).
  * /healthz is 503 while any worker is paused for an outage (with the
  * reason) or Kafka refuses us for a reason only a configuration change
  * fixes (common/kafka_errors.c, named in the body), else 200.  The body
@@ -39,6 +40,21 @@
 
 #define MAX_WORKERS 64
 
+/* name, type, help of the runtime's labelled families */
+#define PROCESSED	"todo_kafka_consumer_processed_total", "counter", "Events handled successfully"
+#define RETRIED		"todo_kafka_consumer_retried_total", "counter", \
+	"Failed handling attempts that are retried"
+#define DEAD_LETTERED "todo_kafka_consumer_dead_lettered_total", "counter", \
+	"Messages sent to the dead-letter topic"
+#define ALERTS		"todo_kafka_consumer_alerts_total", "counter", \
+	"Alerts raised (dead letters, dependency outages)"
+#define WEBHOOK_FAILURES "todo_kafka_consumer_alert_webhook_failures_total", "counter", \
+	"Alert webhook POSTs that failed"
+#define DEPENDENCY_UP "todo_kafka_consumer_dependency_up", "gauge", \
+	"1 when every dependency answers, 0 while a worker waits for one"
+#define LAG			"todo_kafka_consumer_lag", "gauge", \
+	"Messages behind the partition's end (librdkafka statistics)"
+
 static tk_series_set series = TK_SERIES_SET_INIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static tk_histogram handling;
@@ -51,9 +67,14 @@ void
 tkc_metrics_init(tkc_runtime *rt)
 {
 	runtime = rt;
-	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
-						"1 when every dependency answers, 0 while a worker waits for one",
-						"", 1);
+	/* every family on /metrics from the start, samples or not */
+	tk_series_declare(&series, PROCESSED);
+	tk_series_declare(&series, RETRIED);
+	tk_series_declare(&series, DEAD_LETTERED);
+	tk_series_declare(&series, ALERTS);
+	tk_series_declare(&series, WEBHOOK_FAILURES);
+	tk_series_declare(&series, LAG);
+	tk_series_set_value(&series, DEPENDENCY_UP, "", 1);
 }
 
 void
@@ -67,8 +88,7 @@ tkc_metrics_handled(const char *topic, tkc_result r, double seconds)
 	if (r == TKC_OK)
 	{
 		tk_series_label(l, sizeof(l), "topic", topic);
-		tk_series_add(&series, "todo_kafka_consumer_processed_total", "counter",
-					  "Events handled successfully", l, 1);
+		tk_series_add(&series, PROCESSED, l, 1);
 	}
 }
 
@@ -78,8 +98,7 @@ tkc_metrics_retried(const char *topic)
 	char		l[256];
 
 	tk_series_label(l, sizeof(l), "topic", topic);
-	tk_series_add(&series, "todo_kafka_consumer_retried_total", "counter",
-				  "Failed handling attempts that are retried", l, 1);
+	tk_series_add(&series, RETRIED, l, 1);
 }
 
 void
@@ -92,8 +111,7 @@ tkc_metrics_dead_lettered(const char *topic, const char *kind)
 	tk_series_label(l1, sizeof(l1), "topic", topic);
 	tk_series_label(l2, sizeof(l2), "error", kind);
 	snprintf(l, sizeof(l), "%s,%s", l1, l2);
-	tk_series_add(&series, "todo_kafka_consumer_dead_lettered_total", "counter",
-				  "Messages sent to the dead-letter topic", l, 1);
+	tk_series_add(&series, DEAD_LETTERED, l, 1);
 }
 
 void
@@ -102,11 +120,9 @@ tkc_metrics_alert(const char *kind, bool webhook_ok)
 	char		l[128];
 
 	tk_series_label(l, sizeof(l), "kind", kind);
-	tk_series_add(&series, "todo_kafka_consumer_alerts_total", "counter",
-				  "Alerts raised (dead letters, dependency outages)", l, 1);
+	tk_series_add(&series, ALERTS, l, 1);
 	if (!webhook_ok)
-		tk_series_add(&series, "todo_kafka_consumer_alert_webhook_failures_total", "counter",
-					  "Alert webhook POSTs that failed", "", 1);
+		tk_series_add(&series, WEBHOOK_FAILURES, "", 1);
 }
 
 void
@@ -121,9 +137,25 @@ tkc_metrics_outage(int worker, bool down, const char *reason)
 	for (int i = 0; i < MAX_WORKERS; i++)
 		any = any || outage[i][0];
 	pthread_mutex_unlock(&lock);
-	tk_series_set_value(&series, "todo_kafka_consumer_dependency_up", "gauge",
-						"1 when every dependency answers, 0 while a worker waits for one",
-						"", any ? 0 : 1);
+	tk_series_set_value(&series, DEPENDENCY_UP, "", any ? 0 : 1);
+}
+
+/*
+ * todo_kafka_<service>_<name>: a stage of a service ("notify-email") counts
+ * under its service ("notify"), so every stage exports the same names (a
+ * hyphen is not allowed in a metric name either); the job tells them apart.
+ * A counter's name ends in _total, as Prometheus's conventions (and
+ * promtool check metrics) want.
+ */
+static void
+service_metric(char *buf, size_t len, const char *name, bool counter)
+{
+	const char *svc = runtime ? runtime->svc->name : "service";
+	size_t		n = strlen(name);
+	bool		total = n >= 6 && strcmp(name + n - 6, "_total") == 0;
+
+	snprintf(buf, len, "todo_kafka_%.*s_%s%s", (int) strcspn(svc, "-"), svc, name,
+			 counter && !total ? "_total" : "");
 }
 
 void
@@ -132,10 +164,19 @@ tkc_metrics_count(const char *name, const char *label, const char *value, double
 	char		full[256];
 	char		l[256] = "";
 
-	snprintf(full, sizeof(full), "todo_kafka_%s_%s", runtime ? runtime->svc->name : "service", name);
+	service_metric(full, sizeof(full), name, true);
 	if (label)
 		tk_series_label(l, sizeof(l), label, value);
 	tk_series_add(&series, full, "counter", "Service counter", l, add);
+}
+
+void
+tkc_metrics_gauge(const char *name, double value)
+{
+	char		full[256];
+
+	service_metric(full, sizeof(full), name, false);
+	tk_series_set_value(&series, full, "gauge", "Service gauge", "", value);
 }
 
 /* librdkafka statistics (stats_cb, a librdkafka thread): consumer lag */
@@ -156,16 +197,16 @@ tkc_metrics_kafka_stats(const char *json)
 			const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
 			const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "partition");
 			char		l1[256],
-						l[320];
+						l2[300],
+						l[600];
 
 			if (!cJSON_IsNumber(lag) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
 				lag->valuedouble < 0)
 				continue;
 			tk_series_label(l1, sizeof(l1), "topic", t->string);
-			snprintf(l, sizeof(l), "%s,partition=\"%d\"", l1, id->valueint);
-			tk_series_set_value(&series, "todo_kafka_consumer_lag", "gauge",
-								"Messages behind the partition's end (librdkafka statistics)",
-								l, lag->valuedouble);
+			tk_series_label(l2, sizeof(l2), "group", runtime ? runtime->group : "");
+			snprintf(l, sizeof(l), "%s,partition=\"%d\",%s", l1, id->valueint, l2);
+			tk_series_set_value(&series, LAG, l, lag->valuedouble);
 		}
 	}
 	cJSON_Delete(root);

@@ -6,13 +6,14 @@
  * Start-up, in order:
  *	 1. command line, config file, environment (common/daemon_config.c):
  *		the shared daemon settings, the runtime's (runtime_config.c), then
- *		the service's own table; --consumers N and --group-prefix are the
+ *		the service's own table (checked by its check_config hook, if any,
+ *		e.g. against the profile); --consumers N and --group-prefix are the
  *		runtime's long options.  Usage and configuration errors exit 2 with
  *		the reason; --show-config prints the result with secrets redacted.
  *	 2. signals (common/signals.c: a second SIGTERM exits at once), libcurl.
  *	 3. topics: the service names logical streams; their Kafka topics come
  *		from the database (todo_kafka.topic_of(), an extension function
- *		granted to todo_kafka_consumer), so renaming a topic is an UPDATE of
+ *		granted to each service's role), so renaming a topic is an UPDATE of
  *		todo_kafka.topics, as for the relay.  The dead-letter topic too.
  *		PostgreSQL not up yet: wait with capped backoff (a service may start
  *		before its database); a missing function or grant: exit 1 saying
@@ -77,7 +78,7 @@ merged_cli_options(const tkc_service *svc)
 
 /* one stream's topic from the database; NULL (logged) when it cannot be had */
 static char *
-topic_of(PGconn *conn, const char *stream)
+topic_of(PGconn *conn, const char *stream, const char *db_role)
 {
 	const char *params[1] = {stream};
 	PGresult   *res = PQexecParams(conn, "SELECT todo_kafka.topic_of($1)", 1, NULL,
@@ -92,8 +93,8 @@ topic_of(PGconn *conn, const char *stream)
 		tk_log(TK_LOG_FATAL, "cannot learn the topic of stream \"%s\": %s", stream,
 			   tk_pg_error_text(conn, res, err, sizeof(err)));
 		tk_log(TK_LOG_INFO, "hint: the database needs todo_kafka 0.3.0 or later "
-			   "(ALTER EXTENSION todo_kafka UPDATE) and the service's role needs "
-			   "todo_kafka_consumer (GRANT todo_kafka_consumer TO <role>)");
+			   "(ALTER EXTENSION todo_kafka UPDATE) and the service's login needs "
+			   "%s (GRANT %s TO <login>)", db_role, db_role);
 	}
 	PQclear(res);
 	return topic;
@@ -120,10 +121,10 @@ resolve_topics(tkc_runtime *rt)
 		return TK_EXIT_OK;		/* shut down while waiting */
 
 	for (int i = 0; ok && i < rt->nstreams; i++)
-		ok = (rt->topics[i] = topic_of(conn, rt->streams[i])) != NULL;
+		ok = (rt->topics[i] = topic_of(conn, rt->streams[i], rt->svc->db_role)) != NULL;
 	for (int i = 0; ok && i < rt->nproduced; i++)
-		ok = (rt->produced_topics[i] = topic_of(conn, rt->produced[i])) != NULL;
-	ok = ok && (rt->dead_letter_topic = topic_of(conn, TK_STREAM_DEAD_LETTER)) != NULL;
+		ok = (rt->produced_topics[i] = topic_of(conn, rt->produced[i], rt->svc->db_role)) != NULL;
+	ok = ok && (rt->dead_letter_topic = topic_of(conn, TK_STREAM_DEAD_LETTER, rt->svc->db_role)) != NULL;
 	PQfinish(conn);
 	if (!ok)
 		return TK_EXIT_FAILURE;
@@ -164,6 +165,7 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	tkc_worker *workers;
 	void	   *own[2];
 	char		err[1024];
+	static char notes[4096];
 	int			rc;
 	int			exit_code = TK_EXIT_OK;
 
@@ -178,7 +180,9 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	spec.tables[1] = svc->options;
 	spec.kafka_defaults = tkc_consumer_kafka_defaults;
 	spec.cli_options = merged_cli_options(svc);
-	spec.notes = svc->notes;
+	snprintf(notes, sizeof(notes), "Database login: a member of role %s and of no other "
+			 "todo_kafka role.\n%s", svc->db_role, svc->notes ? svc->notes : "");
+	spec.notes = notes;
 	rt.svc_config = calloc(1, svc->config_size ? svc->config_size : 1);
 	if (spec.cli_options == NULL || rt.svc_config == NULL)
 	{
@@ -195,7 +199,8 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 		return rc;
 	own[0] = &rt.rc;
 	own[1] = rt.svc_config;
-	if (!tk_daemon_config_load(&spec, &cli, &rt.d, own, err, sizeof(err)))
+	if (!tk_daemon_config_load(&spec, &cli, &rt.d, own, err, sizeof(err)) ||
+		(svc->check_config && !svc->check_config(rt.svc_config, rt.d.profile, err, sizeof(err))))
 	{
 		fprintf(stderr, "%s: %s\n", rt.program, err);
 		return TK_EXIT_USAGE;

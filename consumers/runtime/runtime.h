@@ -158,6 +158,7 @@ extern void tkc_metrics_outage(int worker, bool down, const char *reason);
 extern void tkc_metrics_kafka_stats(const char *json);
 extern void tkc_metrics_count(const char *name, const char *label,
 							  const char *value, double add);
+extern void tkc_metrics_gauge(const char *name, double value);
 extern void tkc_metrics_alert(const char *kind, bool webhook_ok);
 
 #endif							/* TKC_RUNTIME_H */

@@ -65,6 +65,12 @@ tkc_pg(tkc_worker *w)
 	return w->pg && PQstatus(w->pg) == CONNECTION_OK ? w->pg : NULL;
 }
 
+bool
+tkc_last_attempt(tkc_worker *w, const tkc_event *ev)
+{
+	return ev->attempt >= w->rt->rc.max_attempts;
+}
+
 const char *
 tkc_topic(tkc_worker *w, const char *stream)
 {
@@ -86,6 +92,12 @@ tkc_count(tkc_worker *w, const char *name, const char *label, const char *value,
 	tkc_metrics_count(name, label, value, add);
 }
 
+void
+tkc_gauge(tkc_worker *w, const char *name, double value)
+{
+	tkc_metrics_gauge(name, value);
+}
+
 tkc_result
 tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 {
@@ -100,8 +112,8 @@ tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 			return TKC_DOWN;
 		case TK_PG_SETUP:
 			tkc_fail(ev, "database refuses the service's call (check the extension version "
-					 "and the grants of role todo_kafka_consumer): %s",
-					 tk_pg_error_text(w->pg, res, buf, sizeof(buf)));
+					 "and that the service's login is a member of %s): %s",
+					 w->rt->svc->db_role, tk_pg_error_text(w->pg, res, buf, sizeof(buf)));
 			return TKC_DOWN;
 		case TK_PG_DATA:
 			tkc_fail(ev, "rejected by the database: %s", tk_pg_error_text(w->pg, res, buf, sizeof(buf)));

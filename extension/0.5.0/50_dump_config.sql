@@ -232,11 +232,12 @@ REVOKE ALL ON FUNCTION
 	todo_kafka.audit_skip(text, text, integer, bigint),
 	todo_kafka.audit_offsets(text, text)
 	FROM PUBLIC;
+/* the audit service's (30_service_roles.sql) */
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.audit_consume(text, jsonb),
 	todo_kafka.audit_skip(text, text, integer, bigint),
 	todo_kafka.audit_offsets(text, text)
-	TO todo_kafka_consumer;
+	TO todo_kafka_audit_writer;
 
 /* ---- what pg_dump keeps ---- */
 
@@ -263,8 +264,9 @@ SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.relay_position', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters_id_seq', '');
-/* the audit trail (audit_log, audit_chains: since 0.3.0) and its offsets */
+/* the audit trail (audit_log, audit_chains: since 0.3.0; audit_purges: 30_) and its offsets */
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_purges_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_offsets', '');
 /* notifications: settings, the inbox, the delivery log */
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_settings', '');

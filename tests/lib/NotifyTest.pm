@@ -9,11 +9,14 @@ NotifyTest - real receivers and a todo-kafka-notify for the notification tests
   use NotifyTest;
   my $rx = NotifyTest->new(push_status => { '/gone' => 410 });
   $rx->start_smtp;                       # tests/lib/smtp_sink.py
+  $rx->start_smtp(tls_dir => $d);        # ... requiring STARTTLS, CA file $d/cert.pem
   $rx->start_push;                       # tests/lib/push_receiver.py
+  $rx->allow_loopback_receivers($node);  # the database's push host lists
   my $conf = $rx->config(%extra);        # a todo-kafka-notify config file
   my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => ['-c', $conf]);
   my $mails = $rx->emails;               # parsed by Python's email package
   my $pushes = $rx->pushes;              # the receiver's JSON log lines
+  my $url = $rx->start_alerts;           # for --alert-webhook; $rx->alerts
 
 =head1 DESCRIPTION
 
@@ -96,13 +99,17 @@ sub _start_server
 	return ($h, $port);
 }
 
-# the SMTP sink; again on the same port after stop_smtp; delay => secs per message
+# the SMTP sink; again on the same port after stop_smtp; delay => secs per
+# message, tls_dir => D (STARTTLS required, its CA file D/cert.pem),
+# defer => [address prefixes answered 451]
 sub start_smtp
 {
 	my ($self, %opt) = @_;
 	my @args = ("$lib/smtp_sink.py", '--dir', "$self->{dir}/mail");
 	push @args, '--port', $self->{smtp_port} if $self->{smtp_port};
 	push @args, '--delay', $opt{delay} if $opt{delay};
+	push @args, '--tls-dir', $opt{tls_dir} if $opt{tls_dir};
+	push @args, map { ('--defer', $_) } @{ $opt{defer} // [] };
 	($self->{smtp}, $self->{smtp_port}) = $self->_start_server('smtp', @args);
 	return $self->{smtp_port};
 }
@@ -118,21 +125,51 @@ sub stop_smtp
 
 sub start_push
 {
-	my ($self) = @_;
+	my ($self, %o) = @_;
 	my %st = %{ $self->{opt}{push_status} // {} };
+	my @tls = $o{tls_name} ? ('--tls-name', $o{tls_name}, '--tls-dir', $self->push_tls_dir) : ();
 	($self->{push}, $self->{push_port}) = $self->_start_server('push',
 		"$lib/push_receiver.py", 'serve', '--subscription', "$self->{dir}/sub.json",
 		'--log', "$self->{dir}/push.jsonl", '--vapid-public', $self->{vapid}{public_b64url},
-		map { ('--status', "$_=$st{$_}") } sort keys %st);
+		@tls, map { ('--status', "$_=$st{$_}") } sort keys %st);
 	return $self->{push_port};
 }
 
-# a config file for todo-kafka-notify pointing at the receivers
+sub push_tls_dir { return "$_[0]->{dir}/push-tls"; }
+
+# the extension accepts endpoints and gateways on 127.0.0.1 (new sessions)
+sub allow_loopback_receivers
+{
+	my ($self, $node) = @_;
+	$node->safe_psql('postgres',
+		"ALTER DATABASE postgres SET todo_kafka.push_allowed_hosts = '127.0.0.1';
+		 ALTER DATABASE postgres SET todo_kafka.push_gateway_allowed_hosts = '127.0.0.1';");
+}
+
+# tests/lib/webhook_receiver.py for --alert-webhook; returns its URL
+sub start_alerts
+{
+	my ($self) = @_;
+	($self->{alerts}, my $port) = $self->_start_server('alerts',
+		"$lib/webhook_receiver.py", '--log', "$self->{dir}/alerts.jsonl");
+	return "http://127.0.0.1:$port/alerts";
+}
+
+# the alerts received, in order: their JSON bodies
+sub alerts
+{
+	my ($self) = @_;
+	return [ map { $self->{json}->decode($_)->{json} // {} } grep { length }
+		  split /\n/, slurp("$self->{dir}/alerts.jsonl") ];
+}
+
+# a config file for todo-kafka-notify pointing at the receivers; a key
+# given as undef is left out (the service's default)
 sub config
 {
 	my ($self, %extra) = @_;
 	my %c = (
-		smtp_url => "smtp://127.0.0.1:$self->{smtp_port}",
+		smtp_url => "smtp://127.0.0.1:" . ($self->{smtp_port} // 25),
 		smtp_from => 'reminders@todo.example',
 		vapid_key => "$self->{dir}/vapid.pem",
 		vapid_subject => 'mailto:ops@todo.example',
@@ -140,10 +177,13 @@ sub config
 		retry_max_ms => 1000,
 		outage_retry_max_ms => 1000,
 		smtp_timeout_ms => 5000,
+		push_allowed_hosts => '127.0.0.1',
+		push_gateway_allowed_hosts => '127.0.0.1',
+		push_allow_loopback => 'true',
 		%extra);
 	my $f = "$self->{dir}/notify-" . ++$self->{nconf} . '.conf';
 	open my $fh, '>', $f or croak "$f: $!";
-	print $fh map { "$_ = $c{$_}\n" } sort keys %c;
+	print $fh map { defined $c{$_} ? "$_ = $c{$_}\n" : () } sort keys %c;
 	close $fh;
 	return $f;
 }
@@ -197,7 +237,7 @@ sub wait_for
 sub DESTROY
 {
 	my ($self) = @_;
-	for my $h (grep { defined } @{$self}{qw(smtp push)})
+	for my $h (grep { defined } @{$self}{qw(smtp push alerts)})
 	{
 		$h->signal('TERM') if $h->pumpable;
 		eval { $h->finish };

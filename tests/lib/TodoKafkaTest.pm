@@ -31,7 +31,8 @@ devbroker with those topics and one or more relays (binary from
 $ENV{TODO_KAFKA_RELAY} or relay/todo-kafka-relay), whose stderr goes to a
 log file under tmp_check/log named after the test, the relay and a serial
 (tmp_check/log is shared by every test of a run).  The relay connects as
-the bootstrap superuser.
+the bootstrap superuser; a consumer service (start_service) as a login
+that is a member of only its service's role (service_login).
 
 =cut
 
@@ -154,7 +155,38 @@ sub start_service
 {
 	my ($class, $service, $node, $kafka, %opt) = @_;
 	return $class->start_daemon(service_binary($service), $node, $kafka,
-		name => $service, %opt);
+		name => $service, %opt, connstr => $opt{connstr} // service_login($node, $service));
+}
+
+=pod
+
+=head2 service_login(NODE, SERVICE)
+
+The connection string (database postgres) of SERVICE's login on NODE:
+"tk_<service>", a member of only that service's role (%SERVICE_ROLE:
+audit, notify, project, dlq), created on first use.  start_service
+connects with it unless given connstr.
+
+=cut
+
+our %SERVICE_ROLE = (
+	audit => 'todo_kafka_audit_writer',
+	notify => 'todo_kafka_notifier',
+	project => 'todo_kafka_projector',
+	dlq => 'todo_kafka_operator');
+
+sub service_login
+{
+	my ($node, $service) = @_;
+	my $role = $SERVICE_ROLE{$service} // croak "no role for service $service";
+	my $login = "tk_$service";
+	$node->safe_psql('postgres', qq{
+		DO \$\$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$login') THEN
+				CREATE ROLE $login LOGIN IN ROLE $role;
+			END IF;
+		END \$\$});
+	return $node->connstr('postgres') . " user=$login";
 }
 
 # any todo_kafka daemon: -d, -b and --log-level, then args; stderr to a log

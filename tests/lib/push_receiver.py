@@ -24,13 +24,21 @@ Usage:
   push_receiver.py gen-vapid PEM_FILE          prints {"private_b64url", "public_b64url"}
   push_receiver.py serve --subscription SUB.json --log LOG.jsonl --port-file F
                    [--vapid-public KEY] [--status /path=CODE[:RETRY_AFTER]]...
+                   [--tls-name NAME --tls-dir DIR]
 The port (chosen by the system) is written to --port-file once listening.
+With --tls-name it serves https with a self-signed certificate for NAME
+(written to DIR/cert.pem: the client's CA file), and its origin (the VAPID
+aud it expects) is https://NAME: a test points a real-looking endpoint such
+as https://updates.push.services.mozilla.com/... at it (the notify service's
+development setting push_connect_to), and TLS is verified against NAME.
 """
 
 import argparse
 import base64
+import datetime
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -214,6 +222,34 @@ class Receiver(BaseHTTPRequestHandler):
         self.wfile.write(reply)
 
 
+def tls_context(name, directory):
+    """a self-signed certificate for name (usable as its own CA); an SSLContext"""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    os.makedirs(directory, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file = os.path.join(directory, "cert.pem")
+    key_file = os.path.join(directory, "key.pem")
+    with open(key_file, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_file, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 def serve(args):
     with open(args.subscription) as f:
         sub = json.load(f)
@@ -226,6 +262,10 @@ def serve(args):
     httpd.daemon_threads = True
     port = httpd.server_address[1]
     httpd.origin = "http://127.0.0.1:%d" % port
+    if args.tls_name:
+        ctx = tls_context(args.tls_name, args.tls_dir)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+        httpd.origin = "https://%s" % args.tls_name
     httpd.rules = rules
     httpd.log = args.log
     httpd.lock = threading.Lock()
@@ -254,6 +294,8 @@ def main():
     s.add_argument("--port-file", required=True)
     s.add_argument("--vapid-public")
     s.add_argument("--status", action="append", default=[])
+    s.add_argument("--tls-name")
+    s.add_argument("--tls-dir")
     args = p.parse_args()
     if args.cmd == "gen-subscription":
         gen_subscription(args.out)
