@@ -189,6 +189,7 @@ ok($gap->wait_log(qr/assigned /), 'and consumes');
 is($gap->stop, 0, 'audit service (--allow-gap) stops');
 
 is($_->stop, 0, "$_->{name} stops") for $relay, @$nsvc{qw(project notify)};
+$rx->stop_smtp;
 $kafka->stop;
 $new->stop;
 done_testing();
