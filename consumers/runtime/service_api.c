@@ -53,6 +53,12 @@ tkc_worker_index(tkc_worker *w)
 	return w->index;
 }
 
+const char *
+tkc_group(tkc_worker *w)
+{
+	return w->rt->group;
+}
+
 PGconn *
 tkc_pg(tkc_worker *w)
 {

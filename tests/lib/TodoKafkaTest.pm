@@ -332,6 +332,17 @@ sub wait_outbox_published
 	return 0;
 }
 
+# tasks and the read model (task_view) differ in this many rows (0: equal)
+sub read_model_diff
+{
+	my ($node, $db) = @_;
+	my $cols = 'id, title, description, completed, priority, tags, updated_at';
+	return $node->safe_psql($db, "SELECT count(*) FROM (
+		(SELECT $cols FROM todo_kafka.tasks EXCEPT SELECT $cols FROM todo_kafka.task_view)
+		UNION ALL
+		(SELECT $cols FROM todo_kafka.task_view EXCEPT SELECT $cols FROM todo_kafka.tasks)) d");
+}
+
 # consume a topic; each message with its payload decoded and headers as a hash
 sub consume_events
 {
