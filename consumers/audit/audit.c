@@ -31,10 +31,10 @@
  *
  * Offsets (issue 20): kept in the database, in the transaction of the rows
  * (audit_consume() = audit_append() + todo_kafka.audit_offsets), like the
- * projector's, through the runtime's sink hooks (sink_offsets.c): each
- * assigned partition starts where the database says (start_offset), a
+ * projector's, through the runtime's stored_offsets hooks (sink_offsets.c):
+ * each assigned partition starts where the database says (load), a
  * record dead-lettered as the last of its partition moves the stored
- * offset past it (dead_lettered: audit_skip()), and Kafka's committed
+ * offset past it (skip_dead_letter: audit_skip()), and Kafka's committed
  * group offsets are not used (offsets are kept per consumer group; only a
  * group the database holds none for, new or from before 0.5.0, starts at
  * its committed offsets).  So a database restored from a backup
@@ -296,8 +296,10 @@ static const tkc_service audit_service = {
 	.sink_unit = "records",
 	.periodic = audit_periodic,
 	.periodic_ms = 10000,
-	.start_offset = audit_start_offset,
-	.dead_lettered = audit_dead_lettered,
+	.stored_offsets = &(const tkc_offset_store) {
+		.load = audit_start_offset,
+		.skip_dead_letter = audit_dead_lettered,
+	},
 	.setup = audit_setup,
 	.notes = "Search: SELECT * FROM todo_kafka.search_audit(p_user_id => 'alice');\n"
 	"Verify:  SELECT * FROM todo_kafka.verify_audit();   (as todo_kafka_auditor)\n"

@@ -153,7 +153,7 @@ apply_events(tkc_worker *w, tkc_event **evs, int n, int *applied, bool offsets_o
 }
 
 /*
- * The runtime's dead_lettered hook: ev, the last finished event of its
+ * The runtime's stored_offsets->skip_dead_letter hook: ev, the last finished event of its
  * partition, went to the dead-letter topic.  It goes to project_apply() as
  * an event that is not a task change, so the partition's stored offset
  * moves past it in projection_offsets, in one transaction, like the offset

@@ -45,7 +45,7 @@
  *		least once, no gap; the sinks make repeats harmless.  A service
  *		that keeps its offsets in its sink (the projector) is told first of
  *		each partition whose last finished message was dead-lettered
- *		(svc->dead_lettered), so its stored offset moves past it as well
+ *		(svc->stored_offsets->skip_dead_letter), so its stored offset moves past it as well
  *		and a restart does not dead-letter it again.
  * Partitions revoked while a batch was in hand (kafka.c) lose their
  * events from the batch and the stash without a stored offset: the new
@@ -385,7 +385,7 @@ last_done_of_partition(tkc_item *b, int n, int i)
 }
 
 /*
- * Tell a service that keeps its offsets in its sink (svc->dead_lettered)
+ * Tell a service that keeps its offsets in its sink (svc->stored_offsets->skip_dead_letter)
  * about each partition whose last finished message was dead-lettered: the
  * sink never saw it, so its stored offset would stay before it and a
  * restart would dead-letter it again.  Runs after the whole batch is
@@ -400,7 +400,7 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 	const tkc_service *svc = w->rt->svc;
 	tk_backoff	backoff;
 
-	if (svc->dead_lettered == NULL)
+	if (svc->stored_offsets == NULL)
 		return;
 	tk_backoff_init(&backoff, 200, w->rt->rc.outage_retry_max_ms, w->rng++);
 	for (int i = 0; i < n; i++)
@@ -420,7 +420,7 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 				tkc_service_init_or_stop(w, why, sizeof(why)))
 			{
 				it->ev.error[0] = '\0';
-				if (svc->dead_lettered(w, &it->ev) == TKC_OK)
+				if (svc->stored_offsets->skip_dead_letter(w, &it->ev) == TKC_OK)
 					break;
 				snprintf(why, sizeof(why), "cannot store the offset after dead letter %s[%d]@%lld: %s",
 						 it->ev.topic, (int) it->ev.partition, (long long) it->ev.offset,

@@ -68,9 +68,9 @@ typedef enum tkc_result
 								 * counted, never dead-lettered for it */
 } tkc_result;
 
-/* tkc_service.start_offset: read the partition from its first offset */
+/* tkc_offset_store.load: read the partition from its first offset */
 #define TKC_OFFSET_BEGINNING (-2)
-/* tkc_service.start_offset: from the group's committed offset after all */
+/* tkc_offset_store.load: from the group's committed offset after all */
 #define TKC_OFFSET_COMMITTED (-1001)
 
 /* tkc_service.setup: go on and start the workers */
@@ -111,6 +111,40 @@ typedef struct tkc_worker tkc_worker;
 /* tkc_service.sink: write evs[0..n-1] in one transaction */
 typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
 									 int *written);
+
+/*
+ * Where a service that keeps its offsets in its sink (tkc_service.
+ * stored_offsets) tells the runtime about them.  Both hooks run on the
+ * worker's thread with its database session up.
+ */
+typedef struct tkc_offset_store
+{
+	/*
+	 * Where a newly assigned partition starts, called from the rebalance
+	 * callback (the runtime reconnects and asks again, with backoff, while
+	 * it returns false, e.g. the database is down).  Sets *offset to the
+	 * next offset to read, TKC_OFFSET_BEGINNING, or TKC_OFFSET_COMMITTED
+	 * (the group's committed offset, auto.offset.reset when none).
+	 * tkc_sink_start_offset() is a ready body.
+	 */
+	bool		(*load) (tkc_worker *w, const char *topic, int32_t partition,
+						 int64_t *offset);
+
+	/*
+	 * The sink must also count the events it never saw because they were
+	 * dead-lettered, or a partition whose last events were dead-lettered
+	 * starts before them again after a restart and dead-letters them
+	 * again.  Called once every event of a batch is finished, for each
+	 * partition whose last finished event (ev) went to the dead-letter
+	 * topic; it records that the partition is done up to and including ev.
+	 * Returns TKC_OK, or (reason in ev->error) anything else when the sink
+	 * cannot be written now: the runtime waits as for a dependency that is
+	 * down (partitions paused) and asks again, until it works, the
+	 * partition is revoked or the worker shuts down (then the event is read
+	 * and dead-lettered once more by the next owner: at least once).
+	 */
+	tkc_result	(*skip_dead_letter) (tkc_worker *w, tkc_event *ev);
+} tkc_offset_store;
 
 typedef struct tkc_service
 {
@@ -172,32 +206,11 @@ typedef struct tkc_service
 
 	/*
 	 * Optional, for a service that keeps its offsets in its own sink, in the
-	 * transaction of its effects (STYLE 38e; the projector): where a newly
-	 * assigned partition starts.  Called on the worker's thread from the
-	 * rebalance callback, with the worker's database session up (the
-	 * runtime reconnects and asks again, with backoff, while it returns
-	 * false, e.g. the database is down).  Sets *offset to the next offset to
-	 * read, TKC_OFFSET_BEGINNING, or TKC_OFFSET_COMMITTED.  Without it a partition starts at the
-	 * group's committed offset (auto.offset.reset when none).
+	 * transaction of its effects (STYLE 38e: the projector, the audit
+	 * service): then the group's committed offsets never position a
+	 * partition.  See tkc_offset_store.
 	 */
-	bool		(*start_offset) (tkc_worker *w, const char *topic, int32_t partition,
-								 int64_t *offset);
-
-	/*
-	 * Optional, with start_offset: the sink must also count the events it
-	 * never saw because they were dead-lettered, or a partition whose last
-	 * events were dead-lettered starts before them again after a restart and
-	 * dead-letters them again.  Called on the worker's thread once every
-	 * event of a batch is finished, for each partition whose last finished
-	 * event (ev) went to the dead-letter topic, with the database session
-	 * up; it records that the partition is done up to and including ev.
-	 * Returns TKC_OK, or (reason in ev->error) anything else when the sink
-	 * cannot be written now: the runtime waits as for a dependency that is
-	 * down (partitions paused) and asks again, until it works, the partition
-	 * is revoked or the worker shuts down (then the event is read and
-	 * dead-lettered once more by the next owner: at least once).
-	 */
-	tkc_result	(*dead_lettered) (tkc_worker *w, tkc_event *ev);
+	const tkc_offset_store *stored_offsets;
 
 	/*
 	 * Optional: once, in the main thread, after the configuration and the
@@ -288,7 +301,7 @@ extern void tkc_gauge(tkc_worker *w, const char *name, double value);
  *	 tkc_sink_stored_offset: the stored next offset of topic[partition], -1
  *		when none, -2 on error (reason in err); *any (may be NULL): whether
  *		any partition has one;
- *	 tkc_sink_start_offset: a start_offset hook body: stored, else the
+ *	 tkc_sink_start_offset: a tkc_offset_store.load body: stored, else the
  *		beginning, or with a group that has none at all, the group's
  *		committed offset (TKC_OFFSET_COMMITTED);
  *	 tkc_sink_low_watermarks: low[p] for every partition of topic (at most
