@@ -65,7 +65,7 @@ ok(wait_until('two emails arrived', sub { @{ $rx->emails } >= 2 }, 60), 'two ema
   or diag($svc->log_text);
 ok(wait_until('two pushes arrived', sub { (grep { $_->{path} eq '/alice' } @{ $rx->pushes }) >= 2 }, 30),
 	'two pushes arrived') or diag($svc->log_text);
-ok(wait_until('two inbox rows', sub { $s->sql("SELECT count(*) FROM todo_kafka.notifications WHERE user_id = 'alice'") >= 2 }, 30),
+ok($s->wait_sql("SELECT count(*) >= 2 FROM todo_kafka.notifications WHERE user_id = 'alice'", 't', 30),
 	'two inbox rows');
 
 # email

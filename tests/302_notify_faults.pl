@@ -90,14 +90,14 @@ my $down_at = time;
 $s->sql("SELECT 1 FROM todo_kafka.add_task('erin', 'During the outage 1')");
 ok(wait_until('SMTP down: the push arrives', sub { (grep { $_->{path} eq '/erin' } @{ $rx->pushes }) >= 1 }, 15),
 	'SMTP down: the push arrives') or diag($st{realtime}->log_text);
-ok(wait_until('SMTP down: the inbox row arrives', sub { $s->sql("SELECT count(*) FROM todo_kafka.notifications WHERE user_id = 'erin'") >= 1 }, 15),
+ok($s->wait_sql("SELECT count(*) >= 1 FROM todo_kafka.notifications WHERE user_id = 'erin'", 't', 15),
 	'SMTP down: the inbox row arrives');
 ok($st{email}->wait_log(qr/pauses its partitions/, 20), 'the email stage pauses its partitions');
 sleep(5);
 $s->sql("SELECT 1 FROM todo_kafka.add_task('erin', 'During the outage 2')");
 ok(wait_until('still down: the second push arrives', sub { (grep { $_->{path} eq '/erin' } @{ $rx->pushes }) >= 2 }, 15),
 	'still down: the second push arrives');
-ok(wait_until('still down: the second inbox row arrives', sub { $s->sql("SELECT count(*) FROM todo_kafka.notifications WHERE user_id = 'erin'") >= 2 }, 15),
+ok($s->wait_sql("SELECT count(*) >= 2 FROM todo_kafka.notifications WHERE user_id = 'erin'", 't', 15),
 	'still down: the second inbox row arrives');
 is(scalar @{ $rx->emails }, 0, 'no email while the server is down');
 my $left = 20 - (time - $down_at);

@@ -100,8 +100,8 @@ $svc = TodoKafkaTest->start_service('notify', $node, $kafka,
 	args => [ '-c', $rx->config(%quick, smtp_ca_file => "$tls/cert.pem"), @args ]);
 ok(wait_until('right CA file: the emails arrive', sub { @{ $rx->emails } >= 3 }, 60), 'right CA file: the emails arrive')
   or diag($svc->log_text);
-ok(wait_until('... all three logged as delivered', sub { $s->sql("SELECT count(*) FROM todo_kafka.notification_deliveries
-	 WHERE user_id = 'fred' AND status = 'delivered'") == 3 }, 30), '... all three logged as delivered');
+ok($s->wait_sql("SELECT count(*) = 3 FROM todo_kafka.notification_deliveries
+	 WHERE user_id = 'fred' AND status = 'delivered'", 't', 30), '... all three logged as delivered');
 sleep(1);
 my @m = @{ $rx->emails };
 is(scalar @m, 3, 'each email exactly once');

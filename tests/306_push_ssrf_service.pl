@@ -59,7 +59,7 @@ ok(wait_until("alice's push reached the receiver through $mozilla", sub { grep {
 my ($p) = @{ $rx->pushes };
 ok($p && $p->{vapid_ok} && $p->{decrypt_ok}, '... VAPID verified, payload decrypted');
 
-ok(wait_until("mallory's six subscriptions were removed", sub { $s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'") == 0 }, 60),
+ok($s->wait_sql("SELECT count(*) = 0 FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'", 't', 60),
 	"mallory's six subscriptions were removed") or diag($svc->log_text);
 is(scalar @{ $rx->pushes }, 1, 'no request but alice\'s reached the receiver');
 is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'alice'"), 1,
