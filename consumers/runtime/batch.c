@@ -43,10 +43,11 @@
  *		offset is stored only after its message was handled, and a crash
  *		at any point means "handle again from the last stored offset": at
  *		least once, no gap; the sinks make repeats harmless.  A service
- *		that keeps its offsets in its sink (the projector) is told first of
- *		each partition whose last finished message was dead-lettered
- *		(svc->stored_offsets->skip_dead_letter), so its stored offset moves past it as well
- *		and a restart does not dead-letter it again.
+ *		that keeps its offsets in its sink (the projector, the audit
+ *		service) is told first of each partition whose last finished
+ *		message was dead-lettered (svc->stored_offsets->skip_dead_letter),
+ *		so its stored offset moves past it as well and a restart does not
+ *		dead-letter it again.
  * Partitions revoked while a batch was in hand (kafka.c) lose their
  * events from the batch and the stash without a stored offset: the new
  * owner handles them.
@@ -380,8 +381,8 @@ batch_positions(tkc_item *b, int n)
 }
 
 /*
- * Tell a service that keeps its offsets in its sink (svc->stored_offsets->skip_dead_letter)
- * about each partition whose last finished message was dead-lettered: the
+ * Tell a service that keeps its offsets in its sink
+ * (svc->stored_offsets->skip_dead_letter) about each partition whose last finished message was dead-lettered: the
  * sink never saw it, so its stored offset would stay before it and a
  * restart would dead-letter it again.  Runs after the whole batch is
  * finished, so the sink never hears of offset n+1 before n was written
