@@ -1,22 +1,112 @@
+/*
+ * extension/sql/05_relay_api.sql: The relay's API: todo-kafka-relay reads and settles the outbox only
+ * through these functions (EXECUTE: todo_kafka_relay), and its position.
+ */
 
-/* ---------------------------------------------------------------------------
- * The relay's API over the rotating outbox (10_outbox_rotation.sql):
- *
- *	 relay_page(after_id, window_end, window_start, known_max_id, max_rows)
- *		one page of committed outbox rows of a snapshot window
- *	 relay_position()			the stored position, read when leading
- *	 relay_commit_position(snapshot, max_id)
- *		store a new position and TRUNCATE the partitions it settled
- *	 relay_backlog()			rows not yet published, oldest age
- *
- * relay_ack() is gone: acknowledged rows are no longer deleted one by one.
- * relay_dead_letter(), relay_fire_reminders(), relay_lead() and
- * relay_sleeping() are unchanged (they work on the partitioned outbox).
- * ------------------------------------------------------------------------- */
+/*
+ * Move a poison row (a message Kafka refused for good, guarantee 6) from
+ * the outbox to dead_letters, in one statement.  False when the row is no
+ * longer in the outbox.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_dead_letter(dead_id bigint, dead_topic text, dead_reason text)
+ RETURNS boolean
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+WITH d AS (DELETE FROM todo_kafka.outbox WHERE id = $1 RETURNING *),
+	 i AS (INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data)
+		   SELECT d.id, d.event_id, $2, $3, pg_catalog.row_to_json(d) FROM d
+		   RETURNING 1)
+SELECT count(*) > 0 FROM i
+$function$;
 
-DROP FUNCTION todo_kafka.relay_page(bigint, pg_catalog.pg_snapshot, pg_catalog.pg_snapshot, integer);
-DROP FUNCTION todo_kafka.relay_ack(bigint[]);
-DROP FUNCTION todo_kafka.relay_backlog();
+/*
+ * Fire due reminders (fire_due_reminders: each due reminder is marked sent,
+ * or missed when later than its time + grace, and its event written to the
+ * outbox, in this one transaction) and report, in the same call:
+ *	 next_in_ms		milliseconds from the server's clock to the next pending
+ *					reminder (NULL: none), so the relay's clock does not matter
+ *	 wrote			the transaction has an xid: it fired or locked something
+ *	 sent, missed	the reminder events it wrote, and the largest lateness
+ *					(fire time minus scheduled time) of each kind
+ * The count reads only ids above the outbox's highest id visible before the
+ * call (an index range scan over the newest rows): rows this transaction
+ * writes get later ids than any row visible before it.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_fire_reminders(grace_s integer, max_rows integer, OUT next_in_ms double precision, OUT wrote boolean, OUT sent integer, OUT sent_max_late_s double precision, OUT missed integer, OUT missed_max_late_s double precision)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	max_before	bigint;
+	next_at		timestamptz;
+	my_xid		xid8;
+BEGIN
+	SELECT coalesce(max(o.id), 0) INTO max_before FROM todo_kafka.outbox o;
+	next_at := todo_kafka.fire_due_reminders(grace_s * interval '1 second', max_rows);
+	next_in_ms := ceil(extract(epoch FROM next_at - clock_timestamp()) * 1000)::float8;
+	my_xid := pg_current_xact_id_if_assigned();
+	wrote := my_xid IS NOT NULL;
+	sent := 0;
+	missed := 0;
+	IF wrote THEN
+		SELECT count(*) FILTER (WHERE o.event_type = 'sent'),
+			   max(extract(epoch FROM o.occurred_at - (o.after->>'scheduled_time')::timestamptz))
+				   FILTER (WHERE o.event_type = 'sent'),
+			   count(*) FILTER (WHERE o.event_type = 'missed'),
+			   max(extract(epoch FROM o.occurred_at - (o.after->>'scheduled_time')::timestamptz))
+				   FILTER (WHERE o.event_type = 'missed')
+		  INTO sent, sent_max_late_s, missed, missed_max_late_s
+		  FROM todo_kafka.outbox o
+		 WHERE o.id > max_before AND o.xid = my_xid
+		   AND o.kind = 'reminder' AND o.event_type IN ('sent', 'missed');
+	END IF;
+END
+$function$;
+
+/*
+ * Leadership (guarantee 5): try the session-level advisory lock
+ * (TODO_KAFKA_LOCK_CLASS, TODO_KAFKA_LOCK_LEADER); on success also LISTEN
+ * on the wake-up channel (effective when the calling statement commits).
+ * The lock lives as long as the session, so a dead leader frees it.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_lead()
+ RETURNS boolean
+ LANGUAGE c
+ STRICT
+AS '$libdir/todo_kafka', $function$todo_kafka_relay_lead$function$;
+
+/*
+ * The sleep announcement (the NOTIFY trap, DESIGN.md): sleeping = true
+ * takes the session lock (TODO_KAFKA_LOCK_CLASS, TODO_KAFKA_LOCK_SLEEPING),
+ * waiting if need be (nobody else holds it for long), and writers then
+ * NOTIFY at commit; false releases it.  The relay re-reads the outbox after
+ * announcing sleep, so a writer that committed just before is not missed.
+ * Returns false only when releasing a lock this session did not hold.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_sleeping(sleeping boolean)
+ RETURNS boolean
+ LANGUAGE c
+ STRICT
+AS '$libdir/todo_kafka', $function$todo_kafka_relay_sleeping$function$;
+
+/*
+ * The relay's position: every row visible in snapshot has been published
+ * (or moved to dead_letters); max_id is the highest id among them, which
+ * lets the next read start there (relay_page).  One row; NULL snapshot:
+ * nothing published yet, every committed row is to be sent.
+ */
+CREATE TABLE todo_kafka.relay_position (
+	singleton		boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	snapshot		pg_catalog.pg_snapshot,
+	max_id			bigint NOT NULL DEFAULT 0,
+	updated_at		timestamptz NOT NULL DEFAULT now()
+);
+
+INSERT INTO todo_kafka.relay_position DEFAULT VALUES;
 
 /*
  * relay_page: the outbox read of guarantee 2 (nothing skipped).  A window
@@ -67,18 +157,11 @@ DROP FUNCTION todo_kafka.relay_backlog();
  * occurred_at comes as RFC 3339 UTC text with microseconds, independent of
  * the session's DateStyle and TimeZone; changed as a JSON array.
  */
-CREATE FUNCTION todo_kafka.relay_page(after_id bigint,
-									  window_end pg_catalog.pg_snapshot,
-									  window_start pg_catalog.pg_snapshot,
-									  known_max_id bigint,
-									  max_rows integer)
-	RETURNS TABLE (snapshot pg_catalog.pg_snapshot, id bigint, xid pg_catalog.xid8,
-				   event_id uuid, kind text, stream text, event_type text,
-				   source text, key text, user_id text, actor text, db_role text,
-				   correlation_id text, traceparent text, before json, after json,
-				   changed json, headers json, occurred_at text)
-	LANGUAGE sql STABLE
-AS $$
+CREATE OR REPLACE FUNCTION todo_kafka.relay_page(after_id bigint, window_end pg_snapshot, window_start pg_snapshot, known_max_id bigint, max_rows integer)
+ RETURNS TABLE(snapshot pg_snapshot, id bigint, xid xid8, event_id uuid, kind text, stream text, event_type text, source text, key text, user_id text, actor text, db_role text, correlation_id text, traceparent text, before json, after json, changed json, headers json, occurred_at text)
+ LANGUAGE sql
+ STABLE
+AS $function$
 SELECT pg_catalog.pg_current_snapshot(), p.*
   FROM (SELECT 1) AS one
   LEFT JOIN LATERAL (
@@ -105,16 +188,17 @@ SELECT pg_catalog.pg_current_snapshot(), p.*
 			  ORDER BY n.id LIMIT $5)) o
 	 ORDER BY o.id
 	 LIMIT $5) AS p ON true
-$$;
+$function$;
 
 /* the stored position: NULL snapshot when nothing was published yet */
-CREATE FUNCTION todo_kafka.relay_position(OUT snapshot pg_catalog.pg_snapshot,
-										  OUT max_id bigint)
-	LANGUAGE sql STABLE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION todo_kafka.relay_position(OUT snapshot pg_snapshot, OUT max_id bigint)
+ RETURNS record
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
 SELECT p.snapshot, p.max_id FROM todo_kafka.relay_position p
-$$;
+$function$;
 
 /*
  * Store the relay's new position (every row visible in new_snapshot was
@@ -136,11 +220,12 @@ $$;
  * Returns how many partitions were truncated.  The relay calls this every
  * few tens of milliseconds while its position moves.
  */
-CREATE FUNCTION todo_kafka.relay_commit_position(new_snapshot pg_catalog.pg_snapshot,
-												 new_max_id bigint)
-	RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION todo_kafka.relay_commit_position(new_snapshot pg_snapshot, new_max_id bigint)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
 DECLARE
 	filling		integer;
 	part		text;
@@ -195,7 +280,7 @@ BEGIN
 	END LOOP;
 	RETURN truncated;
 END
-$$;
+$function$;
 
 /*
  * The backlog for /metrics and for tests that wait for the relay: rows not
@@ -204,11 +289,12 @@ $$;
  * like relay_page's late part, so a full outbox of published rows costs
  * nothing to skip.
  */
-CREATE FUNCTION todo_kafka.relay_backlog(OUT pending_rows bigint,
-										 OUT oldest_age_seconds double precision)
-	LANGUAGE plpgsql STABLE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
+CREATE OR REPLACE FUNCTION todo_kafka.relay_backlog(OUT pending_rows bigint, OUT oldest_age_seconds double precision)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
 DECLARE
 	pos		pg_snapshot := (SELECT p.snapshot FROM todo_kafka.relay_position p);
 BEGIN
@@ -225,12 +311,4 @@ BEGIN
 		   AND NOT pg_visible_in_snapshot(o.xid, pos);
 	END IF;
 END
-$$;
-
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA todo_kafka FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION
-	todo_kafka.relay_page(bigint, pg_catalog.pg_snapshot, pg_catalog.pg_snapshot, bigint, integer),
-	todo_kafka.relay_position(),
-	todo_kafka.relay_commit_position(pg_catalog.pg_snapshot, bigint),
-	todo_kafka.relay_backlog()
-	TO todo_kafka_relay;
+$function$;
