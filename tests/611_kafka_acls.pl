@@ -35,7 +35,7 @@ my $root = TodoKafkaTest::repo_root();
 sub src { return TodoKafkaTest::slurp("$root/$_[0]"); }
 
 # --- the topic map ----------------------------------------------------------
-my $install = src('extension/todo_kafka--0.1.0.sql');
+my $install = src('extension/sql/02_topics.sql');
 my ($values) = $install =~ /INSERT INTO todo_kafka\.topics \([^)]*\) VALUES\s*(.*?);/s
   or BAIL_OUT('no INSERT INTO todo_kafka.topics in the install script');
 my %topic = $values =~ /\(\s*'(\w+)'\s*,\s*'([^']+)'/g;

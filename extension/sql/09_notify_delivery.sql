@@ -315,7 +315,7 @@ END
 $function$;
 
 /*
- * Claim one send (see 0.3.0--0.4.0).  Returns
+ * Claim one send.  Returns
  *	 'claimed'		send it now, then delivery_done() or delivery_retry()
  *	 'delivered', 'gone', 'failed'	done before: skip
  *	 'interrupted'	an earlier attempt died mid-send: skip (at most once),
