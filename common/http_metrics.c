@@ -33,7 +33,7 @@
 struct tk_http_server
 {
 	struct MHD_Daemon *daemon;
-	tk_http_metrics_fn metrics;
+	tk_http_metrics_fn render_metrics;	/* the daemon's /metrics text */
 	tk_http_health_fn health;
 	void	   *arg;
 };
@@ -87,7 +87,7 @@ http_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	tk_strbuf_init(&body);
 	if (strcmp(url, "/metrics") == 0)
 	{
-		srv->metrics(srv->arg, &body);
+		srv->render_metrics(srv->arg, &body);
 		ret = http_reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
 	}
 	else if (strcmp(url, "/healthz") == 0)
@@ -184,7 +184,7 @@ tk_http_start(const char *listen, tk_http_metrics_fn metrics,
 		snprintf(errbuf, errlen, "out of memory");
 		return NULL;
 	}
-	srv->metrics = metrics;
+	srv->render_metrics = metrics;
 	srv->health = health;
 	srv->arg = arg;
 	srv->daemon = MHD_start_daemon(flags, (uint16_t) port, NULL, NULL,

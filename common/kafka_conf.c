@@ -4,7 +4,8 @@
  *	  librdkafka property lists, production profile, log routing
  *
  * Daemons collect librdkafka properties from their defaults table, the
- * config file ("kafka.<prop> = value") and -X flags into a tk_kvlist, in
+ * config file ("kafka.<prop> = value") and -X flags into a tk_kvlist
+ * (kvlist.c), in
  * that order, later settings winning; tk_kafka_conf_apply() then hands
  * them to rd_kafka_conf_set().  Errors name the property and never echo a
  * secret value (tk_config_is_secret()).
@@ -38,89 +39,6 @@
 #include "kafka_conf.h"
 #include "kafka_errors.h"
 #include "log.h"
-
-bool
-tk_kvlist_set(tk_kvlist *l, const char *key, const char *value)
-{
-	char	   *v = strdup(value);
-	tk_kv	   *items;
-
-	if (v == NULL)
-		return false;
-	for (int i = 0; i < l->n; i++)
-	{
-		if (strcmp(l->items[i].key, key) == 0)
-		{
-			free(l->items[i].value);
-			l->items[i].value = v;
-			return true;
-		}
-	}
-	items = realloc(l->items, sizeof(tk_kv) * (l->n + 1));
-	if (items == NULL)
-	{
-		free(v);
-		return false;
-	}
-	l->items = items;
-	l->items[l->n].key = strdup(key);
-	l->items[l->n].value = v;
-	if (l->items[l->n].key == NULL)
-	{
-		free(v);
-		return false;
-	}
-	l->n++;
-	return true;
-}
-
-const char *
-tk_kvlist_get(const tk_kvlist *l, const char *key)
-{
-	for (int i = 0; i < l->n; i++)
-		if (strcmp(l->items[i].key, key) == 0)
-			return l->items[i].value;
-	return NULL;
-}
-
-bool
-tk_kvlist_copy(tk_kvlist *dst, const tk_kvlist *src)
-{
-	dst->items = NULL;
-	dst->n = 0;
-	for (int i = 0; i < src->n; i++)
-		if (!tk_kvlist_set(dst, src->items[i].key, src->items[i].value))
-			return false;
-	return true;
-}
-
-void
-tk_kvlist_free(tk_kvlist *l)
-{
-	for (int i = 0; i < l->n; i++)
-	{
-		free(l->items[i].key);
-		free(l->items[i].value);
-	}
-	free(l->items);
-	l->items = NULL;
-	l->n = 0;
-}
-
-bool
-tk_kvlist_equal(const tk_kvlist *a, const tk_kvlist *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (int i = 0; i < a->n; i++)
-	{
-		const char *v = tk_kvlist_get(b, a->items[i].key);
-
-		if (v == NULL || strcmp(v, a->items[i].value) != 0)
-			return false;
-	}
-	return true;
-}
 
 bool
 tk_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,

@@ -16,7 +16,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "kafka_conf.h"
+#include "kvlist.h"
 #include "strbuf.h"
 
 typedef enum tk_kafka_problem

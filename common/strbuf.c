@@ -11,7 +11,7 @@
  * '\\' are escaped, control characters below 0x20 become \b \f \n \r \t
  * or \u00XX, everything else (UTF-8 included) is copied as is, in runs.
  * That is the set cJSON's printer escapes, so the messages built with it
- * (common/cloudevents.c) read the same as the cJSON-built ones did.
+ * (common/messages/) read the same as the cJSON-built ones did.
  *
  * IDENTIFICATION
  *	  common/strbuf.c

@@ -23,11 +23,13 @@
 
 #include "backoff.h"
 #include "clock.h"
-#include "cloudevents.h"
 #include "config.h"
 #include "kafka_errors.h"
+#include "messages/cloudevents.h"
+#include "messages/dead_letter.h"
 #include "prom.h"
 #include "strbuf.h"
+#include "test_json.h"
 #include "test_tap.h"
 
 /* ---- config ---- */
@@ -183,16 +185,6 @@ hdr(const tk_message *m, const char *name)
 		if (strcmp(m->headers[i].name, name) == 0)
 			return m->headers[i].value;
 	return NULL;
-}
-
-static const char *
-jstr(cJSON *o, const char *a, const char *b)
-{
-	cJSON	   *x = cJSON_GetObjectItemCaseSensitive(o, a);
-
-	if (b)
-		x = cJSON_GetObjectItemCaseSensitive(x, b);
-	return cJSON_IsString(x) ? x->valuestring : NULL;
 }
 
 static void
@@ -418,6 +410,9 @@ test_cloudevents(void)
 	   strcmp(jstr(v, "partitionkey", NULL), "t1") == 0 &&
 	   strcmp(jstr(v, "dataschema", NULL), "https://todo-kafka.dev/schemas/dead-letter.v1.json") == 0,
 	   "ce: dead-letter envelope");
+	ok(n == 1 && strcmp(jstr(v, "data", "origin"), "outbox_row") == 0 &&
+	   strcmp(hdr(&l.msgs[0], "dlq-origin"), "outbox_row") == 0,
+	   "ce: the relay's dead letter says its origin is an outbox row");
 	cJSON_Delete(v);
 	tk_message_list_free(&l);
 }

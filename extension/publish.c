@@ -146,37 +146,32 @@ publish_jsonb_as_json(Jsonb *jb)
 static void
 publish_check_stream(const char *stream)
 {
-	static const struct
-	{
-		const char *stream;
-		const char *detail;
-	}			builtin[] = {
-		{TODO_KAFKA_STREAM_TASK_EVENTS,
-		"Its messages are made by todo_kafka from task changes and follow a published schema."},
-		{TODO_KAFKA_STREAM_TASK_UPDATES,
-		"Its messages are made by todo_kafka from task changes and follow a published schema."},
-		{TODO_KAFKA_STREAM_REMINDERS,
-		"Its messages are made by todo_kafka from task changes and follow a published schema."},
-		{TODO_KAFKA_STREAM_NOTIFICATIONS,
-		"Its messages are the notifications todo-kafka-notify queues and delivers, and follow a published schema."},
-		{TODO_KAFKA_STREAM_DEAD_LETTER,
-		"Its messages are the dead letters the relay and the consumer services write, and follow a published schema."},
-		{NULL, NULL}
-	};
+#define PUBLISH_BUILTIN(name, schema) name,
+	static const char *const builtin[] = {TK_BUILTIN_STREAMS(PUBLISH_BUILTIN) NULL};
+#undef PUBLISH_BUILTIN
+	const char *detail;
 	int			i;
 
-	if (strcmp(stream, TODO_KAFKA_STREAM_AUDIT) == 0)
+	if (strcmp(stream, TK_STREAM_AUDIT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot publish to the \"%s\" stream", stream),
 				 errhint("Audit records are made only from captured changes.")));
-	for (i = 0; builtin[i].stream; i++)
-		if (strcmp(stream, builtin[i].stream) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("cannot publish to the \"%s\" stream", stream),
-					 errdetail("%s", builtin[i].detail),
-					 errhint("Publish custom events to a stream of your own: INSERT INTO todo_kafka.topics (stream, topic) VALUES ('my_events', 'app.my.events').")));
+	for (i = 0; builtin[i] && strcmp(stream, builtin[i]) != 0; i++)
+		;
+	if (builtin[i] == NULL)
+		return;
+	if (strcmp(stream, TK_STREAM_NOTIFICATIONS) == 0)
+		detail = "Its messages are the notifications todo-kafka-notify queues and delivers, and follow a published schema.";
+	else if (strcmp(stream, TK_STREAM_DEAD_LETTER) == 0)
+		detail = "Its messages are the dead letters the relay and the consumer services write, and follow a published schema.";
+	else
+		detail = "Its messages are made by todo_kafka from task changes and follow a published schema.";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot publish to the \"%s\" stream", stream),
+			 errdetail("%s", detail),
+			 errhint("Publish custom events to a stream of your own: INSERT INTO todo_kafka.topics (stream, topic) VALUES ('my_events', 'app.my.events').")));
 }
 
 /*

@@ -16,6 +16,10 @@
 #include "access/htup.h"
 #include "utils/relcache.h"
 
+/* the built-in streams (TK_STREAM_*, TK_BUILTIN_STREAMS): one list, shared
+ * with the daemons; plain macros, no frontend code */
+#include "../common/messages/streams.h"
+
 /*
  * Advisory lock keys (pg_advisory_lock(int4, int4) form).  The relay holds
  * TODO_KAFKA_LOCK_LEADER while it is the active relay of the database, and
@@ -34,15 +38,6 @@
  */
 #define TODO_KAFKA_OUTBOX_CHUNK		4096
 #define TODO_KAFKA_OUTBOX_SLOTS		3
-
-/* the stream of audit records: made by the relay from captured changes only */
-#define TODO_KAFKA_STREAM_AUDIT		"audit"
-/* the other built-in streams publish() refuses (their messages have schemas) */
-#define TODO_KAFKA_STREAM_TASK_EVENTS	"task_events"
-#define TODO_KAFKA_STREAM_TASK_UPDATES	"task_updates"
-#define TODO_KAFKA_STREAM_REMINDERS		"reminders"
-#define TODO_KAFKA_STREAM_NOTIFICATIONS	"notifications"
-#define TODO_KAFKA_STREAM_DEAD_LETTER	"dead_letter"
 
 /* One event to write into todo_kafka.outbox; NULL pointers mean SQL NULL. */
 typedef struct OutboxEvent

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cloudevents.h"
+#include "messages/cloudevents.h"
 #include "relay.h"
 
 typedef struct relay_row relay_row;

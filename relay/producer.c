@@ -37,6 +37,7 @@
 
 #include "inflight.h"
 #include "kafka_errors.h"
+#include "messages/dead_letter.h"
 #include "relay.h"
 #include "signals.h"
 

@@ -23,7 +23,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
-#include "cloudevents.h"
+#include "messages/cloudevents.h"
 #include "daemon_config.h"
 #include "kafka_conf.h"
 #include "log.h"

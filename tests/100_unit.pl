@@ -1,8 +1,8 @@
 # tests/100_unit.pl: unit tests of common/ (no PostgreSQL, no Kafka).
 #
-# Builds common/test_unit and common/test_net_guard and replays their TAP
-# lines: config parsing and redaction, backoff, timestamps, histogram,
-# CloudEvents building; the address classes and host lists that keep push
+# Builds common/test_unit, common/test_net_guard and common/test_messages
+# and replays their TAP lines: config parsing and redaction, backoff,
+# timestamps, histogram, CloudEvents building, the envelope and dead letters; the address classes and host lists that keep push
 # requests off internal networks.
 
 use strict;
@@ -13,7 +13,7 @@ use Test::More;
 use TodoKafkaTest;
 
 my $common = TodoKafkaTest::repo_root() . '/common';
-for my $prog ([ 'test_unit', 30 ], [ 'test_net_guard', 90 ])
+for my $prog ([ 'test_unit', 30 ], [ 'test_net_guard', 90 ], [ 'test_messages', 6 ])
 {
 	my ($name, $least) = @$prog;
 	my ($out, $err) = ('', '');

@@ -3,7 +3,8 @@
 # created, updated (priority, tags, title), completed, deleted and a custom
 # publish() event (on a custom stream: publish() refuses the built-in ones)
 # go through the relay; kcat reads every topic and each CloudEvents
-# envelope, data object, key and header is checked.  Also: the
+# envelope, data object, key and header is checked, and each message is
+# validated against the schema it names (dataschema).  Also: the
 # outbox is emptied, /metrics and /healthz answer, SIGTERM exits 0.
 
 use strict;
@@ -141,6 +142,13 @@ ok($st, 'completed -> status_changed');
 is($st->{data}{previous_value}, JSON::PP::false, 'status previous false');
 is($st->{data}{new_value}, JSON::PP::true, 'status new true');
 ok(!grep({ $_->{data}{field_changed} eq 'updated_at' } values %ut), 'updated_at is skipped');
+
+# every message of a built-in stream, checked by the independent validator
+# against the schema its dataschema names (schemas/, tests/lib/validate_schema.py)
+my @items = map { my $m = $_; [ ($m->{event}{dataschema} // 'none') =~ s{^.*/|\.json$}{}gr, $m->{payload} ] }
+  @$ev, @$au, @$up;
+is_deeply([ TodoKafkaTest::validate_schemas(@items) ], [ ('ok') x @items ],
+	'every task event, audit record and task update validates against the schema it names');
 
 # metrics and health
 my $metrics = TodoKafkaTest::http_get("127.0.0.1:$port", '/metrics');

@@ -35,6 +35,10 @@ like($d->{hdr}{'dlq-reason'}, qr/too large/i, 'reason header');
 is($d->{hdr}{'dlq-error'}, 'MSG_SIZE_TOO_LARGE', 'error header');
 cmp_ok(length $d->{payload}, '<', 5000, 'envelope is small, not the payload');
 is($d->{event}{data}{event_id}, $poison_id, 'envelope names the event');
+is($d->{event}{data}{origin}, 'outbox_row', 'envelope says it stands for an outbox row');
+is($d->{hdr}{'dlq-origin'}, 'outbox_row', 'origin kind header');
+is_deeply([ TodoKafkaTest::validate_schemas([ 'dead-letter.v1', $d->{payload} ]) ], ['ok'],
+	'the dead letter validates against schemas/dead-letter.v1.json');
 
 my $row = $node->safe_psql('postgres',
 	"SELECT event_id, topic, reason ~* 'too large', (row_data->>'kind') FROM todo_kafka.dead_letters");

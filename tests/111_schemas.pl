@@ -153,8 +153,23 @@ is(scalar(grep { $_->{event}{correlationid} eq 'conv-remind' && $_->{event}{data
 
 my ($dl) = @{ $msgs{dead_letter} };
 is($dl && $dl->{event}{data}{event_id}, $poison, 'the poison row is the dead letter');
+is($dl && $dl->{event}{data}{origin}, 'outbox_row', 'the relay\'s dead letter: origin outbox_row');
 
-# a consumer service's dead letter (common/dead_letter.c's envelope; the
+# the built-in streams: one list (common/messages/streams.h), which the
+# install's seeded topics and this test's schema map must match
+my $streams_h = TodoKafkaTest::slurp(TodoKafkaTest::repo_root() . '/common/messages/streams.h');
+my %macro = $streams_h =~ /^#define (TK_STREAM_\w+)\s+"([a-z_]+)"/mg;
+my %listed;
+while ($streams_h =~ /X\((TK_STREAM_\w+), "([^"]+)"\)/g)
+{
+	my ($name, $file) = ($1, $2);
+	$listed{ $macro{$name} // "?$name" } = $file =~ s/\.json$//r;
+}
+is_deeply(\%listed, \%schema_of, 'streams.h lists the built-in streams and their schemas');
+is($sql->("SELECT string_agg(stream, ',' ORDER BY stream) FROM todo_kafka.topics WHERE stream <> 'big_events'"),
+	join(',', sort keys %listed), 'the install seeds exactly the streams of streams.h');
+
+# a consumer service's dead letter (common/messages/dead_letter.c's envelope; the
 # runtime's own tests make real ones) also fits, with either payload form
 my %consumer_dl = (
 	specversion => '1.0', id => 't111.audit/0/17:dead-letter',
@@ -166,7 +181,13 @@ my %consumer_dl = (
 		event_id => undef, event_type => undef, error => 'INVALID_INPUT', reason => 'not JSON',
 		attempts => 1, consumer_group => 'todo-chatbot-audit',
 		failed_at => '2030-01-02T08:00:00.000000Z', payload => 'garbage' });
+# written before data.origin was added (optional in v1)
+my $consumer_dl_old = encode_json(\%consumer_dl);
+$consumer_dl{data}{origin} = 'consumed_message';
 my $consumer_dl = encode_json(\%consumer_dl);
+$consumer_dl{data}{origin} = 'outbox_row';
+my $consumer_dl_bad_origin = encode_json(\%consumer_dl);
+$consumer_dl{data}{origin} = 'consumed_message';
 delete $consumer_dl{data}{payload};
 $consumer_dl{data}{payload_base64} = '/wA=';
 # the original headers, kept since they were added to v1 (optional)
@@ -199,7 +220,8 @@ my @broken = (
 );
 my @checks = ([ 'task-events.v1', $json->encode($good) ], [ 'reminders.v1', $json->encode($reminder) ],
 	[ 'dead-letter.v1', $consumer_dl ], [ 'dead-letter.v1', $consumer_dl_b64 ],
-	[ 'dead-letter.v1', $consumer_dl_bad_header ]);
+	[ 'dead-letter.v1', $consumer_dl_bad_header ], [ 'dead-letter.v1', $consumer_dl_old ],
+	[ 'dead-letter.v1', $consumer_dl_bad_origin ]);
 for my $b (@broken)
 {
 	my $v = $json->decode($json->encode($b->[1] eq 'reminders.v1' ? $reminder : $good));
@@ -212,10 +234,12 @@ is($r[1], 'ok', 'a real fired reminder, re-encoded, is valid');
 is($r[2], 'ok', 'a consumer service\'s dead letter is valid');
 is($r[3], 'ok', 'a consumer service\'s dead letter with a base64 payload and headers is valid');
 like($r[4], qr/^invalid: /, 'broken: a dead letter\'s header without a value fails validation');
+is($r[5], 'ok', 'a consumer service\'s dead letter written before data.origin is still valid');
+like($r[6], qr/^invalid: /, 'broken: a consumed message\'s dead letter claiming origin outbox_row fails validation');
 for my $i (0 .. $#broken)
 {
-	like($r[ $i + 5 ], qr/^invalid: /, "broken: $broken[$i][0] fails validation");
-	note($r[ $i + 5 ]);
+	like($r[ $i + 7 ], qr/^invalid: /, "broken: $broken[$i][0] fails validation");
+	note($r[ $i + 7 ]);
 }
 
 is($relay->stop, 0, 'relay stops cleanly');

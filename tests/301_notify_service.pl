@@ -145,6 +145,13 @@ my @alice_q = grep { ($_->{key} // '') eq 'alice' } @$q;
 is(scalar @alice_q, 6, 'six notifications queued for alice (2 events x 3 channels)');
 my ($qe) = grep { $_->{event}{data}{channel} eq 'email' && $_->{event}{data}{kind} eq 'reminder' } @alice_q;
 is($qe && $qe->{event}{type}, 'notification.requested', 'queued: CloudEvents type');
+# the envelope every message has (common/messages/envelope.c)
+is(scalar(grep { ($_->{event}{dataschema} // '') ne 'https://todo-kafka.dev/schemas/notifications.v1.json' } @$q),
+	0, 'queued: every notification names its schema (dataschema)');
+is(scalar(grep { !defined $_->{event}{partitionkey} || $_->{event}{partitionkey} ne ($_->{key} // '') } @$q),
+	0, 'queued: partitionkey is the Kafka key (the user)');
+is_deeply([ TodoKafkaTest::validate_schemas(map { [ 'notifications.v1', $_->{payload} ] } @$q) ],
+	[ ('ok') x @$q ], 'queued: every notification validates against schemas/notifications.v1.json');
 is($qe && $qe->{event}{id}, $qe && "$qe->{event}{data}{source_event_id}:email", 'queued: id = <source event id>:<channel>');
 is($qe && $qe->{event}{data}{due_local}, $due_local, 'queued: due time in the user\'s zone');
 

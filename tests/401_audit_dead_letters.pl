@@ -95,6 +95,9 @@ is_deeply([ TodoKafkaTest::validate_schemas(map { [ 'dead-letter.v1', $_->{paylo
 	[ ('ok') x @$dl ], 'the dead letters validate against schemas/dead-letter.v1.json');
 is(scalar(grep { ($_->{event}{partitionkey} // '') ne ($_->{key} // '') } @$dl), 0,
 	'partitionkey is the Kafka key');
+is(scalar(grep { ($_->{event}{data}{origin} // '') eq 'consumed_message'
+			  && ($_->{hdr}{'dlq-origin'} // '') eq 'consumed_message' } @$dl),
+	3, 'each says it stands for a consumed message (data.origin, dlq-origin)');
 
 is(sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM todo_kafka.audit_log"), 'alice,bob',
 	'the good records are in the audit log, nothing else');

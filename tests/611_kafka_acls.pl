@@ -49,7 +49,7 @@ for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), sort glob("$root/e
 
 # --- C tables: string macros, string arrays, function-like macros ----------
 my %define;
-for my $f (glob("$root/{common,consumers/*,extension}/*.[ch]"))
+for my $f (glob("$root/{common,common/messages,consumers/*,extension}/*.[ch]"))
 {
 	my $t = TodoKafkaTest::slurp($f);
 	$define{$1} = $2 while $t =~ /^#define\s+(\w+)\s+"([^"]*)"/mg;
@@ -124,7 +124,8 @@ like($admin, qr/SELECT stream, topic[^"]*"\s*"FROM todo_kafka\.topics ORDER BY s
 like(src('relay/relay_config.c'), qr/\{"create_topics",\s*TK_OPT_BOOL,[^}]*"true"/,
 	'the relay creates topics by default');
 my %service_output = map { $_ => 1 } map { @$_ } values %produces;
-my @builtin = map { $define{$_} } grep { /^TODO_KAFKA_STREAM_/ } keys %define;
+# the built-in streams: common/messages/streams.h
+my @builtin = map { $define{$_} } grep { /^TK_STREAM_/ } keys %define;
 my @relay_writes = grep { !$service_output{$_} } @builtin;
 like(src('relay/producer.c'), qr/relay_topics_find\(topics, TK_STREAM_DEAD_LETTER\)/,
 	'the relay writes dead letters');

@@ -72,7 +72,7 @@ static const tk_option audit_options[] = {
 	{NULL}
 };
 
-static const char *const audit_streams[] = {"audit", NULL};
+static const char *const audit_streams[] = {TK_STREAM_AUDIT, NULL};
 
 static const char *const operations[] = {"INSERT", "UPDATE", "DELETE", NULL};
 

@@ -4,25 +4,18 @@
  *	  todo-kafka-notify, fan-out stage: one queued notification per channel
  *
  * Input (validated before the handler runs; anything else is skipped):
- *	 task.created	(todo.task.events) data {task_id, user_id, task_data
- *					{title, due_date ...}}: kind task_created, the channels
- *					the user enabled for new tasks
- *	 task.reminder	(todo.reminders, a reminder that fired) data
- *					{event_type sent|missed, reminder_id, task_id, user_id,
- *					notification_method, scheduled_time ...}: kind reminder,
- *					the reminder's own method if the user has it enabled
+ * task.created (todo.task.events: kind task_created, the channels the user
+ * enabled for new tasks) and task.reminder (todo.reminders, fired: kind
+ * reminder, the reminder's own method if the user has it enabled).
  * todo_kafka.notification_plan() decides the channels (settings, quiet
  * hours) and writes the title and body, with the due time in the user's
- * time zone.  Each channel becomes one message on todo.notifications:
- *
- *	 key	the user id (a user's notifications stay in order)
- *	 value	CloudEvent, type notification.requested, id
- *			<source event id>:<channel>, time = the source event's time,
- *			source /todo_kafka/notify, subject = task id, data
- *			{notification_id (= id), user_id, channel, kind, task_id,
- *			 title, body, due_date (RFC 3339 UTC or null), due_local,
- *			 time_zone, source_event_id, source_type, reminder_id,
- *			 scheduled_time}
+ * time zone.  Each channel becomes one message on todo.notifications, key
+ * = partitionkey = the user id (a user's notifications stay in order), in
+ * the envelope of common/messages/envelope.h: type notification.requested,
+ * id <source event id>:<channel>, source /todo_kafka/notify, subject =
+ * task id, time, correlationid and traceparent from the source event;
+ * data as schemas/notifications.v1.json (notification_id = id, channel,
+ * kind, title, body, due_date, due_local, time_zone, source_event_id ...).
  *
  * Everything in a message is a function of the source event and the
  * settings, so a redelivered event queues the same messages again under
@@ -40,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "notify.h"
 
@@ -111,60 +103,72 @@ add_string_or_null(cJSON *obj, const char *name, const char *value)
 		: cJSON_AddNullToObject(obj, name);
 }
 
-/* the notification.requested message of one plan row; NULL on OOM */
+/* the data of the notification of one plan row, as JSON text; NULL on OOM */
 static char *
-build_message(const tkc_event *ev, const char *kind, const char *user,
-			  const char *task_id, PGresult *res, int row, char *id, size_t idlen)
+build_data(const tkc_event *ev, const char *id, const char *kind, const char *user,
+		   const char *task_id, PGresult *res, int row)
 {
-	const char *channel = PQgetvalue(res, row, 0);
-	const char *corr = tkc_json_string(ev->ce, "correlationid");
-	cJSON	   *root = cJSON_CreateObject();
-	cJSON	   *data;
+	cJSON	   *data = cJSON_CreateObject();
 	char	   *out = NULL;
-	char		now[32];
 
-	snprintf(id, idlen, "%s:%s", ev->id, channel);
-	if (root == NULL)
+	if (data == NULL)
 		return NULL;
-	if (ev->time == NULL)
-	{
-		time_t		t = time(NULL);
-		struct tm	tm;
-
-		gmtime_r(&t, &tm);
-		strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
-	if (!cJSON_AddStringToObject(root, "specversion", "1.0") ||
-		!cJSON_AddStringToObject(root, "id", id) ||
-		!cJSON_AddStringToObject(root, "source", "/todo_kafka/notify") ||
-		!cJSON_AddStringToObject(root, "type", TKN_TYPE_REQUESTED) ||
-		!cJSON_AddStringToObject(root, "subject", task_id) ||
-		!cJSON_AddStringToObject(root, "time", ev->time ? ev->time : now) ||
-		!cJSON_AddStringToObject(root, "datacontenttype", "application/json") ||
-		(corr && !cJSON_AddStringToObject(root, "correlationid", corr)) ||
-		!cJSON_AddStringToObject(root, "userid", user) ||
-		(data = cJSON_AddObjectToObject(root, "data")) == NULL ||
-		!cJSON_AddStringToObject(data, "notification_id", id) ||
-		!cJSON_AddStringToObject(data, "user_id", user) ||
-		!cJSON_AddStringToObject(data, "channel", channel) ||
-		!cJSON_AddStringToObject(data, "kind", kind) ||
-		!cJSON_AddStringToObject(data, "task_id", task_id) ||
-		!cJSON_AddStringToObject(data, "title", PQgetvalue(res, row, 1)) ||
-		!cJSON_AddStringToObject(data, "body", PQgetvalue(res, row, 2)) ||
-		!add_string_or_null(data, "due_date",
-							PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3)) ||
-		!add_string_or_null(data, "due_local",
-							PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4)) ||
-		!cJSON_AddStringToObject(data, "time_zone", PQgetvalue(res, row, 5)) ||
-		!cJSON_AddStringToObject(data, "source_event_id", ev->id) ||
-		!cJSON_AddStringToObject(data, "source_type", ev->type) ||
-		!add_string_or_null(data, "reminder_id", tkc_json_string(ev->data, "reminder_id")) ||
-		!add_string_or_null(data, "scheduled_time", tkc_json_string(ev->data, "scheduled_time")))
-		goto done;
-	out = cJSON_PrintUnformatted(root);
-done:
-	cJSON_Delete(root);
+	if (cJSON_AddStringToObject(data, "notification_id", id) &&
+		cJSON_AddStringToObject(data, "user_id", user) &&
+		cJSON_AddStringToObject(data, "channel", PQgetvalue(res, row, 0)) &&
+		cJSON_AddStringToObject(data, "kind", kind) &&
+		cJSON_AddStringToObject(data, "task_id", task_id) &&
+		cJSON_AddStringToObject(data, "title", PQgetvalue(res, row, 1)) &&
+		cJSON_AddStringToObject(data, "body", PQgetvalue(res, row, 2)) &&
+		add_string_or_null(data, "due_date",
+						   PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3)) &&
+		add_string_or_null(data, "due_local",
+						   PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4)) &&
+		cJSON_AddStringToObject(data, "time_zone", PQgetvalue(res, row, 5)) &&
+		cJSON_AddStringToObject(data, "source_event_id", ev->id) &&
+		cJSON_AddStringToObject(data, "source_type", ev->type) &&
+		add_string_or_null(data, "reminder_id", tkc_json_string(ev->data, "reminder_id")) &&
+		add_string_or_null(data, "scheduled_time", tkc_json_string(ev->data, "scheduled_time")))
+		out = cJSON_PrintUnformatted(data);
+	cJSON_Delete(data);
 	return out;
+}
+
+/*
+ * The notification.requested message of one plan row, in msg (the shared
+ * envelope of common/messages/envelope.h around build_data's data), and
+ * its headers; false when out of memory.
+ */
+static bool
+build_message(const tkc_event *ev, const char *kind, const char *user,
+			  const char *task_id, PGresult *res, int row, const char *id,
+			  tk_strbuf *msg, tk_header hdrs[TK_ENVELOPE_MAX_HEADERS], int *nhdrs)
+{
+	tk_envelope env = {0};
+	char		now[48];
+	char	   *data;
+
+	if (ev->time == NULL)
+		tk_rfc3339_now(now, sizeof(now));
+	env.id = id;
+	env.source = TK_CE_SOURCE_PREFIX "notify";
+	env.type = TKN_TYPE_REQUESTED;
+	env.stream = TK_STREAM_NOTIFICATIONS;
+	env.time = ev->time ? ev->time : now;
+	env.subject = task_id;
+	env.partitionkey = user;	/* the Kafka key: a user's notifications stay in order */
+	env.correlationid = tkc_json_string(ev->ce, "correlationid");
+	env.userid = user;
+	env.traceparent = tkc_json_string(ev->ce, "traceparent");
+	if ((data = build_data(ev, id, kind, user, task_id, res, row)) == NULL)
+		return false;
+	tk_strbuf_reset(msg);
+	tk_envelope_open(msg, &env);
+	tk_strbuf_puts(msg, data);
+	tk_envelope_close(msg);
+	cJSON_free(data);
+	*nhdrs = tk_envelope_headers(&env, hdrs);
+	return !msg->oom;
 }
 
 tkc_result
@@ -180,6 +184,7 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 	const char *params[7];
 	PGconn	   *conn;
 	PGresult   *res;
+	tk_strbuf	msg;
 	tkc_result	r;
 
 	if (!reminder && strcmp(ev->type, "task.created") != 0)
@@ -214,26 +219,22 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 		return r;
 	}
 
+	tk_strbuf_init(&msg);
 	for (int i = 0; i < PQntuples(res) && r == TKC_OK; i++)
 	{
 		char		id[512];
 		char		err[256];
-		char	   *msg = build_message(ev, kind, user, task_id, res, i, id, sizeof(id));
-		const char *corr = tkc_json_string(ev->ce, "correlationid");
-		tk_header	hdrs[4] = {
-			{"content-type", "application/cloudevents+json"},
-			{"event-id", id},
-			{"event-type", TKN_TYPE_REQUESTED},
-			{"correlation-id", corr},
-		};
+		tk_header	hdrs[TK_ENVELOPE_MAX_HEADERS];
+		int			nhdrs = 0;
 
-		if (msg == NULL)
+		snprintf(id, sizeof(id), "%s:%s", ev->id, PQgetvalue(res, i, 0));
+		if (!build_message(ev, kind, user, task_id, res, i, id, &msg, hdrs, &nhdrs))
 		{
 			tkc_fail(ev, "out of memory building notification %s", id);
 			r = TKC_RETRY;
 		}
-		else if (!tkc_produce(w, TKN_STREAM_NOTIFICATIONS, user, msg, strlen(msg),
-							  hdrs, corr ? 4 : 3, err, sizeof(err)))
+		else if (!tkc_produce(w, TK_STREAM_NOTIFICATIONS, user, msg.data, msg.len,
+							  hdrs, nhdrs, err, sizeof(err)))
 		{
 			/* Kafka did not take it: an outage, not the event's fault */
 			tkc_fail(ev, "queueing notification %s: %s", id, err);
@@ -241,8 +242,8 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 		}
 		else
 			tkc_count(w, "queued", "channel", PQgetvalue(res, i, 0), 1);
-		cJSON_free(msg);
 	}
+	tk_strbuf_free(&msg);
 	PQclear(res);
 	return r;
 }

@@ -106,11 +106,11 @@ static const tk_cli_option notify_cli_options[] = {
 };
 
 /* the fan-out stage only writes the notifications stream (.produces) */
-static const char *const fanout_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS, NULL};
-static const char *const produced_streams[] = {TKN_STREAM_NOTIFICATIONS, NULL};
-static const char *const delivery_streams[] = {TKN_STREAM_NOTIFICATIONS, NULL};
-static const char *const all_streams[] = {TKN_STREAM_TASK_EVENTS, TKN_STREAM_REMINDERS,
-TKN_STREAM_NOTIFICATIONS, NULL};
+static const char *const fanout_streams[] = {TK_STREAM_TASK_EVENTS, TK_STREAM_REMINDERS, NULL};
+static const char *const produced_streams[] = {TK_STREAM_NOTIFICATIONS, NULL};
+static const char *const delivery_streams[] = {TK_STREAM_NOTIFICATIONS, NULL};
+static const char *const all_streams[] = {TK_STREAM_TASK_EVENTS, TK_STREAM_REMINDERS,
+	TK_STREAM_NOTIFICATIONS, NULL};
 
 static const char *const stage_names[] = {"all", "fanout", "email", "realtime"};
 

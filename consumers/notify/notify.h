@@ -17,11 +17,6 @@
 #include "email.h"
 #include "webpush.h"
 
-/* the streams */
-#define TKN_STREAM_TASK_EVENTS		"task_events"
-#define TKN_STREAM_REMINDERS		"reminders"
-#define TKN_STREAM_NOTIFICATIONS	"notifications"
-
 /* CloudEvents type of a queued notification */
 #define TKN_TYPE_REQUESTED			"notification.requested"
 

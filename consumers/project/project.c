@@ -86,7 +86,7 @@ static const tk_cli_option project_cli_options[] = {
 	{NULL}
 };
 
-static const char *const project_streams[] = {"task_events", NULL};
+static const char *const project_streams[] = {TK_STREAM_TASK_EVENTS, NULL};
 
 static const tkc_service project_service = {
 	.name = "project",

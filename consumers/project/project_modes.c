@@ -199,7 +199,7 @@ project_setup(tkc_worker *w)
 {
 	const project_config *cfg = tkc_config(w);
 	PGconn	   *conn = tkc_pg(w);
-	const char *topic = tkc_topic(w, "task_events");
+	const char *topic = tkc_topic(w, TK_STREAM_TASK_EVENTS);
 	int64_t		low[MAX_PARTITIONS];
 	int64_t		high;
 	int			nparts;

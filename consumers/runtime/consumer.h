@@ -36,8 +36,8 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
-#include "cloudevents.h"
 #include "daemon_config.h"
+#include "messages/envelope.h"
 #include "options.h"
 #include "strbuf.h"
 

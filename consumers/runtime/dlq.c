@@ -3,8 +3,9 @@
  * dlq.c
  *	  send a consumed message that cannot be handled to the dead-letter topic
  *
- * The envelope is common/dead_letter.c's (origin headers, the original
- * value and the original Kafka headers kept for replay).  The send waits for Kafka's acknowledgement: the
+ * The envelope is common/messages/dead_letter.c's (origin kind and headers,
+ * the original value and Kafka headers kept for replay).  The send waits
+ * for Kafka's acknowledgement: the
  * caller stores the message's offset only when this returned true, so a
  * dead letter is never lost between the two topics.  When Kafka does not
  * take it, the caller treats Kafka as a dependency that is down (pause,
@@ -18,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "dead_letter.h"
+#include "messages/dead_letter.h"
 #include "log.h"
 #include "runtime.h"
 

@@ -1,34 +1,25 @@
 /*-------------------------------------------------------------------------
  *
- * cloudevents.h
- *	  turn an outbox row into Kafka messages (CloudEvents 1.0, structured)
+ * message_list.h
+ *	  built messages: the outbox row they come from, and the list they go in
+ *
+ * A tk_message_list holds the messages of one or more outbox rows, built
+ * by tk_ce_build() (cloudevents.h) or tk_ce_build_dead_letter()
+ * (dead_letter.h); the relay hands each to Kafka.  Its storage and the
+ * per-row envelope parts are message_list.c's (see there for memory).
  *
  * IDENTIFICATION
- *	  common/cloudevents.h
+ *	  common/messages/message_list.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef TK_CLOUDEVENTS_H
-#define TK_CLOUDEVENTS_H
+#ifndef TK_MESSAGE_LIST_H
+#define TK_MESSAGE_LIST_H
 
 #include <stddef.h>
 
+#include "envelope.h"
 #include "strbuf.h"
-
-/* streams every 'change' row fans out to, besides its own */
-#define TK_STREAM_AUDIT			"audit"
-#define TK_STREAM_TASK_UPDATES	"task_updates"
-#define TK_STREAM_DEAD_LETTER	"dead_letter"
-
-/*
- * The JSON Schemas of the messages (schemas/<name>.v<version>.json in the
- * source tree): each message of a built-in stream names its schema in the
- * CloudEvents "dataschema" attribute, as TK_SCHEMA_BASE
- * "<name>.v<version>.json", which is the schema file's $id.
- */
-#define TK_SCHEMA_BASE			"https://todo-kafka.dev/schemas/"
-
-extern const char *tk_ce_dataschema(const char *stream);
 
 /*
  * One outbox row as text, exactly as selected by the relay (see
@@ -62,12 +53,6 @@ typedef struct tk_outbox_row
  * messages); all of them stay valid until the list is cleared or the next
  * build appends to it.
  */
-typedef struct tk_header
-{
-	const char *name;
-	const char *value;
-} tk_header;
-
 typedef struct tk_message
 {
 	const char *stream;			/* logical stream (static or row->stream) */
@@ -93,7 +78,7 @@ typedef struct tk_message_list
 	tk_message *msgs;
 	int			n;
 	int			cap;
-	/* storage (private to ce_message.c) */
+	/* storage (private to message_list.c) */
 	tk_strbuf	text;			/* ids, types, values, custom headers */
 	tk_strbuf	scratch;		/* per-row envelope parts */
 	tk_msg_slot *slots;			/* offsets into text, per message */
@@ -105,18 +90,8 @@ typedef struct tk_message_list
 	int			cap_spans;
 } tk_message_list;
 
-extern int	tk_ce_build(const tk_outbox_row *row, tk_message_list *out,
-						char *errbuf, size_t errlen);
-extern int	tk_ce_build_dead_letter(const tk_outbox_row *row,
-									const char *origin_topic,
-									const char *origin_id,
-									const char *origin_type,
-									size_t origin_size,
-									const char *error_name,
-									const char *reason,
-									tk_message_list *out);
 extern void tk_message_list_init(tk_message_list *l);
 extern void tk_message_list_clear(tk_message_list *l);
 extern void tk_message_list_free(tk_message_list *l);
 
-#endif							/* TK_CLOUDEVENTS_H */
+#endif							/* TK_MESSAGE_LIST_H */

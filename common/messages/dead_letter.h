@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * dead_letter.h
- *	  the dead-letter envelope of a consumed message, from its origin
+ *	  the dead letters of both origins (see dead_letter.c)
  *
  * IDENTIFICATION
- *	  common/dead_letter.h
+ *	  common/messages/dead_letter.h
  *
  *-------------------------------------------------------------------------
  */
@@ -15,9 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cloudevents.h"
+#include "message_list.h"
 
-#define TK_DL_MAX_HEADERS 14
+/* data.origin and the dlq-origin header: which kind of dead letter */
+#define TK_DL_ORIGIN_OUTBOX_ROW			"outbox_row"
+#define TK_DL_ORIGIN_CONSUMED_MESSAGE	"consumed_message"
+
+#define TK_DL_MAX_HEADERS 15
 
 /* one Kafka header of the original message: value NULL for a null header */
 typedef struct tk_dl_header
@@ -27,7 +31,7 @@ typedef struct tk_dl_header
 	size_t		value_len;
 } tk_dl_header;
 
-/* where a failed message came from and why it failed */
+/* a consumed message that failed: where it came from and why it failed */
 typedef struct tk_dl_origin
 {
 	const char *topic;
@@ -59,6 +63,16 @@ typedef struct tk_dl_message
 	char	   *hbuf[TK_DL_MAX_HEADERS];	/* storage of header values */
 } tk_dl_message;
 
+/* the relay's: a message of an outbox row that Kafka refused for good */
+extern int	tk_ce_build_dead_letter(const tk_outbox_row *row,
+									const char *origin_topic,
+									const char *origin_id,
+									const char *origin_type,
+									size_t origin_size,
+									const char *error_name,
+									const char *reason,
+									tk_message_list *out);
+/* a consumer service's: a consumed message it gave up on */
 extern bool tk_dead_letter_build(const tk_dl_origin *o, tk_dl_message *out);
 extern void tk_dead_letter_free(tk_dl_message *m);
 extern bool tk_utf8_valid(const char *s, size_t len);

@@ -1,39 +1,32 @@
 /*-------------------------------------------------------------------------
  *
- * ce_message.c
+ * message_list.c
  *	  a tk_message_list's storage, and the envelope and headers of a message
  *
- * The builders (cloudevents.c, ce_change.c) make a message in three steps:
- * ce_msg_start() appends a message slot, its id and type, its headers and
- * the CloudEvents envelope up to "data":; the builder writes the data into
- * list->text with the JSON writer of ce_internal.h; ce_msg_end() closes the
- * envelope.  ce_ctx_begin() prepares, once per row, what every message of
- * the row shares; ce_resolve() turns the offsets into pointers when the
- * build returns, ce_truncate_to() drops a failed build's messages.
+ * The builders (cloudevents.c, ce_change.c, dead_letter.c) make a message
+ * in three steps: ce_msg_start() appends a message slot, its id, type and
+ * headers, and the envelope up to "data": (envelope.c writes it); the
+ * builder writes the data into list->text (ce_internal.h's writer);
+ * ce_msg_end() closes it.  ce_ctx_begin() prepares, once per row, what
+ * every message of the row shares (the source, the envelope's context:
+ * time, subject, partitionkey, correlation, user, actor, traceparent).
  *
  * Why not cJSON (STYLE.md rule 38): the relay builds two to seven messages
- * per outbox row, and building each as a cJSON tree (one allocation per
- * node and string, then a printed copy, then the tree freed) cost about
- * half of the relay's CPU per row in a drain profile (bench/RESULTS.md).
- * Messages are therefore written straight into one reusable buffer with
- * tk_strbuf_json_string() as the escaper (the same escapes cJSON's printer
- * makes), and the parts shared by every message of a row (source, time,
- * subject, correlation, user, actor, traceparent) are escaped once per row.
- * cJSON is still used to parse the custom headers of publish() rows (rare,
- * and their values must be unescaped).
+ * per outbox row, and cJSON trees cost about half of the relay's CPU per
+ * row in a drain profile (bench/RESULTS.md), so messages are written
+ * straight into one reusable buffer with tk_strbuf_json_string() (cJSON's
+ * escapes).  cJSON still parses the custom headers of publish() rows.
  *
- * Memory: a tk_message_list keeps its buffers between rows; ids, types,
- * values and header values of its messages live in list->text, referenced
- * by offset while building (the buffer may move) and resolved to pointers
- * when a build call returns.  A build allocates only when a buffer grows.
- *
- * Headers: a message's headers are the header slots from its h0 up to the
- * next message's h0 (or the end), so a header added with ce_hdr_add()
- * after ce_msg_end() belongs to the last message started (the dead-letter
- * envelope adds its dlq-* headers that way).
+ * Memory: a list keeps its buffers between rows; ids, types, values and
+ * header values live in list->text, referenced by offset while building
+ * (the buffer may move) and resolved to pointers by ce_resolve() when a
+ * build returns; ce_truncate_to() drops a failed build's messages.
+ * Headers: a message's headers are the slots from its h0 up to the next
+ * message's h0, so a header added after ce_msg_end() belongs to the last
+ * message (the relay's dead letter adds its dlq-* headers that way).
  *
  * IDENTIFICATION
- *	  common/ce_message.c
+ *	  common/messages/message_list.c
  *
  *-------------------------------------------------------------------------
  */
@@ -167,17 +160,6 @@ ce_resolve(tk_message_list *l)
 	}
 }
 
-/* JSON-escape the string at text + off into text itself */
-static void
-put_text_string(tk_strbuf *sb, size_t off)
-{
-	size_t		n = strlen(sb->data + off);
-
-	/* reserved: the source cannot move while it is copied */
-	if (tk_strbuf_reserve(sb, 6 * n + 2))
-		tk_strbuf_json_string(sb, sb->data + off);
-}
-
 /*
  * Per-row preparation: the envelope parts every message shares, the header
  * values, and the custom headers (parsed once).
@@ -188,38 +170,32 @@ ce_ctx_begin(ce_ctx *c, const tk_outbox_row *row, tk_message_list *l,
 {
 	tk_strbuf  *sc = &l->scratch;
 	bool		trace = row->traceparent && row->traceparent[0];
+	tk_envelope env = {0};
 
 	memset(c, 0, sizeof(*c));
 	c->row = row;
 	c->l = l;
 	tk_strbuf_reset(sc);
 
-	c->source_off = sc->len;
-	put(sc, ",\"source\":");
+	/* the source, unescaped: written into each message's head */
+	c->source_off = l->text.len;
 	if (row->source && row->source[0] == '/')
-		tk_strbuf_json_string(sc, row->source);
+		ce_text_add(c, row->source);
 	else
 	{
-		put(sc, "\"" CE_SOURCE_PREFIX);
-		tk_strbuf_json_chars(sc, row_table(row));
-		tk_strbuf_putc(sc, '"');
+		put(&l->text, TK_CE_SOURCE_PREFIX);
+		ce_text_add(c, row_table(row));
 	}
-	c->source_len = sc->len - c->source_off;
 
-	c->common_off = sc->len;
-	put_field(sc, ",\"time\":", row->occurred_at ? row->occurred_at : "");
-	put_field(sc, ",\"subject\":", row->key ? row->key : "");
-	if (row->key)				/* the Kafka key of every message of the row */
-		put_field(sc, ",\"partitionkey\":", row->key);
-	put(sc, ",\"datacontenttype\":\"application/json\"");
-	put_field(sc, ",\"correlationid\":", row->correlation_id ? row->correlation_id : "");
-	if (row->user_id)
-		put_field(sc, ",\"userid\":", row->user_id);
-	put_field(sc, ",\"actor\":", row->actor ? row->actor : "");
-	if (trace)
-		put_field(sc, ",\"traceparent\":", row->traceparent);
-	put(sc, ",\"data\":");
-	c->common_len = sc->len - c->common_off;
+	/* the rest of the envelope, the same in every message of the row */
+	env.time = row->occurred_at ? row->occurred_at : "";
+	env.subject = row->key ? row->key : "";
+	env.partitionkey = row->key;	/* the Kafka key of every message */
+	env.correlationid = row->correlation_id ? row->correlation_id : "";
+	env.userid = row->user_id;
+	env.actor = row->actor ? row->actor : "";
+	env.traceparent = trace ? row->traceparent : NULL;
+	tk_envelope_put_context(sc, &env);
 
 	c->corr_off = ce_text_add(c, row->correlation_id ? row->correlation_id : "");
 	c->has_trace = trace;
@@ -283,7 +259,7 @@ ce_msg_start(ce_ctx *c, const char *stream, const char *id_base,
 	tk_strbuf  *t = &l->text;
 	tk_msg_slot *s;
 	tk_message *m;
-	const char *schema;
+	tk_envelope env = {0};
 
 	if (l->n == l->cap)
 	{
@@ -317,7 +293,7 @@ ce_msg_start(ce_ctx *c, const char *stream, const char *id_base,
 	tk_strbuf_putc(t, '\0');
 
 	s->h0 = l->nh;
-	ce_hdr_add(c, "content-type", 0, "application/cloudevents+json", 0);
+	ce_hdr_add(c, "content-type", 0, TK_CE_CONTENT_TYPE, 0);
 	ce_hdr_add(c, "event-id", 0, NULL, s->id);
 	ce_hdr_add(c, "event-type", 0, NULL, s->type);
 	ce_hdr_add(c, "correlation-id", 0, NULL, c->corr_off);
@@ -326,15 +302,23 @@ ce_msg_start(ce_ctx *c, const char *stream, const char *id_base,
 	for (int i = 0; i < c->ncustom; i++)
 		ce_hdr_add(c, NULL, c->custom[2 * i], NULL, c->custom[2 * i + 1]);
 
+	/*
+	 * The head: id, source and type are in text itself, so room for their
+	 * escaped forms is reserved first (the buffer cannot move under them).
+	 */
 	s->value = t->len;
-	put(t, "{\"specversion\":\"1.0\",\"id\":");
-	put_text_string(t, s->id);
-	tk_strbuf_append(t, l->scratch.data + c->source_off, c->source_len);
-	put(t, ",\"type\":");
-	put_text_string(t, s->type);
-	if ((schema = tk_ce_dataschema(stream)) != NULL)
-		put_field(t, ",\"dataschema\":", schema);
-	tk_strbuf_append(t, l->scratch.data + c->common_off, c->common_len);
+	if (!tk_strbuf_reserve(t, 6 * (strlen(t->data + s->id) + strlen(t->data + s->type) +
+								   strlen(t->data + c->source_off)) + 256))
+	{
+		c->failed = true;
+		return;
+	}
+	env.id = t->data + s->id;
+	env.source = t->data + c->source_off;
+	env.type = t->data + s->type;
+	env.stream = stream;
+	tk_envelope_put_head(t, &env);
+	tk_strbuf_append(t, l->scratch.data, l->scratch.len);
 }
 
 void
@@ -343,7 +327,7 @@ ce_msg_end(ce_ctx *c)
 	tk_message_list *l = c->l;
 	tk_msg_slot *s = &l->slots[l->n - 1];
 
-	tk_strbuf_putc(&l->text, '}');
+	tk_envelope_close(&l->text);
 	s->value_len = l->text.len - s->value;
 	tk_strbuf_putc(&l->text, '\0');
 }

@@ -23,7 +23,7 @@
  * Nesting deeper than CE_MAX_DEPTH is refused rather than recursed into.
  *
  * IDENTIFICATION
- *	  common/json_scan.c
+ *	  common/messages/json_scan.c
  *
  *-------------------------------------------------------------------------
  */

@@ -3,30 +3,30 @@
  * ce_internal.h
  *	  what the CloudEvents files share (not for callers: use cloudevents.h)
  *
- * The message building of cloudevents.h is four files, one concern each:
+ * Building messages from outbox rows is five files, one concern each,
+ * each calling only the ones below it:
  *
- *	 ce_message.c	the storage of a tk_message_list (one text buffer, slots
+ *	 cloudevents.c	tk_ce_build: which messages a row makes; custom and
+ *					reminder rows;
+ *	 dead_letter.c	both dead letters (an outbox row's refused message, a
+ *					consumed message a service gave up on);
+ *	 ce_change.c	the messages of a 'change' row: task event, audit
+ *					record, task updates;
+ *	 json_scan.c	the scanner that splits a row image into spans of
+ *					members and elements (ce_json_items), for UPDATE rows;
+ *	 message_list.c	the storage of a tk_message_list (one text buffer, slots
  *					of offsets resolved to pointers at the end of a build),
  *					the per-row envelope parts (ce_ctx_begin) and the
  *					envelope and headers of one message (ce_msg_start,
- *					ce_msg_end);
- *	 json_scan.c	the scanner that splits a row image into spans of
- *					members and elements (ce_json_items), for UPDATE rows;
- *	 ce_change.c	the messages of a 'change' row: task event, audit
- *					record, task updates;
- *	 cloudevents.c	the public entry points: tk_ce_build (which messages a
- *					row makes, custom and reminder rows) and the dead-letter
- *					envelope, and the schema of each stream.
+ *					ce_msg_end), written by envelope.c.
  *
- * The JSON writer is the few inline functions below (put, put_field,
- * put_raw) over tk_strbuf_json_string(), the escaper: see ce_message.c for
- * why messages are written as text and not as cJSON trees.
- *
- * Names: functions shared between the files carry the ce_ prefix; the
- * inline helpers keep the short names they had as file-static functions.
+ * The data is written with the few inline functions below (put,
+ * put_field, put_raw) over tk_strbuf_json_string(), the escaper: see
+ * message_list.c for why messages are text and not cJSON trees.
+ * Functions shared between the files carry the ce_ prefix.
  *
  * IDENTIFICATION
- *	  common/ce_internal.h
+ *	  common/messages/ce_internal.h
  *
  *-------------------------------------------------------------------------
  */
@@ -37,10 +37,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "cloudevents.h"
+#include "envelope.h"
+#include "message_list.h"
 #include "strbuf.h"
-
-#define CE_SOURCE_PREFIX "/todo_kafka/"
 
 /* a message under construction: offsets into list->text */
 struct tk_msg_slot
@@ -75,10 +74,7 @@ typedef struct ce_ctx
 {
 	const tk_outbox_row *row;
 	tk_message_list *l;
-	size_t		source_off;		/* in scratch: ,"source":"..." */
-	size_t		source_len;
-	size_t		common_off;		/* in scratch: "time":...,"traceparent":..., */
-	size_t		common_len;
+	size_t		source_off;		/* in text: the source, unescaped */
 	size_t		corr_off;		/* in text: correlation id (or "") */
 	size_t		trace_off;		/* in text: traceparent */
 	bool		has_trace;
@@ -87,7 +83,7 @@ typedef struct ce_ctx
 	bool		failed;			/* out of memory */
 } ce_ctx;
 
-/* ---- storage and envelope (ce_message.c) ---- */
+/* ---- storage and envelope (message_list.c) ---- */
 
 extern bool ce_grow(void **p, int *cap, int need, size_t elem);
 extern size_t ce_text_add(ce_ctx *c, const char *s);
@@ -163,8 +159,8 @@ row_table(const tk_outbox_row *row)
 {
 	const char *s = row->source ? row->source : "";
 
-	if (strncmp(s, CE_SOURCE_PREFIX, strlen(CE_SOURCE_PREFIX)) == 0)
-		return s + strlen(CE_SOURCE_PREFIX);
+	if (strncmp(s, TK_CE_SOURCE_PREFIX, strlen(TK_CE_SOURCE_PREFIX)) == 0)
+		return s + strlen(TK_CE_SOURCE_PREFIX);
 	return s;
 }
 

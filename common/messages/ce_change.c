@@ -15,7 +15,7 @@
  * record's before image (put_full_before).
  *
  * IDENTIFICATION
- *	  common/ce_change.c
+ *	  common/messages/ce_change.c
  *
  *-------------------------------------------------------------------------
  */
