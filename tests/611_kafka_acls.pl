@@ -40,11 +40,12 @@ my ($values) = $install =~ /INSERT INTO todo_kafka\.topics \([^)]*\) VALUES\s*(.
   or BAIL_OUT('no INSERT INTO todo_kafka.topics in the install script');
 my %topic = $values =~ /\(\s*'(\w+)'\s*,\s*'([^']+)'/g;
 ok(scalar(keys %topic) >= 6, 'topic map: ' . join(', ', map { "$_=$topic{$_}" } sort keys %topic));
-for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), sort glob("$root/extension/*/*.sql"))
+# the map is 02_topics.sql's (0.1.0's, which no upgrade changed)
+for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), grep { !/02_topics\.sql$/ } sort glob("$root/extension/sql/*.sql"))
 {
 	my $t = TodoKafkaTest::slurp($f);
 	ok($t !~ /(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+todo_kafka\.topics\b/i,
-		'no later script changes the topic map: ' . ($f =~ s{.*/extension/}{extension/}r));
+		'no other script changes the topic map: ' . ($f =~ s{.*/extension/}{extension/}r));
 }
 
 # --- C tables: string macros, string arrays, function-like macros ----------

@@ -1,6 +1,8 @@
 /*
- * extension/sql/02_topics.sql: The streams and their Kafka topics (the relay creates the topics from
- * this table), and topic_of(), how every program names a stream's topic.
+ * extension/sql/02_topics.sql: the logical streams and their Kafka topics
+ * (the relay creates the topics from this table), and topic_of(), how
+ * every program names a stream's topic.  The built-in streams are also
+ * named in C (common/messages/streams.h); tests/611 checks the two agree.
  */
 
 /* ---------------------------------------------------------------------------

@@ -1,6 +1,16 @@
 /*
- * extension/sql/03_tasks.sql: The tasks table and the task API the chatbot calls (todo_kafka_app):
- * add, update, complete, delete, get, list; input checks; updated_at.
+ * extension/sql/03_tasks.sql: the tasks table and the task API the
+ * chatbot calls (todo_kafka_app): add, update, complete, delete, get and
+ * list a user's tasks, with their input checks and updated_at.
+ *
+ * The actor of a task API call.  With no todo_kafka.actor set, the events
+ * of add_task, update_task, complete_task and delete_task (and of what
+ * their triggers do: reminders, the next occurrence of a recurring task)
+ * name the user the call was made for, not the database role.  Each of
+ * these functions sets todo_kafka.api_user to p_user_id; its SET clause
+ * confines that to the call, so plain SQL on the table afterwards, even in
+ * the same transaction, keeps the role.  todo_kafka.actor, when set, still
+ * wins; db_role always records the role (04_outbox_capture.sql).
  */
 
 /* ---------------------------------------------------------------------------

@@ -1,8 +1,21 @@
 /*
- * extension/sql/04_outbox_capture.sql: The transactional outbox and what writes into it: the capture trigger
- * on tasks (and track()ed tables), publish() and emit() (C, extension/
- * capture.c, publish.c, outbox.c), the correlation id, the rotating
- * partitions.
+ * extension/sql/04_outbox_capture.sql: the transactional outbox and what
+ * writes into it.
+ *
+ * Flow: a change to a captured table (tasks, or a table given to track())
+ * fires todo_kafka.capture() (C, AFTER ROW, extension/capture.c), which
+ * writes ONE row into todo_kafka.outbox in the same transaction; publish()
+ * (extension/publish.c) and emit() write custom and reminder events the same
+ * way (extension/outbox.c).  The relay (todo-kafka-relay) reads committed
+ * rows through its API (05_relay_api.sql) and fans each row out to its
+ * Kafka topics; the outbox's partitions are emptied once published.
+ *
+ * Who.  outbox.db_role is session_user at capture (set by the module): the
+ * role that really made the change, which the application cannot forge,
+ * unlike the actor it claims through the todo_kafka.actor setting.  The
+ * relay carries it into the audit record.  publish() refuses the built-in
+ * streams, so every audit record on Kafka was made by the relay from a
+ * captured change.
  */
 
 /* ---------------------------------------------------------------------------
@@ -82,7 +95,7 @@ END
 $function$;
 
 /* ---------------------------------------------------------------------------
- * Internal C functions (already in the module since 0.1.0's library)
+ * Internal C functions
  * ------------------------------------------------------------------------- */
 
 /* one outbox row of kind 'reminder' or 'custom'; granted to nobody */

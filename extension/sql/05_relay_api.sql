@@ -1,6 +1,25 @@
 /*
- * extension/sql/05_relay_api.sql: The relay's API: todo-kafka-relay reads and settles the outbox only
- * through these functions (EXECUTE: todo_kafka_relay), and its position.
+ * extension/sql/05_relay_api.sql: the relay's API.  todo-kafka-relay runs
+ * no SQL of its own against the extension's tables: it calls these
+ * functions, EXECUTE granted to todo_kafka_relay only, so the outbox's
+ * shape has one owner (this extension); the relay finds a page's columns
+ * by name.
+ *
+ *	 relay_page(after_id, window_end, window_start, known_max_id, max_rows)
+ *		one page of committed outbox rows of a snapshot window
+ *	 relay_position()			the stored position, read when leading
+ *	 relay_commit_position(snapshot, max_id)
+ *		store a new position and TRUNCATE the partitions it settled
+ *	 relay_backlog()			rows not yet published, oldest age, for /metrics
+ *	 relay_dead_letter(id, topic, reason)	move a poison row to dead_letters
+ *	 relay_fire_reminders(grace_s, max_rows)
+ *		fire due reminders and count what fired
+ *	 relay_lead()				try to become the database's relay (and LISTEN)
+ *	 relay_sleeping(bool)		announce sleep (writers NOTIFY) or busy
+ *
+ * The advisory-lock keys and the NOTIFY channel are defined once, in
+ * extension/todo_kafka.h, and used by the C functions behind relay_lead
+ * and relay_sleeping and by the commit-time wake-up (todo_kafka.c).
  */
 
 /*

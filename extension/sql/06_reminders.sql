@@ -1,7 +1,35 @@
 /*
- * extension/sql/06_reminders.sql: Reminders: scheduled from each task's due date and offsets by triggers
- * on tasks, fired by fire_due_reminders() (the relay calls it); recurring
- * tasks renew on completion; the user's time zone.
+ * extension/sql/06_reminders.sql: reminders, recurring tasks and per-user
+ * time zones.
+ *
+ * Reminders.  todo_kafka.reminders holds one row per (task, offset,
+ * notification method, due date).  Triggers on todo_kafka.tasks keep it in
+ * step with the task in the same transaction; they fire only for tasks that
+ * have (or had) a due date and reminder offsets, so other writes pay
+ * nothing but the WHEN test:
+ *	 todo_kafka_reminders_ins	AFTER INSERT: schedule
+ *	 todo_kafka_reminders_upd	AFTER UPDATE of due date, offsets, methods,
+ *								completed or user: cancel what is no longer
+ *								wanted, schedule what is new
+ *	 todo_kafka_reminders_del	BEFORE DELETE: cancel the pending ones (the
+ *								foreign key then deletes the rows)
+ * A reminder already sent or missed for the same due date, offset and
+ * method is never scheduled again.  Every change writes one reminder event
+ * (kind 'reminder', stream 'reminders', key = task id) through emit().
+ *
+ * Firing.  fire_due_reminders(), called by the relay, marks due reminders
+ * sent (or missed, when later than the grace period) and writes their
+ * events in the caller's transaction, so a reminder fires exactly once
+ * however often the relay restarts or fails over.  The event carries the
+ * correlation id of the transaction that scheduled the reminder
+ * (reminders.correlation_id), so a conversation can be traced to it.
+ *
+ * Recurrence.  todo_kafka_renew creates the next occurrence when a
+ * recurring task is completed, on the wall clock of the user's time zone
+ * (user_settings, UTC when unknown); a monthly series keeps its day of
+ * month in tasks.recurrence_day (Jan 31 -> Feb 28 -> Mar 31).  Trigger
+ * names matter: AFTER triggers fire in name order, and the outbox must
+ * read completed, cancelled..., recurring-created, scheduled...
  */
 
 /* ---------------------------------------------------------------------------

@@ -1,7 +1,30 @@
 /*
- * extension/sql/07_audit.sql: The audit trail written by todo-kafka-audit: append-only, hash-chained
- * per Kafka partition, verified by verify_audit(), searched by
- * search_audit(), purged (and the purge recorded) by purge_audit().
+ * extension/sql/07_audit.sql: the audit trail todo-kafka-audit writes.
+ *
+ * todo-kafka-audit consumes todo.audit.log and hands batches to
+ * audit_append() as it got them from Kafka.  Each entry belongs to a chain
+ * (= the Kafka partition it came from, so a chain is appended in offset
+ * order by the one consumer that owns the partition) and carries
+ *	 seq		1, 2, 3 ... within its chain
+ *	 prev_hash	the hash of the chain's previous entry (NULL for the first)
+ *	 hash		sha256(prev_hash || audit_canonical(entry))
+ * audit_chains holds each chain's head (last seq and hash) and the anchor
+ * left by the retention purge (08_audit_purge.sql).  verify_audit()
+ * recomputes every hash and link, so an edited entry, a deleted one
+ * (middle or tail) or an edited head is found; it names the first broken
+ * link of each chain.  An event id already present is skipped, so
+ * redeliveries, replays and rebalances leave the chains intact.
+ *
+ * Append-only: a BEFORE UPDATE/DELETE row trigger and a TRUNCATE trigger
+ * refuse every change (even the owner's), except the deletes purge_audit()
+ * makes while it has todo_kafka.audit_purge on for its transaction (a
+ * superuser-only setting of the module).  A superuser can always get past
+ * triggers or edit the files; verify_audit() is what detects that.
+ *
+ * Locking: audit_append() and purge_audit() lock the chain heads they touch
+ * (SELECT ... FOR UPDATE, lowest chain first, so two callers cannot
+ * deadlock); entries of one chain are appended one caller at a time and
+ * purges never interleave with appends.
  */
 
 /* ---------------------------------------------------------------------------
@@ -379,39 +402,27 @@ ALTER TABLE todo_kafka.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 
 ALTER TABLE todo_kafka.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
-/* ===========================================================================
- * 15_audit_append.sql: audit_append(), set-based (the consumer's batch
- * insert into the audit trail of 0.3.0)
- *
- * What is stored is exactly what 0.3.0's audit_append() stored: the same
- * columns, seq, prev_hash and hash (sha256(prev_hash || audit_canonical(
- * entry)), audit_canonical() unchanged), the same skips (an event id already
- * recorded, a repeat within the batch: first one wins), the same 22023
- * errors naming the field and the element's array index, the same locking
- * (chain heads FOR UPDATE, lowest chain first, before event ids are looked
- * up).  Only the way there changed.  0.3.0 ran a PL/pgSQL function per
- * element (audit_record), then a loop per entry appending composite rows
- * to arrays (v_new := v_new || r copies the whole array each time: O(n^2)
- * in a 500-record batch of ~1.5 kB rows) and testing event ids with
- * = ANY(array); see bench/RESULTS.md "audit: append path" for the profile.
- * Now there are three statements:
+/* ---------------------------------------------------------------------------
+ * audit_append(), set-based, in three statements:
  *	 1. validation: audit_check() (extension/auditcheck.c), one pass in C
- *		over the batch: the first bad element and field;
- *	 2. the chain heads locked (as before);
+ *		over the batch: the first bad element and field (22023 naming the
+ *		field and the element's array index);
+ *	 2. the chain heads locked (FOR UPDATE, lowest chain first);
  *	 3. one INSERT ... SELECT: the records as typed columns (jsonb_to_record
- *		with audit_log's types: the conversions of 0.3.0's
- *		jsonb_populate_record, JSON null -> SQL NULL), new event ids only
- *		(DISTINCT ON, NOT EXISTS on the event_id index), seq numbered per
- *		chain (row_number), recorded_at stamped in array order, the hash
- *		chained per chain by the window aggregate audit_chain() (the only
- *		sequential step), prev_hash = the previous entry's hash or the
- *		head's; the heads updated from what was inserted.
- * audit_record() stays (unused; its privileges unchanged).
- * ======================================================================== */
+ *		with audit_log's types, JSON null -> SQL NULL), new event ids only
+ *		(DISTINCT ON: the first of a repeat wins; NOT EXISTS on the event_id
+ *		index), seq numbered per chain (row_number), recorded_at stamped in
+ *		array order, the hash chained per chain by the window aggregate
+ *		audit_chain() (the only sequential step), prev_hash = the previous
+ *		entry's hash or the head's; the heads updated from what was inserted.
+ * bench/RESULTS.md "audit: append path" has the profile that led here.
+ * audit_record() (one element as a row, with the same checks) is kept,
+ * granted to nobody.
+ * ------------------------------------------------------------------------- */
 
 /*
  * The first element audit_append() must refuse, and the field at fault
- * (0.3.0's audit_record() rules, in its order); NULL when all are good.
+ * (audit_record()'s rules, in its order); NULL when all are good.
  * Internal: granted to nobody.
  */
 CREATE OR REPLACE FUNCTION todo_kafka.audit_check(p_records jsonb, OUT idx integer, OUT field text)
@@ -570,117 +581,5 @@ BEGIN
 	)
 	SELECT count(*) INTO v_added FROM ins;
 	RETURN v_added;
-END
-$function$;
-
-/* the retention floor: the module's superuser-only setting, as an interval */
-CREATE OR REPLACE FUNCTION todo_kafka.audit_retention()
- RETURNS interval
- LANGUAGE c
- STABLE STRICT
-AS '$libdir/todo_kafka', $function$todo_kafka_audit_retention$function$;
-
-/* ---------------------------------------------------------------------------
- * The purge record
- * ------------------------------------------------------------------------- */
-CREATE TABLE todo_kafka.audit_purges (
-	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	purged_at			timestamptz NOT NULL,	/* the purge's transaction time */
-	purged_by			text NOT NULL,			/* session_user: the login */
-	older_than			interval NOT NULL,		/* the period asked for */
-	cutoff				timestamptz NOT NULL,	/* entries recorded before it went */
-	retention			interval NOT NULL,		/* todo_kafka.audit_retention then */
-	entries				bigint NOT NULL CHECK (entries > 0),
-	anchors				jsonb NOT NULL			/* [{chain, anchor_seq, anchor_hash, entries}] */
-);
-
-COMMENT ON TABLE todo_kafka.audit_purges IS
-	'every purge_audit() that removed audit entries: who, when, how many, and the anchor it left per chain';
-
-SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_purges', '');
-
-CREATE OR REPLACE FUNCTION todo_kafka.audit_purges_append_only()
- RETURNS trigger
- LANGUAGE plpgsql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-BEGIN
-	RAISE EXCEPTION 'todo_kafka.audit_purges is append-only: % is not allowed', TG_OP
-		USING ERRCODE = 'insufficient_privilege',
-			  HINT = 'Rows are added by todo_kafka.purge_audit() only.';
-END
-$function$;
-
-CREATE TRIGGER audit_purges_append_only BEFORE UPDATE OR DELETE ON todo_kafka.audit_purges
-	FOR EACH ROW EXECUTE FUNCTION todo_kafka.audit_purges_append_only();
-
-CREATE TRIGGER audit_purges_no_truncate BEFORE TRUNCATE ON todo_kafka.audit_purges
-	FOR EACH STATEMENT EXECUTE FUNCTION todo_kafka.audit_purges_append_only();
-
-ALTER TABLE todo_kafka.audit_purges ENABLE ALWAYS TRIGGER audit_purges_append_only;
-
-ALTER TABLE todo_kafka.audit_purges ENABLE ALWAYS TRIGGER audit_purges_no_truncate;
-
-CREATE OR REPLACE FUNCTION todo_kafka.purge_audit(p_older_than interval DEFAULT NULL::interval)
- RETURNS bigint
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-DECLARE
-	v_floor		interval := todo_kafka.audit_retention();
-	v_period	interval := coalesce(p_older_than, v_floor);
-	v_cutoff	timestamptz;
-	v_chain		integer;
-	v_keep		bigint;
-	v_last_seq	bigint;
-	v_last_hash	bytea;
-	v_count		bigint;
-	v_total		bigint := 0;
-	v_anchors	jsonb := '[]';
-BEGIN
-	IF v_period < interval '0' THEN
-		RAISE EXCEPTION 'invalid retention period: %', v_period
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass a positive interval, e.g. ''90 days''.';
-	END IF;
-	IF v_period < v_floor THEN
-		RAISE EXCEPTION 'audit entries are kept at least %: a purge of entries older than % is refused',
-				v_floor, v_period
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass a period of at least the retention (or none: purge_audit() uses it). '
-					  'The retention is the setting todo_kafka.audit_retention, which only a superuser can change.';
-	END IF;
-	v_cutoff := now() - v_period;
-	PERFORM set_config('todo_kafka.audit_purge', 'on', true);
-	FOR v_chain IN SELECT c.chain FROM todo_kafka.audit_chains c ORDER BY c.chain FOR UPDATE
-	LOOP
-		SELECT a.seq INTO v_keep FROM todo_kafka.audit_log a
-		 WHERE a.chain = v_chain AND a.recorded_at >= v_cutoff
-		 ORDER BY a.seq LIMIT 1;
-		IF v_keep IS NULL THEN
-			SELECT a.seq, a.hash INTO v_last_seq, v_last_hash FROM todo_kafka.audit_log a
-			 WHERE a.chain = v_chain ORDER BY a.seq DESC LIMIT 1;
-		ELSE
-			SELECT a.seq, a.hash INTO v_last_seq, v_last_hash FROM todo_kafka.audit_log a
-			 WHERE a.chain = v_chain AND a.seq < v_keep ORDER BY a.seq DESC LIMIT 1;
-		END IF;
-		CONTINUE WHEN v_last_seq IS NULL;
-		DELETE FROM todo_kafka.audit_log a WHERE a.chain = v_chain AND a.seq <= v_last_seq;
-		GET DIAGNOSTICS v_count = ROW_COUNT;
-		v_total := v_total + v_count;
-		UPDATE todo_kafka.audit_chains c SET anchor_seq = v_last_seq, anchor_hash = v_last_hash
-		 WHERE c.chain = v_chain;
-		v_anchors := v_anchors || jsonb_build_object('chain', v_chain, 'anchor_seq', v_last_seq,
-													 'anchor_hash', encode(v_last_hash, 'hex'),
-													 'entries', v_count);
-	END LOOP;
-	PERFORM set_config('todo_kafka.audit_purge', 'off', true);
-	IF v_total > 0 THEN
-		INSERT INTO todo_kafka.audit_purges
-			(purged_at, purged_by, older_than, cutoff, retention, entries, anchors)
-		VALUES (now(), session_user, v_period, v_cutoff, v_floor, v_total, v_anchors);
-	END IF;
-	RETURN v_total;
 END
 $function$;

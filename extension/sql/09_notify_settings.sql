@@ -1,7 +1,9 @@
 /*
- * extension/sql/08_notify_settings.sql: Notification settings the chatbot keeps per user (channels, email,
- * quiet hours, push subscriptions and gateway) and their input checks,
- * including the operator's push host allowlist.
+ * extension/sql/09_notify_settings.sql: what the chatbot (todo_kafka_app)
+ * keeps per user for notifications: the channels of each kind of event,
+ * the email address, quiet hours, Web Push subscriptions and gateway; the
+ * input checks of those (internal), with the operator's push host
+ * allowlist (extension/push_allowlist.c).
  */
 
 /* ===========================================================================
@@ -396,7 +398,7 @@ END
 $function$;
 
 /* ---------------------------------------------------------------------------
- * Push endpoints and gateways only on the operator's hosts (issue 19).
+ * Push endpoints and gateways only on the operator's hosts.
  *
  * A subscription's endpoint comes from the user's browser through the
  * chatbot, so whoever holds a chat session chooses it, and the notify
@@ -412,7 +414,7 @@ $function$;
  *
  *	 push_host_allowed(host, gateway)	  C: is host on the list
  *	 notify_check_push_host(url, gateway) the check with its error (22023)
- *	 notify_check_url(url, what)		  0.4.0's URL checks, then the above
+ *	 notify_check_url(url, what)		  notify_check_url_syntax(), then the above
  * ------------------------------------------------------------------------- */
 CREATE OR REPLACE FUNCTION todo_kafka.push_host_allowed(p_host text, p_gateway boolean)
  RETURNS boolean

@@ -1,6 +1,10 @@
 /*
- * extension/sql/11_dead_letters.sql: Dead letters: outbox rows Kafka refused for good (the relay moves them
- * here), and the dlq tool's replay and purge records (todo_kafka_operator).
+ * extension/sql/12_dead_letters.sql: dead letters.  dead_letters holds the
+ * outbox rows Kafka refused for good (relay_dead_letter() moves them here);
+ * the dlq tool (todo_kafka_operator) lists them, replays them or the
+ * dead-letter topic's messages (dead_letter_replays: a second replay needs
+ * --force) and purges old ones (dead_letter_purges: where each partition
+ * of the topic now starts).
  */
 
 /* rows the relay could not publish for good (poison rows), kept for repair */

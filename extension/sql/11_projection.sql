@@ -1,6 +1,8 @@
 /*
- * extension/sql/10_projection.sql: The read model todo-kafka-project builds from the task events
- * (task_view), its Kafka offsets, and snapshots to restore it from.
+ * extension/sql/11_projection.sql: the read model todo-kafka-project builds
+ * from the task events (task_view, readable by the app and auditors), the
+ * Kafka offsets stored with it in the same transaction, and snapshots of
+ * both to restore from.
  */
 
 /* ===========================================================================

@@ -1,14 +1,23 @@
 /*
- * Who may do what.  Nothing in the schema is PUBLIC's; each role gets
- * EXECUTE on its API and SELECT where it reads (the roles: 01_schema_roles.sql).
- * The functions run as their caller unless SECURITY DEFINER, so a role's
- * grants are exactly what it can reach.
+ * extension/sql/13_grants.sql: who may do what.  Nothing in the schema is
+ * PUBLIC's; each role gets EXECUTE on the functions its program calls and
+ * SELECT where it reads (the roles: 01_schema_roles.sql).  Each service
+ * has a role with only the functions its C code calls (consumers/<service>/,
+ * plus the runtime's topic_of()), so the notifier, which talks to outside
+ * servers, cannot append audit entries or purge the trail:
+ *	 todo_kafka_audit_writer	audit_append, purge_audit (retention_days),
+ *								verify_audit (verify_interval_s), topic_of
+ *	 todo_kafka_notifier		the delivery functions (10_notify_delivery.sql)
+ *	 todo_kafka_projector		the project_* functions; SELECT task_view
+ * todo_kafka_consumer is their union (membership only, no grants of its
+ * own), kept for installs whose login still has it; give each service its
+ * own login (README, Roles).
  */
 REVOKE ALL ON ALL TABLES IN SCHEMA todo_kafka FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA todo_kafka FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA todo_kafka FROM PUBLIC;
 
-/* topics */
+/* the topic map */
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.topic_of(text)
 	TO todo_kafka_audit_writer, todo_kafka_notifier, todo_kafka_operator, todo_kafka_projector, todo_kafka_relay;
@@ -25,13 +34,13 @@ GRANT EXECUTE ON FUNCTION
 	TO todo_kafka_app;
 GRANT SELECT ON todo_kafka.tasks TO todo_kafka_auditor;
 
-/* outbox capture */
+/* the outbox */
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.publish(text,text,text,jsonb,jsonb)
 	TO todo_kafka_app;
 GRANT SELECT ON todo_kafka.outbox TO todo_kafka_relay;
 
-/* relay api */
+/* the relay's API */
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.relay_backlog(),
 	todo_kafka.relay_commit_position(pg_snapshot,bigint),
@@ -125,3 +134,17 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON todo_kafka.dead_letter_replays TO todo_kafka_auditor;
 GRANT SELECT ON todo_kafka.dead_letters TO todo_kafka_auditor;
 GRANT SELECT, INSERT ON todo_kafka.dead_letters TO todo_kafka_relay;
+
+/* the union of the service roles (quietly, when the role already has them) */
+DO $union$
+DECLARE
+	r	text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['todo_kafka_audit_writer', 'todo_kafka_notifier', 'todo_kafka_projector']
+	LOOP
+		IF NOT pg_catalog.pg_has_role('todo_kafka_consumer', r, 'MEMBER') THEN
+			EXECUTE pg_catalog.format('GRANT %I TO todo_kafka_consumer', r);
+		END IF;
+	END LOOP;
+END
+$union$;

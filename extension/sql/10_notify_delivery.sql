@@ -1,7 +1,9 @@
 /*
- * extension/sql/09_notify_delivery.sql: What todo-kafka-notify calls: the fan-out plan and targets of an event,
- * the delivery log (claim, done, retry: each send at most once), the
- * in-app inbox and its NOTIFY channel.
+ * extension/sql/10_notify_delivery.sql: what todo-kafka-notify calls
+ * (todo_kafka_notifier): the fan-out plan and the targets of an event, the
+ * delivery log (claim, done, retry: each send at most once per
+ * notification, channel and target), the in-app inbox with its NOTIFY
+ * channel (the chatbot lists and marks it read), and the log's retention.
  */
 
 /* the in-app inbox */
