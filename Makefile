@@ -7,7 +7,7 @@
 #   make                 build everything
 #   make install         install the extension and the programs
 #   make installcheck    pg_regress + isolation tests against a running server
-#   make check-relay     end-to-end TAP tests (tests/*.pl) under prove
+#   make check-tap       TAP tests (tests/*.pl: unit and end to end) under prove
 
 EXTENSION = todo_kafka
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed "s/.*'\(.*\)'/\1/")
@@ -50,7 +50,7 @@ clean: clean-frontend
 
 include $(PGXS)
 
-.PHONY: frontend install-frontend clean-frontend check-relay
+.PHONY: frontend install-frontend clean-frontend check-tap
 
 frontend:
 	@for d in $(FRONTEND_DIRS); do $(MAKE) -C $$d PG_CONFIG=$(PG_CONFIG) all || exit 1; done
@@ -64,6 +64,6 @@ clean-frontend:
 
 # End-to-end tests: every tests/NNN_*.pl starts its own PostgreSQL and devbroker.
 PROVE_TESTS = $(or $(TESTS),tests/*.pl)
-check-relay: PROVE_FLAGS += -I $(CURDIR)/tests/lib --timer
-check-relay: frontend
+check-tap: PROVE_FLAGS += -I $(CURDIR)/tests/lib --timer
+check-tap: frontend
 	$(prove_installcheck)

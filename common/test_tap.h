@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * test_tap.h
- *	  the TAP output of the unit test programs of common/ (test_*.c)
+ *	  the TAP output of the unit test programs (common/, relay/,
+ *	  consumers/runtime/: test_*.c; tests/100_unit.pl runs them)
  *
  * One program per concern, each including this once: ok() prints
  * "ok N - name" or "not ok N - name"; main() ends with

@@ -30,14 +30,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config.h"
 #include "devbroker.h"
@@ -45,41 +41,6 @@
 #define MAX_WORDS			8
 #define MAX_ERROR_COUNT		100000
 #define MAX_RTT_MS			600000
-
-/* Kafka protocol request types, by the names the protocol guide uses */
-static const struct
-{
-	const char *name;
-	int16_t		key;
-}			api_keys[] = {
-	{"Produce", 0},
-	{"Fetch", 1},
-	{"ListOffsets", 2},
-	{"Metadata", 3},
-	{"OffsetCommit", 8},
-	{"OffsetFetch", 9},
-	{"FindCoordinator", 10},
-	{"JoinGroup", 11},
-	{"Heartbeat", 12},
-	{"LeaveGroup", 13},
-	{"SyncGroup", 14},
-	{"DescribeGroups", 15},
-	{"ListGroups", 16},
-	{"SaslHandshake", 17},
-	{"ApiVersions", 18},
-	{"CreateTopics", 19},
-	{"DeleteTopics", 20},
-	{"DeleteRecords", 21},
-	{"InitProducerId", 22},
-	{"OffsetForLeaderEpoch", 23},
-	{"AddPartitionsToTxn", 24},
-	{"AddOffsetsToTxn", 25},
-	{"EndTxn", 26},
-	{"TxnOffsetCommit", 28},
-	{"DescribeConfigs", 32},
-	{"AlterConfigs", 33},
-	{"SaslAuthenticate", 36},
-};
 
 static const char command_help[] =
 	"Control commands (one per line on stdin or the --control FIFO; each gets\n"
@@ -123,88 +84,6 @@ answer(char *buf, size_t len, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
-}
-
-static bool
-parse_api_key(const char *s, int16_t *key)
-{
-	long		v;
-	size_t		i;
-
-	if (tk_config_parse_int(s, 0, SHRT_MAX, &v))
-	{
-		*key = (int16_t) v;
-		return true;
-	}
-	for (i = 0; i < sizeof(api_keys) / sizeof(api_keys[0]); i++)
-	{
-		if (strcasecmp(s, api_keys[i].name) == 0)
-		{
-			*key = api_keys[i].key;
-			return true;
-		}
-	}
-	return false;
-}
-
-static const char *
-api_key_name(int16_t key)
-{
-	size_t		i;
-
-	for (i = 0; i < sizeof(api_keys) / sizeof(api_keys[0]); i++)
-		if (api_keys[i].key == key)
-			return api_keys[i].name;
-	return "?";
-}
-
-/*
- * An error code by number or by librdkafka's name for it, with or without
- * the "RD_KAFKA_RESP_ERR_" prefix: NOT_LEADER_FOR_PARTITION, _TRANSPORT.
- */
-static bool
-parse_error_code(const char *s, rd_kafka_resp_err_t *err)
-{
-	const struct rd_kafka_err_desc *descs;
-	size_t		cnt;
-	size_t		i;
-	long		v;
-	bool		numeric;
-
-	numeric = tk_config_parse_int(s, INT_MIN, INT_MAX, &v);
-	if (!numeric && strncasecmp(s, "RD_KAFKA_RESP_ERR_", 18) == 0)
-		s += 18;
-
-	/* only codes librdkafka knows: a typo must not inject a meaningless code */
-	rd_kafka_get_err_descs(&descs, &cnt);
-	for (i = 0; i < cnt; i++)
-	{
-		if (descs[i].name == NULL)
-			continue;
-		if (numeric ? (long) descs[i].code == v
-			: strcasecmp(s, descs[i].name) == 0)
-		{
-			*err = descs[i].code;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Kafka's legal topic names: [a-zA-Z0-9._-]{1,249} */
-bool
-devbroker_valid_topic_name(const char *s)
-{
-	size_t		len = strlen(s);
-	size_t		i;
-
-	if (len == 0 || len > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char) s[i]) && s[i] != '.' && s[i] != '_' &&
-			s[i] != '-')
-			return false;
-	return true;
 }
 
 /*
@@ -330,10 +209,10 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		}
 		i = 3;
 	}
-	else if (nw >= 2 && !parse_api_key(w[1], &key))
+	else if (nw >= 2 && !devbroker_parse_api_key(w[1], &key))
 	{
 		/* per-topic form: error TOPIC Metadata ERR */
-		if (nw < 4 || !parse_api_key(w[2], &key) || key != 3)
+		if (nw < 4 || !devbroker_parse_api_key(w[2], &key) || key != 3)
 		{
 			answer(ans, anslen, "error: \"%s\" is not an API; per-topic errors exist only for Metadata in the librdkafka 2.0.2 mock: use \"error TOPIC Metadata ERR\", or \"error API ERR COUNT\" for all topics",
 				   w[1]);
@@ -350,7 +229,7 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 			answer(ans, anslen, "error: invalid topic name \"%s\"", w[1]);
 			return;
 		}
-		if (!parse_error_code(w[3], &err))
+		if (!devbroker_parse_error_code(w[3], &err))
 		{
 			answer(ans, anslen, "error: unknown error code \"%s\": use a number or a librdkafka name such as UNKNOWN_TOPIC_OR_PART",
 				   w[3]);
@@ -369,13 +248,13 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: usage: error [broker ID] API ERR [COUNT], or error TOPIC Metadata ERR");
 		return;
 	}
-	if (!parse_api_key(w[i], &key))
+	if (!devbroker_parse_api_key(w[i], &key))
 	{
 		answer(ans, anslen, "error: unknown API \"%s\": use a name such as Produce, Fetch, Metadata, or a number",
 			   w[i]);
 		return;
 	}
-	if (!parse_error_code(w[i + 1], &err))
+	if (!devbroker_parse_error_code(w[i + 1], &err))
 	{
 		answer(ans, anslen, "error: unknown error code \"%s\": use a number or a librdkafka name such as NOT_LEADER_FOR_PARTITION",
 			   w[i + 1]);
@@ -428,16 +307,16 @@ cmd_error(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 
 	if (broker < 0)
 		tk_log(TK_LOG_INFO, "next %ld %s request(s) fail with %s",
-			   cnt, api_key_name(key), rd_kafka_err2name(err));
+			   cnt, devbroker_api_key_name(key), rd_kafka_err2name(err));
 	else
 		tk_log(TK_LOG_INFO, "next %ld %s request(s) on broker %ld fail with %s",
-			   cnt, api_key_name(key), broker, rd_kafka_err2name(err));
+			   cnt, devbroker_api_key_name(key), broker, rd_kafka_err2name(err));
 	if (broker < 0)
-		answer(ans, anslen, "ok error %s %s x%ld", api_key_name(key),
+		answer(ans, anslen, "ok error %s %s x%ld", devbroker_api_key_name(key),
 			   rd_kafka_err2name(err), cnt);
 	else
 		answer(ans, anslen, "ok error broker %ld %s %s x%ld", broker,
-			   api_key_name(key), rd_kafka_err2name(err), cnt);
+			   devbroker_api_key_name(key), rd_kafka_err2name(err), cnt);
 }
 
 static void
@@ -450,11 +329,11 @@ cmd_clear(devbroker_state *st, char **w, int nw, char *ans, size_t anslen)
 		answer(ans, anslen, "error: usage: clear API|TOPIC");
 		return;
 	}
-	if (parse_api_key(w[1], &key))
+	if (devbroker_parse_api_key(w[1], &key))
 	{
 		rd_kafka_mock_clear_request_errors(st->mcluster, key);
-		tk_log(TK_LOG_INFO, "cleared pending %s errors", api_key_name(key));
-		answer(ans, anslen, "ok clear %s", api_key_name(key));
+		tk_log(TK_LOG_INFO, "cleared pending %s errors", devbroker_api_key_name(key));
+		answer(ans, anslen, "ok clear %s", devbroker_api_key_name(key));
 		return;
 	}
 	if (!devbroker_valid_topic_name(w[1]))

@@ -6,9 +6,11 @@
  * The development broker is split by concern:
  *
  *	todo-kafka-devbroker.c	command line, startup, signals, main loop
- *	command.c				parsing and executing control commands
+ *	command.c				executing control commands, one answer line each
+ *	names.c					the names they accept: API keys, error codes, topics
  *	input.c					line-oriented command sources (stdin, FIFO)
- *	log.c					timestamped logging to stderr
+ *
+ * Logging, signals and config parsing come from common/.
  *
  * Everything runs on the main thread; librdkafka's mock cluster runs its own
  * thread, and every rd_kafka_mock_*() call used here hands a command to that
@@ -55,6 +57,11 @@ extern int	devbroker_create_topic(devbroker_state *st, const char *name,
 extern void devbroker_execute(devbroker_state *st, const char *line,
 							  char *answer, size_t answerlen);
 extern const char *devbroker_command_help(void);
+
+/* names.c */
+extern bool devbroker_parse_api_key(const char *s, int16_t *key);
+extern const char *devbroker_api_key_name(int16_t key);
+extern bool devbroker_parse_error_code(const char *s, rd_kafka_resp_err_t *err);
 extern bool devbroker_valid_topic_name(const char *name);
 
 /* input.c */

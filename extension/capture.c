@@ -5,37 +5,29 @@
  *
  * todo_kafka.capture() is an AFTER ROW trigger for INSERT, UPDATE and
  * DELETE.  Each change writes exactly ONE outbox row, in the same
- * transaction, carrying the before and after row images (json), the list
- * of changed columns and the event type.  An UPDATE's before image holds
- * only the changed columns: the others are in the after image, and the
- * relay rebuilds the whole before image for the audit record.  That halves
- * the json work and the outbox's WAL for updates, the commonest change.  Fan-out to Kafka topics happens
- * later, in the relay, so the write path stays one insert.
+ * transaction, with the before and after row images (json), the changed
+ * columns and the event type; fan-out to Kafka topics happens later, in the
+ * relay, so the write path stays one insert.  An UPDATE's before image
+ * holds only the changed columns (the relay rebuilds the whole old row for
+ * the audit record), which halves the json work and WAL of updates.
  *
- * Event types: created (INSERT; recurring-created when the recurrence
- * parent column is set), updated, completed (the completed column went
- * from false to true), deleted.  An UPDATE that changes no column writes
- * nothing.  Columns are compared by their binary image (datumIsEqual), so
- * an unchanged TOASTed value, which keeps its TOAST pointer, compares equal;
- * variable-length values that differ only in their header (short or long,
- * compressed or not) are compared by content.
+ * Event types: created (recurring-created when the recurrence parent column
+ * is set), updated, completed (the completed column went from false to
+ * true), deleted.  An UPDATE that changes no column writes nothing.
+ * Columns are compared by their binary image (datumIsEqual), so an
+ * unchanged TOASTed value compares equal; values differing only in their
+ * varlena header (short, long, compressed) are compared by content.
  *
- * Cost.  This runs inside every application transaction that changes a
- * captured row, so it does no catalog lookup per row: each row is deformed
- * once (heap_deform_tuple) and the values serve the comparison, the key and
- * user text and both json images; output functions, column names and the
- * table's name come from rowjson.c's per-table cache.  What is left is the
- * outbox insert itself (outbox.c).  bench/capture measures it against no
- * capture, a hand-written PL/pgSQL outbox trigger and a plain insert into a
- * second table.
+ * Cost: no catalog lookup per row.  Each row is deformed once and the
+ * values serve the comparison, the key and user text and both images;
+ * output functions, column names and the table's name come from
+ * rowjson_cache.c.  bench/capture measures it.
  *
  * Trigger arguments: key column, user column, stream [, completed column
- * [, recurrence parent column]].  Missing optional columns are simply not
- * used; a named column that does not exist is an error.
- *
- * todo_kafka.touch() is a BEFORE UPDATE trigger taking one argument, the
- * timestamptz column to set to now() when any other column changed; so a
- * no-op UPDATE stays a no-op and produces no event.
+ * [, recurrence parent column]]; a named column that does not exist is an
+ * error.  todo_kafka.touch() is a BEFORE UPDATE trigger setting its one
+ * argument, a timestamptz column, to now() when another column changed, so
+ * a no-op UPDATE stays a no-op and produces no event.
  *
  * IDENTIFICATION
  *	  extension/capture.c
@@ -141,7 +133,7 @@ capture_text(RowJsonEntry *entry, const CaptureRow *row, int attnum)
 {
 	if (row->isnull[attnum - 1])
 		return NULL;
-	return todo_kafka_rowjson_column_text(entry, attnum, row->values[attnum - 1]);
+	return rowjson_column_text(entry, attnum, row->values[attnum - 1]);
 }
 
 /*
@@ -200,7 +192,7 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 		completed_att = capture_column(rel, trigger->tgname, trigger->tgargs[3]);
 	if (trigger->tgnargs > 4)
 		parent_att = capture_column(rel, trigger->tgname, trigger->tgargs[4]);
-	entry = todo_kafka_rowjson_entry(rel);
+	entry = rowjson_lookup(rel);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = "change";
@@ -242,7 +234,7 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 									 oldrow.values[attnum - 1], oldrow.isnull[attnum - 1],
 									 newrow.values[attnum - 1], newrow.isnull[attnum - 1]))
 			{
-				names[nchanged++] = todo_kafka_rowjson_column_name(entry, attnum);
+				names[nchanged++] = rowjson_column_name(entry, attnum);
 				changed_cols[attnum - 1] = true;
 			}
 		}
@@ -274,17 +266,17 @@ todo_kafka_capture(PG_FUNCTION_ARGS)
 						trigger->tgargs[0], RelationGetRelationName(rel)),
 				 errdetail("Every captured row needs a key: it becomes the Kafka message key.")));
 	ev.user_id = capture_text(entry, current, user_att);
-	ev.source = todo_kafka_rowjson_source(entry);
+	ev.source = rowjson_table_name(entry);
 
 	if (oldtup)
 	{
 		/* UPDATE: only the changed columns; the others equal the after image */
-		ev.before = todo_kafka_row_json(entry, oldrow.values, oldrow.isnull, changed_cols);
+		ev.before = rowjson_render_row(entry, oldrow.values, oldrow.isnull, changed_cols);
 		ev.has_before = true;
 	}
 	if (newtup)
 	{
-		ev.after = todo_kafka_row_json(entry, newrow.values, newrow.isnull, NULL);
+		ev.after = rowjson_render_row(entry, newrow.values, newrow.isnull, NULL);
 		ev.has_after = true;
 	}
 

@@ -1,55 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * rowjson.c
- *	  row images as JSON for the capture trigger, with per-table caching
+ *	  row images as JSON for the capture trigger
  *
  * The before and after images of a captured row are stored as json, in the
  * form row_to_json() gives, except for the values whose text depends on the
- * writing session's settings (message contract, since 0.4.0):
+ * writing session's settings (the message contract):
  *	 timestamptz	UTC, RFC 3339 with a "Z" and always six fraction digits
- *					("2030-01-02T08:00:00.000000Z"), whatever TimeZone says;
- *					row_to_json() follows TimeZone ("...-05:00" from a New
- *					York session) and drops trailing zeros of the fraction
+ *					("2030-01-02T08:00:00.000000Z"), whatever TimeZone says
  *	 interval		ISO 8601 durations ("PT15M", "P1D", "P1DT2H"), whatever
- *					IntervalStyle says ("00:15:00" and "1 day" by default)
- * in scalars and in arrays alike, so one instant or offset is spelled one
- * way in every message.  (date and timestamp without time zone carry no
- * zone and do not depend on the session: they keep row_to_json()'s text.)
+ *					IntervalStyle says
+ * in scalars and arrays alike (date and timestamp keep row_to_json()'s).
  *
- * row_to_json() itself looks up, for every column of every call, the
- * type's JSON category and output function in the system caches
- * (json_categorize_type, OidOutputFunctionCall): on the single-row
- * transactions of a task API that was about a third of the capture
- * trigger's time.  Here the per-column work is done once per table and
- * kept: category and output function (FmgrInfo) live in a cache entry in
- * CacheMemoryContext, keyed by the relation OID and rebuilt after any
- * relcache invalidation of that relation (ALTER TABLE, DROP).
+ * Categories (set per table by rowjson_cache.c) mirror json.c's
+ * datum_to_json(): NULL -> null, bool -> true / false, numbers as written
+ * unless NaN or Infinity (then quoted), date and timestamp in ISO 8601,
+ * json and jsonb as they are, arrays nested as array_to_json() does, the
+ * rest as escaped strings; domains use their base type's.  A column not
+ * classified the way json.c would (a composite, an enum or another
+ * user-defined type, which may carry a cast to json, or an array of those)
+ * is rendered by row_to_json() of a one-column row, so its text never
+ * differs from row_to_json()'s (a nested timestamptz follows TimeZone).
  *
- * The entry also keeps what the trigger needs besides the json, so a
- * captured change makes no system-cache lookup at all: each column's type
- * output function (the key and user columns' text), each column's name as
- * a text datum (the changed-columns array) and the table's quoted
- * qualified name (the source).  A schema rename does not invalidate the
- * relcache, so a pg_namespace syscache callback marks every entry stale.
- *
- * The trigger deforms each row once (heap_deform_tuple) and passes the
- * values here: heap_getattr() per column walks the tuple from its start
- * for every column after the first variable-length one.  Strings are
- * copied into the buffer in one piece when no byte needs escaping (the
- * usual case), text values straight from the datum without the output
- * function's copy, and the json is built in place as a text datum.
- *
- * Categories mirror json.c's datum_to_json(): NULL -> null, bool -> true /
- * false, numbers as written unless NaN or Infinity (then quoted), date and
- * timestamp in ISO 8601 (JsonEncodeDateTime), timestamptz and interval as
- * above, json and jsonb as they are, arrays element by element the way
- * array_to_json() nests them, everything else as an escaped string.
- * Domains use their base type's category.  A column this file does not
- * classify the way json.c would (a composite, an enum or another
- * user-defined base type, which may carry a cast to json, or an array of
- * those) is rendered by row_to_json() of a one-column row, so its text
- * never differs from row_to_json()'s (a timestamptz nested inside a
- * composite value therefore still follows TimeZone).
+ * Speed: the trigger passes deformed values; strings with nothing to
+ * escape go in with one copy, and the json is built in place as a text.
  *
  * IDENTIFICATION
  *	  extension/rowjson.c
@@ -59,317 +33,18 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/tupdesc.h"
-#include "access/transam.h"
-#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "rowjson_cache.h"
 #include "todo_kafka.h"
-
-typedef enum RowJsonCategory
-{
-	RJ_BOOL,
-	RJ_NUMBER,
-	RJ_DATETIME,				/* date, timestamp: JsonEncodeDateTime */
-	RJ_TIMESTAMPTZ,				/* UTC, "Z", six fraction digits */
-	RJ_INTERVAL,				/* ISO 8601 duration */
-	RJ_JSON,
-	RJ_ARRAY,
-	RJ_TEXT,					/* text, varchar: the datum's bytes, escaped */
-	RJ_STRING,
-	RJ_ROW_TO_JSON				/* row_to_json() of a one-column row */
-} RowJsonCategory;
-
-/* how to render a value of one (base) type */
-typedef struct RowJsonType
-{
-	RowJsonCategory category;
-	Oid			typid;			/* base type, for JsonEncodeDateTime */
-	FmgrInfo	output;			/* the type's output function */
-} RowJsonType;
-
-typedef struct RowJsonColumn
-{
-	bool		dropped;
-	RowJsonType type;
-	char	   *quoted_name;	/* "name": already escaped, with the colon */
-	int			quoted_len;
-	text	   *name;			/* the column's name as text */
-	/* RJ_ARRAY: the elements */
-	RowJsonType elem;
-	int16		elmlen;
-	bool		elmbyval;
-	char		elmalign;
-	/* RJ_ROW_TO_JSON: a blessed one-column row type */
-	TupleDesc	onecol;
-} RowJsonColumn;
-
-struct RowJsonEntry
-{
-	Oid			relid;			/* hash key */
-	bool		stale;			/* invalidated: rebuild before use */
-	int			natts;
-	RowJsonColumn *columns;
-	char	   *source;			/* "schema"."table", quoted as needed */
-};
-
-static HTAB *rowjson_cache = NULL;
-
-static void
-rowjson_mark_stale(Oid relid)
-{
-	HASH_SEQ_STATUS status;
-	RowJsonEntry *entry;
-
-	if (rowjson_cache == NULL)
-		return;
-	hash_seq_init(&status, rowjson_cache);
-	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		if (relid == InvalidOid || entry->relid == relid)
-			entry->stale = true;
-	}
-}
-
-/*
- * Relcache invalidation: mark the entry stale, free nothing.  A callback can
- * run in the middle of rendering a row (a cache miss inside an output
- * function takes a lock, which processes invalidations), so the columns
- * stay valid until the next rowjson_entry() rebuilds them.
- */
-static void
-rowjson_invalidate(Datum arg, Oid relid)
-{
-	rowjson_mark_stale(relid);
-}
-
-/* a schema was renamed or dropped: every source name may be wrong */
-static void
-rowjson_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	rowjson_mark_stale(InvalidOid);
-}
-
-static void
-rowjson_free_columns(RowJsonEntry *entry)
-{
-	int			i;
-
-	for (i = 0; i < entry->natts; i++)
-	{
-		if (entry->columns[i].quoted_name)
-			pfree(entry->columns[i].quoted_name);
-		if (entry->columns[i].name)
-			pfree(entry->columns[i].name);
-		/* the record type cache keeps its own copy of a blessed desc */
-		if (entry->columns[i].onecol)
-			FreeTupleDesc(entry->columns[i].onecol);
-	}
-	pfree(entry->columns);
-	entry->columns = NULL;
-	if (entry->source)
-		pfree(entry->source);
-	entry->source = NULL;
-}
-
-/* classify one (base) type; false if only row_to_json() renders it right */
-static bool
-rowjson_classify_type(Oid typid, RowJsonType *t)
-{
-	Oid			base = getBaseType(typid);
-	Oid			outfunc;
-	bool		isvarlena;
-
-	/* a domain's output function is its base type's */
-	getTypeOutputInfo(base, &outfunc, &isvarlena);
-	fmgr_info_cxt(outfunc, &t->output, CacheMemoryContext);
-	t->typid = base;
-	switch (base)
-	{
-		case BOOLOID:
-			t->category = RJ_BOOL;
-			break;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			t->category = RJ_NUMBER;
-			break;
-		case DATEOID:
-		case TIMESTAMPOID:
-			t->category = RJ_DATETIME;
-			break;
-		case TIMESTAMPTZOID:
-			t->category = RJ_TIMESTAMPTZ;
-			break;
-		case INTERVALOID:
-			t->category = RJ_INTERVAL;
-			break;
-		case JSONOID:
-		case JSONBOID:
-			t->category = RJ_JSON;
-			break;
-		case TEXTOID:
-		case VARCHAROID:
-			t->category = RJ_TEXT;	/* textout, varcharout: the bytes as they are */
-			break;
-		default:
-			if (OidIsValid(get_element_type(base)))
-				t->category = RJ_ARRAY;
-			else if (type_is_rowtype(base) || base >= FirstNormalObjectId)
-				return false;	/* composite, or a type that may cast to json */
-			else
-				t->category = RJ_STRING;
-			break;
-	}
-	return true;
-}
-
-/* a one-column row type of column att, for row_to_json() */
-static TupleDesc
-rowjson_onecol(Form_pg_attribute att)
-{
-	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
-	TupleDesc	desc = CreateTemplateTupleDesc(1);
-
-	TupleDescInitEntry(desc, 1, NameStr(att->attname), att->atttypid,
-					   att->atttypmod, 0);
-	TupleDescInitEntryCollation(desc, 1, att->attcollation);
-	desc = BlessTupleDesc(desc);
-	MemoryContextSwitchTo(old);
-	return desc;
-}
-
-/* classify one column: its type, and for arrays its element type */
-static void
-rowjson_classify(Form_pg_attribute att, RowJsonColumn *col)
-{
-	bool		ok = rowjson_classify_type(att->atttypid, &col->type);
-
-	if (ok && col->type.category == RJ_ARRAY)
-	{
-		Oid			elemtype = get_element_type(col->type.typid);
-
-		ok = rowjson_classify_type(elemtype, &col->elem);
-		/* an array of arrays is not a type PostgreSQL has */
-		ok = ok && col->elem.category != RJ_ARRAY;
-		if (ok)
-			get_typlenbyvalalign(elemtype, &col->elmlen, &col->elmbyval,
-								 &col->elmalign);
-	}
-	if (!ok)
-	{
-		col->type.category = RJ_ROW_TO_JSON;
-		col->onecol = rowjson_onecol(att);
-	}
-}
-
-/*
- * The cache entry of a relation, built or rebuilt as needed.  It stays
- * valid until the next call: an invalidation only marks it stale.
- */
-RowJsonEntry *
-todo_kafka_rowjson_entry(Relation rel)
-{
-	Oid			relid = RelationGetRelid(rel);
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	RowJsonEntry *entry;
-	bool		found;
-	int			i;
-
-	if (rowjson_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(RowJsonEntry);
-		ctl.hcxt = CacheMemoryContext;
-		rowjson_cache = hash_create("todo_kafka row json cache", 16, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(rowjson_invalidate, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, rowjson_namespace_changed, (Datum) 0);
-	}
-
-	entry = hash_search(rowjson_cache, &relid, HASH_ENTER, &found);
-	if (found && !entry->stale && entry->natts == tupdesc->natts)
-		return entry;
-	if (found && entry->columns)
-		rowjson_free_columns(entry);
-
-	/* stale until complete, so an error half-way leaves no half entry */
-	entry->stale = true;
-	entry->columns = NULL;
-	entry->source = NULL;
-	entry->natts = tupdesc->natts;
-	entry->columns = MemoryContextAllocZero(CacheMemoryContext,
-											sizeof(RowJsonColumn) * tupdesc->natts);
-	for (i = 0; i < tupdesc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		RowJsonColumn *col = &entry->columns[i];
-		StringInfoData name;
-
-		if (att->attisdropped)
-		{
-			col->dropped = true;
-			continue;
-		}
-		rowjson_classify(att, col);
-		initStringInfo(&name);
-		escape_json(&name, NameStr(att->attname));
-		appendStringInfoChar(&name, ':');
-		col->quoted_name = MemoryContextStrdup(CacheMemoryContext, name.data);
-		col->quoted_len = name.len;
-		pfree(name.data);
-		col->name = (text *) MemoryContextAlloc(CacheMemoryContext,
-												VARHDRSZ + strlen(NameStr(att->attname)));
-		SET_VARSIZE(col->name, VARHDRSZ + strlen(NameStr(att->attname)));
-		memcpy(VARDATA(col->name), NameStr(att->attname), strlen(NameStr(att->attname)));
-	}
-	entry->source = MemoryContextStrdup(CacheMemoryContext,
-										quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-																   RelationGetRelationName(rel)));
-	entry->stale = false;
-	return entry;
-}
-
-/* "schema"."table" of the entry's relation */
-const char *
-todo_kafka_rowjson_source(RowJsonEntry *entry)
-{
-	return entry->source;
-}
-
-/* column attnum's name as a text datum (kept in the cache: do not free) */
-Datum
-todo_kafka_rowjson_column_name(RowJsonEntry *entry, int attnum)
-{
-	return PointerGetDatum(entry->columns[attnum - 1].name);
-}
-
-/* a non-null value of column attnum as its type's output function writes it */
-char *
-todo_kafka_rowjson_column_text(RowJsonEntry *entry, int attnum, Datum value)
-{
-	return OutputFunctionCall(&entry->columns[attnum - 1].type.output, value);
-}
 
 /*
  * A json string of len bytes (no NUL among them).  When none needs escaping
@@ -608,8 +283,8 @@ rowjson_member_by_row_to_json(StringInfo buf, RowJsonColumn *col, Datum value,
  * just those columns, in column order.  Returns a json (text) datum.
  */
 Datum
-todo_kafka_row_json(RowJsonEntry *entry, const Datum *values, const bool *isnull,
-					const bool *only_cols)
+rowjson_render_row(RowJsonEntry *entry, const Datum *values, const bool *isnull,
+				   const bool *only_cols)
 {
 	StringInfoData buf;
 	bool		first = true;

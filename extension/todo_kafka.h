@@ -61,14 +61,16 @@ typedef struct OutboxEvent
 /* outbox.c */
 extern Datum outbox_write(const OutboxEvent *ev);	/* returns the event id */
 
-/* rowjson.c: what the capture trigger keeps per table */
+/* rowjson_cache.c: what the capture trigger keeps per table */
 typedef struct RowJsonEntry RowJsonEntry;
-extern RowJsonEntry *todo_kafka_rowjson_entry(Relation rel);
-extern Datum todo_kafka_row_json(RowJsonEntry *entry, const Datum *values,
-								 const bool *isnull, const bool *only_cols);
-extern const char *todo_kafka_rowjson_source(RowJsonEntry *entry);
-extern Datum todo_kafka_rowjson_column_name(RowJsonEntry *entry, int attnum);
-extern char *todo_kafka_rowjson_column_text(RowJsonEntry *entry, int attnum, Datum value);
+extern RowJsonEntry *rowjson_lookup(Relation rel);
+extern const char *rowjson_table_name(RowJsonEntry *entry);
+extern Datum rowjson_column_name(RowJsonEntry *entry, int attnum);
+extern char *rowjson_column_text(RowJsonEntry *entry, int attnum, Datum value);
+
+/* rowjson.c: a row image as json */
+extern Datum rowjson_render_row(RowJsonEntry *entry, const Datum *values,
+								const bool *isnull, const bool *only_cols);
 
 /* todo_kafka.c: per-transaction context */
 extern Datum todo_kafka_random_uuid(void);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * inflight.h
- *	  the relay's rows in flight: produced, not yet deleted from the outbox
+ *	  the relay's rows in flight: handed to Kafka, not yet settled
  *
  * A relay_row stands for one outbox row handed to Kafka; each of its
  * messages has a relay_msg, the message's opaque in librdkafka, pointing
@@ -11,7 +11,9 @@
  * as settled in its window (position.c) and is forgotten, or goes to the
  * dead list (a permanent failure, relay_row_dead; the outbox reader moves
  * it to dead_letters: relay_take_dead/forget_dead in relay.h), or back to
- * a rescan (a transient one, relay_row_failed).
+ * a rescan (a transient one, relay_row_failed).  Nothing here touches the
+ * outbox: an acknowledged row stays there until the stored position covers
+ * its partition, which is then truncated (position.c).
  *
  * Threading: main thread only (delivery reports are served by
  * rd_kafka_poll() there).

@@ -4,42 +4,31 @@
  *	  todo-kafka-relay: stream the todo_kafka outbox to Kafka
  *
  * One thread runs everything that touches PostgreSQL or the row table: the
- * event loop below.  librdkafka has its own threads but delivers reports
- * through rd_kafka_poll() on this thread; libmicrohttpd serves /metrics on
- * its own thread from relay_metrics.c's locked counters.
+ * event loop below.  librdkafka delivers its reports through
+ * rd_kafka_poll() on this thread; libmicrohttpd serves /metrics on its own
+ * thread from relay_metrics.c's locked counters.
  *
  * The loop (pgbouncer style: signal handlers only set flags, the loop acts):
- *	 1. act on signals: SIGHUP reloads the config file, SIGTERM/SIGINT
- *		drain (stop reading, wait for acks up to flush_timeout_ms, store
- *		the position, exit 0); a second SIGTERM/SIGINT cuts the drain
- *		short (exit 1: rows past the stored position are sent again by the
- *		next relay);
+ *	 1. signals: SIGHUP reloads the config; SIGTERM/SIGINT drain (stop
+ *		reading, wait for acks up to flush_timeout_ms, store the position,
+ *		exit 0); a second one cuts the drain short (exit 1: the next
+ *		relay re-sends rows past the stored position);
  *	 2. rd_kafka_poll(rk, 0): delivery reports settle rows;
  *	 3. no connection: reconnect with capped exponential backoff;
- *	 4. connected but not leader: try the leadership lock every
- *		standby_retry_ms; on success LISTEN, load the topic map, create
- *		missing topics (once), load the stored position (position.c) and
- *		read the outbox from there;
- *	 5. leader: move poison rows to dead_letters, send a store of the
- *		position (on a session of its own, not waited for; it truncates
- *		published outbox partitions) at most every position_interval_ms
- *		while rows settle, fire due reminders when
- *		the next one is due (reminders.c), run an outbox pass when due;
- *	 6. wait in poll() on the PostgreSQL socket and on a pipe librdkafka
- *		writes to when reports arrive, until the earliest of the next
- *		pass, the next reminder and the next store, for at most 100 ms,
- *		so flags are checked often; then PQconsumeInput + drain
- *		notifications.
- *
- * When the next pass is due (busy, idle, sleeping with the NOTIFY trap of
- * DESIGN.md, the flush at the end of the backlog) is pass_schedule.c's
- * concern; this loop runs a pass when it says so.
- *
- * Reminders: the leader sleeps until the next due reminder too (the
- * deadline comes from reminders.c), not a fixed poll.  A call that fired
- * reminders wrote their events into the outbox, so the next pass is made
- * due at once.  The outbox pass tells reminders.c to re-query when it sees
- * a reminder scheduled or cancelled, as the next one may now be earlier.
+ *	 4. standby: try the leadership lock every standby_retry_ms; once
+ *		leader, LISTEN, load the topic map, create missing topics (once),
+ *		load the stored position (position.c) and read from there;
+ *	 5. leader: move poison rows to dead_letters, send a position store
+ *		(its own session, not waited for; it truncates published
+ *		partitions) at most every position_interval_ms, fire due
+ *		reminders (reminders.c), run an outbox pass when pass_schedule.c
+ *		says it is due;
+ *	 6. poll() on the PostgreSQL socket and librdkafka's report pipe until
+ *		the next pass, reminder or store, at most 100 ms; then
+ *		PQconsumeInput and drain notifications.
+ * Fired reminders wrote events, so they make the next pass due at once; a
+ * pass that sees a reminder scheduled or cancelled makes reminders.c
+ * re-query its deadline.
  *
  * IDENTIFICATION
  *	  relay/main.c
@@ -237,8 +226,8 @@ wait_events(relay_state *st, int64_t deadline)
 static void
 leader_pass(relay_state *st)
 {
-	switch (relay_schedule_pass(&st->sched, st->reader, st->conn, st->rk,
-								&st->topics, &st->cfg))
+	switch (relay_run_pass(&st->sched, st->reader, st->conn, st->rk,
+						   &st->topics, &st->cfg))
 	{
 		case SCHEDULE_PROGRESS:
 			tk_backoff_reset(&st->backoff);

@@ -1,62 +1,32 @@
 /*-------------------------------------------------------------------------
  *
  * pass_schedule.c
- *	  when the leader's next outbox pass is due, and the pass itself
+ *	  run the leader's outbox pass, and decide when the next one is due
  *
- * main.c's loop asks relay_schedule_pass() to run a pass when
- * next_pass_at has come, and tells this file what else happened:
- * leadership taken (relay_schedule_start), the session lost
- * (relay_schedule_lost: the sleep lock went with it), a NOTIFY or fired
- * reminders (relay_schedule_wake), a failed statement
- * (relay_schedule_retry).  Main thread only.
+ * main.c's loop calls relay_run_pass() when next_pass_at has come, and
+ * tells this file what else happened: leadership taken (_start), the
+ * session lost with its sleep lock (_lost), a NOTIFY or fired reminders
+ * (_wake), a failed statement (_retry).  Main thread only.
  *
- * Sleeping and waking (the NOTIFY trap in DESIGN.md): writers NOTIFY only
- * while the relay holds the sleep lock (todo_kafka.relay_sleeping()).  States:
+ * Sleeping (the NOTIFY trap in DESIGN.md): writers NOTIFY only while the
+ * relay holds the sleep lock (todo_kafka.relay_sleeping()).  States:
  *	 busy	  the last pass produced rows: pass again at once;
- *	 idle	  empty passes for less than IDLE_GRACE_MS: pass every
- *			  BUSY_NAP_MS without the lock (a steady stream of writes never
- *			  pays for NOTIFY);
- *	 sleeping lock taken, then a re-check pass in a NEW window, so a commit
- *			  that happened before the lock is seen.  A writer that checked
- *			  the lock before we took it but commits after the re-check's
- *			  snapshot would only be caught by the safety-net poll: such a
- *			  writer is in the re-check snapshot's in-progress list, so
- *			  while any of those "suspects" is still running we re-check
- *			  after RECHECK_FIRST_MS, doubling up to poll_interval_ms.
- *			  Otherwise the next pass comes from NOTIFY or after
- *			  poll_interval_ms.  A pass that finds rows releases the lock.
- * The counter todo_kafka_relay_wakeups_total{reason} says what woke a
- * sleeping relay that then found rows (notify, recheck, reminder or poll);
- * "poll" means a wake-up was missed and only the safety net caught it.
+ *	 idle	  empty passes for under IDLE_GRACE_MS: pass every BUSY_NAP_MS
+ *			  without the lock (a steady stream never pays for NOTIFY);
+ *	 sleeping lock taken, then a re-check pass in a NEW window.  Writers in
+ *			  that snapshot's in-progress list may have checked the lock
+ *			  before we took it: while any still runs, re-check after
+ *			  RECHECK_FIRST_MS, doubling up to poll_interval_ms; otherwise
+ *			  wait for NOTIFY or poll_interval_ms.  Rows release the lock.
+ * todo_kafka_relay_wakeups_total{reason} says what woke a sleeping relay
+ * that found rows; "poll" means only the safety net caught a wake-up.
  *
- * Linger only while more rows wait (issue 11): librdkafka holds each
- * partition's messages up to linger.ms (spec default 5 ms) hoping to fill a
- * batch.  That pays while a backlog drains (passes end on full pages:
- * PASS_MORE, or PASS_ROWS with the window still open), but a pass that
- * produced rows and closed its window has read everything committed:
- * nothing joins those batches before the next pass, so the linger is pure
- * latency.  After such a pass relay_schedule_pass() calls
- * rd_kafka_flush(rk, FLUSH_AT_END_MS) before anything else.  flush() raises librdkafka's
- * "flushing" flag (linger treated as expired), wakes the broker threads,
- * serves delivery reports like rd_kafka_poll() and returns as soon as
- * everything is acknowledged (~0.15 ms with the devbroker), else after the
- * timeout.  The timeout must not be 0: the flag is dropped when flush()
- * returns, and a broker thread that wakes after that still lingers
- * (librdkafka's rdkafka.c: "If this flush() call finishes before the broker
- * wakes up then no flushing will be performed by that broker thread");
- * measured with librdkafka 2.0.2, produce->ack p50 was 5.3 ms with poll
- * alone, 5.3 ms with flush(0), 0.16 ms with flush(1).  The main thread
- * waits about FLUSH_AT_END_MS per such pass (also when Kafka is down; ~2
- * ms on average under load, as flush() polls in whole milliseconds), while
- * new rows gather for the next pass.
- *
- * Overlap: before that flush, the query that opens the next window is
- * already sent (relay_reader_prefetch_begin), so PostgreSQL runs it while
- * the flush waits; the next pass starts from its result.  Measured at
- * 2,000 changes/s, a pass's own wait on PostgreSQL fell from ~1.5 ms to
- * ~0.4 ms; the prefetched snapshot is only taken a little earlier, and
- * nothing else uses the session in between (the result is collected right
- * after the flush; a reset drops it unused).
+ * Linger only while more rows wait: a pass that produced rows and closed
+ * its window has read everything committed, so it sends the query of the
+ * next window (relay_reader_prefetch_begin) and calls rd_kafka_flush(rk,
+ * FLUSH_AT_END_MS) rather than wait out linger.ms.  The timeout must not be
+ * 0: flush(0) drops librdkafka's flushing flag before the broker thread
+ * wakes.  Figures: bench/RESULTS.md, relay, "send at once".
  *
  * IDENTIFICATION
  *	  relay/pass_schedule.c
@@ -165,8 +135,8 @@ after_empty_pass(relay_schedule *s, relay_reader *rd, PGconn *conn,
 
 /* one outbox pass, then decide when the next one is due */
 relay_schedule_result
-relay_schedule_pass(relay_schedule *s, relay_reader *rd, PGconn *conn,
-					rd_kafka_t *rk, relay_topics *topics, const relay_config *cfg)
+relay_run_pass(relay_schedule *s, relay_reader *rd, PGconn *conn,
+			   rd_kafka_t *rk, relay_topics *topics, const relay_config *cfg)
 {
 	int64_t		now = tk_monotonic_ms();
 

@@ -213,10 +213,11 @@ extern void relay_schedule_start(relay_schedule *s);
 extern void relay_schedule_lost(relay_schedule *s);
 extern void relay_schedule_wake(relay_schedule *s, const char *reason);
 extern void relay_schedule_retry(relay_schedule *s, int delay_ms);
-extern relay_schedule_result relay_schedule_pass(relay_schedule *s, relay_reader *rd,
-												 PGconn *conn, rd_kafka_t *rk,
-												 relay_topics *topics,
-												 const relay_config *cfg);
+/* run one outbox pass now, then schedule the next (next_pass_at) */
+extern relay_schedule_result relay_run_pass(relay_schedule *s, relay_reader *rd,
+											PGconn *conn, rd_kafka_t *rk,
+											relay_topics *topics,
+											const relay_config *cfg);
 
 /* ---- reminders.c ---- */
 

@@ -39,6 +39,9 @@ CREATE TABLE pg_temp.calls (service text, call text);
 INSERT INTO pg_temp.calls VALUES
   ('audit', 'todo_kafka.audit_append(''[]'')'),
   ('audit', 'todo_kafka.purge_audit(''0'')'),
+  ('audit', 'todo_kafka.audit_consume(''g'', ''[]'')'),
+  ('audit', 'todo_kafka.audit_skip(''g'', ''t'', 0, 0)'),
+  ('audit', 'todo_kafka.audit_offsets(''g'', ''t'')'),
   ('notify', 'todo_kafka.notification_plan(''u'', ''task_created'', NULL, NULL, ''t'', NULL)'),
   ('notify', 'todo_kafka.notification_targets(''u'', ''email'')'),
   ('notify', 'todo_kafka.delivery_claim(''n'', ''email'', ''x'', ''u'', false)'),

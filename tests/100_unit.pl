@@ -1,9 +1,14 @@
-# tests/100_unit.pl: unit tests of common/ (no PostgreSQL, no Kafka).
+# tests/100_unit.pl: the C unit tests (no PostgreSQL, no Kafka).
 #
-# Builds common/test_unit, common/test_net_guard and common/test_messages
-# and replays their TAP lines: config parsing and redaction, backoff,
-# timestamps, histogram, CloudEvents building, the envelope and dead letters; the address classes and host lists that keep push
-# requests off internal networks.
+# Builds each unit test program and replays its TAP lines:
+#   common/test_unit             config parsing and redaction, backoff,
+#                                timestamps, histogram, CloudEvents building
+#   common/test_net_guard        the address classes and host lists that keep
+#                                push requests off internal networks
+#   common/test_messages         the envelope and the dead letters' origin
+#   relay/test_position          the window ring: windows settle in order
+#   relay/test_pass_schedule     busy, idle, sleeping, re-check, poll, flush
+#   consumers/runtime/test_batch_offsets   the offsets a batch stores, in order
 
 use strict;
 use warnings;
@@ -12,15 +17,19 @@ use IPC::Run;
 use Test::More;
 use TodoKafkaTest;
 
-my $common = TodoKafkaTest::repo_root() . '/common';
-for my $prog ([ 'test_unit', 30 ], [ 'test_net_guard', 90 ], [ 'test_messages', 6 ])
+my $root = TodoKafkaTest::repo_root();
+# [directory, program, at least this many tests]
+for my $prog ([ 'common', 'test_unit', 30 ], [ 'common', 'test_net_guard', 90 ],
+	[ 'common', 'test_messages', 6 ],
+	[ 'relay', 'test_position', 20 ], [ 'relay', 'test_pass_schedule', 20 ],
+	[ 'consumers/runtime', 'test_batch_offsets', 15 ])
 {
-	my ($name, $least) = @$prog;
+	my ($dir, $name, $least) = @$prog;
 	my ($out, $err) = ('', '');
-	ok(IPC::Run::run([ 'make', '-s', '-C', $common, $name ], '>', \$out, '2>', \$err),
-		"common/$name builds") or diag($err);
+	ok(IPC::Run::run([ 'make', '-s', '-C', "$root/$dir", $name ], '>', \$out, '2>', \$err),
+		"$dir/$name builds") or diag($err);
 	($out, $err) = ('', '');
-	IPC::Run::run([ "$common/$name" ], '>', \$out, '2>', \$err);
+	IPC::Run::run([ "$root/$dir/$name" ], '>', \$out, '2>', \$err);
 	my $ran = 0;
 	for my $line (split /\n/, $out)
 	{

@@ -21,12 +21,8 @@ my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 # lands mid-stream however fast the relay reads.
 like($kafka->command('rtt all 30'), qr/^ok/, 'broker responses delayed');
 my $published = 0;
-for (1 .. 600)
-{
-	$published = $kafka->end_offsets($t->{task_events});
-	last if $published > 0;
-	sleep(0.01);
-}
+wait_until('a first event published',
+	sub { ($published = $kafka->end_offsets($t->{task_events})) > 0 }, 6, 0.01);
 $relay->kill9;
 cmp_ok($published, '>', 0, 'the relay had published when it was killed');
 my $left = TodoKafkaTest::outbox_pending($node);

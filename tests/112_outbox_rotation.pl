@@ -26,22 +26,11 @@ sub part_rows
 	return $node->safe_psql('postgres', "SELECT count(*) FROM todo_kafka.outbox_$slot");
 }
 
-sub wait_until
-{
-	my ($what, $timeout) = @_;
-	for (1 .. ($timeout // 30) * 10)
-	{
-		return 1 if $what->();
-		sleep(0.1);
-	}
-	return 0;
-}
-
 sub wait_offsets
 {
 	my ($stream, $n) = @_;
 	my $got = 0;
-	wait_until(sub { ($got = $kafka->end_offsets($t->{$stream})) >= $n }, 60);
+	wait_until("$n events on $stream", sub { ($got = $kafka->end_offsets($t->{$stream})) >= $n }, 60);
 	return $got;
 }
 
@@ -63,12 +52,12 @@ $node->safe_psql('postgres',
 is(wait_offsets('task_events', $N), $N, "$N events published");
 is(wait_offsets('audit', $N), $N, "$N audit records published");
 ok(TodoKafkaTest::wait_outbox_published($node, 60), 'nothing pending but the open transaction');
-ok(wait_until(sub { part_rows(1) == 0 }), 'the published partition outbox_1 was truncated');
+ok(wait_until('outbox_1 empty', sub { part_rows(1) == 0 }, 30), 'the published partition outbox_1 was truncated');
 cmp_ok(part_rows(0), '>', 0, 'outbox_0 is kept while a writer of it is still open');
 cmp_ok(part_rows(2), '>', 0, 'outbox_2, being filled, is kept');
 # (the store's answer is collected asynchronously, shortly after the TRUNCATE)
-ok(wait_until(sub { (TodoKafkaTest::http_get("127.0.0.1:$port", "/metrics") // '')
-		=~ /^todo_kafka_relay_outbox_truncations_total [1-9]/m }), 'truncations counted');
+ok(wait_until('a truncation counted', sub { (TodoKafkaTest::http_get("127.0.0.1:$port", "/metrics") // '')
+		=~ /^todo_kafka_relay_outbox_truncations_total [1-9]/m }, 30), 'truncations counted');
 
 # the late commit (an id far below what the relay has read) is published
 $s1->query_safe('COMMIT');
@@ -77,7 +66,7 @@ is(wait_offsets('task_events', $N + 1), $N + 1, 'the late commit is published');
 my $ev = $s->events('task_events', count => $N + 1, timeout => 60);
 ok((grep { $_->{event}{data}{task_data}{title} eq 'commits after two partitions filled' } @$ev),
 	'it is the late writer\'s event');
-ok(wait_until(sub { part_rows(0) == 0 }), 'then outbox_0 is truncated too');
+ok(wait_until('outbox_0 empty', sub { part_rows(0) == 0 }, 30), 'then outbox_0 is truncated too');
 cmp_ok($node->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.outbox'), '<', 4096,
 	'the outbox holds less than one partition of rows');
 

@@ -31,15 +31,7 @@ sub relay_asleep
 		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 29803 AND objid = 2 AND granted") eq '1';
 }
 
-sub wait_asleep
-{
-	for (1 .. 300)
-	{
-		return 1 if relay_asleep();
-		select(undef, undef, undef, 0.1);
-	}
-	return 0;
-}
+sub wait_asleep { return wait_until('the relay asleep', \&relay_asleep, 30, 0.1); }
 
 sub wakeups
 {

@@ -39,14 +39,8 @@ is_deeply([ sort map { $_->{event}{data}{task_data}{title} } @$ev ],
 	[ 'written at 0.4.0', 'written at 0.5.0' ], 'both changes published');
 
 # the position is stored by the running relay, not only at shutdown
-my $stored = 0;
-for (1 .. 100)
-{
-	$stored = $node->safe_psql('postgres', 'SELECT count(*) FROM todo_kafka.relay_position WHERE snapshot IS NOT NULL');
-	last if $stored > 0;
-	select(undef, undef, undef, 0.1);
-}
-ok($stored > 0, 'the relay stores its position after the update');
+ok($s->wait_sql('SELECT count(*) > 0 FROM todo_kafka.relay_position WHERE snapshot IS NOT NULL', 't', 10),
+	'the relay stores its position after the update');
 
 # a restart starts from that position: nothing is sent twice
 is($relay->stop, 0, 'relay stops cleanly');

@@ -70,8 +70,7 @@ sub start_server
 	my $log = "$dir/$name.log";
 	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
 		'<', \undef, '>>', $log, '2>>', $log);
-	my $deadline = time + 30;
-	sleep(0.05) while !-s $port_file && time < $deadline && $h->pumpable;
+	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
 	BAIL_OUT("$name did not start: " . slurp($log)) unless -s $port_file;
 	chomp(my $port = slurp($port_file));
 	return ($h, $port);

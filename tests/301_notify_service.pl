@@ -36,9 +36,7 @@ $rx->allow_loopback_receivers($node);
 my $sub = $rx->subscription;
 my $origin = $rx->push_origin;
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-sql("SELECT todo_kafka.set_user_time_zone('alice', 'Europe/Berlin');
+$s->sql("SELECT todo_kafka.set_user_time_zone('alice', 'Europe/Berlin');
 	SELECT todo_kafka.set_notification_email('alice', 'alice\@example.com');
 	SELECT todo_kafka.add_push_subscription('alice', '$origin/alice', '$sub->{p256dh}', '$sub->{auth}');
 	SELECT todo_kafka.add_push_subscription('alice', '$origin/gone410', '$sub->{p256dh}', '$sub->{auth}');
@@ -51,23 +49,23 @@ ok($svc->wait_log(qr/consuming stream notifications = topic \Q$t->{notifications
 	'notify consumes the notifications topic');
 
 # a session that listens on alice's inbox
-my $channel = sql("SELECT todo_kafka.inbox_channel('alice')");
+my $channel = $s->sql("SELECT todo_kafka.inbox_channel('alice')");
 my $listener = $node->background_psql('postgres');
 $listener->query_safe(qq{LISTEN "$channel"});
 
-my $task = sql("SELECT id FROM todo_kafka.add_task('alice', 'Pay rent',
+my $task = $s->sql("SELECT id FROM todo_kafka.add_task('alice', 'Pay rent',
 	p_due_date => date_trunc('second', now()) + interval '4 s', p_reminder_offsets => '{2 seconds}',
 	p_notification_methods => '{email,push,in_app}')");
 like($task, qr/^[0-9a-f-]{36}$/, 'task with reminders on three channels created');
-my $due_local = sql("SELECT todo_kafka.notify_local_time(due_date, 'Europe/Berlin')
+my $due_local = $s->sql("SELECT todo_kafka.notify_local_time(due_date, 'Europe/Berlin')
 	FROM todo_kafka.tasks WHERE id = '$task'");
 like($due_local, qr/^\d{4}-\d\d-\d\d \d\d:\d\d CES?T \(Europe\/Berlin\)$/, "due time in Berlin: $due_local");
 
-ok(NotifyTest::wait_for(sub { @{ $rx->emails } >= 2 }, 60), 'two emails arrived')
+ok(wait_until('two emails arrived', sub { @{ $rx->emails } >= 2 }, 60), 'two emails arrived')
   or diag($svc->log_text);
-ok(NotifyTest::wait_for(sub { (grep { $_->{path} eq '/alice' } @{ $rx->pushes }) >= 2 }, 30),
+ok(wait_until('two pushes arrived', sub { (grep { $_->{path} eq '/alice' } @{ $rx->pushes }) >= 2 }, 30),
 	'two pushes arrived') or diag($svc->log_text);
-ok(NotifyTest::wait_for(sub { sql("SELECT count(*) FROM todo_kafka.notifications WHERE user_id = 'alice'") >= 2 }, 30),
+ok($s->wait_sql("SELECT count(*) >= 2 FROM todo_kafka.notifications WHERE user_id = 'alice'", 't', 30),
 	'two inbox rows');
 
 # email
@@ -104,17 +102,17 @@ is($pl{reminder}{task_id}, $task, 'reminder push: task id');
 is($pl{reminder}{urgency}, 'high', 'reminder push: Urgency high');
 is($pl{task_created}{title}, 'New task: Pay rent', 'new-task push: title');
 is(scalar(grep { $_->{path} eq '/gone410' } @{ $rx->pushes }), 1, 'the 410 subscription was tried once');
-is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE endpoint = '$origin/gone410'"), 0,
+is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE endpoint = '$origin/gone410'"), 0,
 	'410: subscription removed');
-is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE endpoint = '$origin/alice'"), 1,
+is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE endpoint = '$origin/alice'"), 1,
 	'the working subscription stays');
 
 # in-app and NOTIFY
 # (task events and reminders are different topics: no order between them)
-is(sql("SELECT string_agg(kind || ': ' || title, ', ' ORDER BY kind) FROM todo_kafka.notifications WHERE user_id = 'alice'"),
+is($s->sql("SELECT string_agg(kind || ': ' || title, ', ' ORDER BY kind) FROM todo_kafka.notifications WHERE user_id = 'alice'"),
 	'reminder: Reminder: Pay rent, task_created: New task: Pay rent', 'inbox: the reminder and the new task');
 my $seen = '';
-NotifyTest::wait_for(sub {
+wait_until('two NOTIFYs', sub {
 	$seen .= $listener->query_safe('SELECT 1') // '';
 	my @n = $seen =~ /Asynchronous notification "\Q$channel\E" with payload "(.*?)" received/g;
 	return @n >= 2;
@@ -126,7 +124,7 @@ is_deeply([ sort map { $_->{title} } @notes ], [ 'New task: Pay rent', 'Reminder
 $listener->quit;
 
 # 404: dead-lettered at once, subscription removed
-sql("SELECT id FROM todo_kafka.add_task('carol', 'Water plants',
+$s->sql("SELECT id FROM todo_kafka.add_task('carol', 'Water plants',
 	p_due_date => now() + interval '3 s', p_reminder_offsets => '{1 second}',
 	p_notification_methods => '{push}')");
 my $dl = TodoKafkaTest::consume_events($kafka, $t->{dead_letter}, count => 1, timeout => 60);
@@ -135,7 +133,7 @@ ok($d404, 'the 404 notification is on the dead-letter topic') or diag($svc->log_
 is($d404 && $d404->{hdr}{'dlq-attempts'}, 1, '... after one attempt');
 like($d404 && $d404->{hdr}{'dlq-reason'}, qr/404/, '... the reason names the 404');
 is($d404 && $d404->{key}, 'carol', '... key is the user');
-is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'carol'"), 0,
+is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'carol'"), 0,
 	'404: subscription removed');
 is(scalar(grep { $_->{path} eq '/gone404' } @{ $rx->pushes }), 1, 'the 404 endpoint was tried once');
 
@@ -155,7 +153,7 @@ is_deeply([ TodoKafkaTest::validate_schemas(map { [ 'notifications.v1', $_->{pay
 is($qe && $qe->{event}{id}, $qe && "$qe->{event}{data}{source_event_id}:email", 'queued: id = <source event id>:<channel>');
 is($qe && $qe->{event}{data}{due_local}, $due_local, 'queued: due time in the user\'s zone');
 
-is(sql("SELECT status, count(*) FROM todo_kafka.notification_deliveries GROUP BY 1 ORDER BY 1"),
+is($s->sql("SELECT status, count(*) FROM todo_kafka.notification_deliveries GROUP BY 1 ORDER BY 1"),
 	"delivered|7\ngone|2", 'delivery log: seven delivered (carol\'s new task in-app), two gone');
 
 # a second group reads everything again: the delivery log says it was done
@@ -165,12 +163,12 @@ my $replay = TodoKafkaTest->start_service('notify', $node, $kafka,
 	args => [ '-c', $rx->config(group_prefix => 'replay-') ]);
 ok($replay->wait_log(qr/consuming stream notifications/), 'replay service started');
 # it queues the eight notifications again (same ids), then skips each delivery
-ok(NotifyTest::wait_for(sub { scalar(@{ $kafka->consume($t->{notifications}) }) >= 16 }, 60),
+ok(wait_until('replay: the fan-out queued the same notifications again', sub { scalar(@{ $kafka->consume($t->{notifications}) }) >= 16 }, 60),
 	'replay: the fan-out queued the same notifications again');
 sleep(3);
 is(scalar @{ $rx->emails }, $emails_before, 'replay: no second email');
 is(scalar @{ $rx->pushes }, $pushes_before, 'replay: no second push');
-is(sql("SELECT count(*) FROM todo_kafka.notifications"), 3, 'replay: no second inbox row');
+is($s->sql("SELECT count(*) FROM todo_kafka.notifications"), 3, 'replay: no second inbox row');
 my %ids = map { $_->{event}{id} => 1 } @{ TodoKafkaTest::consume_events($kafka, $t->{notifications}) };
 is(scalar keys %ids, 8, 'replay: the queued copies carry the same ids');
 

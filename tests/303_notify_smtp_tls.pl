@@ -28,7 +28,6 @@ use NotifyTest;
 my $s = TodoKafkaTest->start_stack('t303');
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub dead_letters { return scalar @{ $kafka->consume($t->{dead_letter}) }; }
 
 sub healthz
@@ -47,7 +46,7 @@ sub kinds
 sub add_tasks
 {
 	my ($user, $tag, $n) = @_;
-	sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('$user', '$tag $_');" } 1 .. $n);
+	$s->sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('$user', '$tag $_');" } 1 .. $n);
 }
 
 # settings that would dead-letter a failing message within a few seconds
@@ -68,7 +67,7 @@ my ($code, $o, $e) = NotifyTest::run_cmd('openssl', 'req', '-x509', '-newkey', '
 	'-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
 is($code, 0, 'another CA generated with openssl') or diag($e);
 
-sql("SELECT todo_kafka.set_notification_email('fred', 'fred\@example.com');
+$s->sql("SELECT todo_kafka.set_notification_email('fred', 'fred\@example.com');
 	SELECT todo_kafka.set_notification_channels('fred', 'task_created', '{email}');");
 my $mport = TodoKafkaTest::free_port();
 my @args = ('--alert-webhook', $hook, '--metrics-listen', "127.0.0.1:$mport");
@@ -88,7 +87,7 @@ is(dead_letters(), 0, 'nothing dead-lettered') or diag($svc->log_text);
 is(kinds($rx, 'dead_letter'), 0, 'no dead_letter alert');
 is(kinds($rx, 'dependency_down'), 1, 'one dependency_down alert');
 is(scalar @{ $rx->emails }, 0, 'no email accepted over an unverified TLS session');
-is(sql("SELECT count(*) FROM todo_kafka.notification_deliveries
+is($s->sql("SELECT count(*) FROM todo_kafka.notification_deliveries
 	 WHERE channel = 'email' AND status NOT IN ('retry', 'sending')"), 0,
 	'no delivery recorded as final');
 ($body, $hc) = healthz($mport);
@@ -99,16 +98,16 @@ unlike($svc->log_text, qr/ALERT dead_letter|dead-lettered after/, 'the log says 
 is($svc->stop, 0, 'notify: SIGTERM, exit 0');
 $svc = TodoKafkaTest->start_service('notify', $node, $kafka,
 	args => [ '-c', $rx->config(%quick, smtp_ca_file => "$tls/cert.pem"), @args ]);
-ok(NotifyTest::wait_for(sub { @{ $rx->emails } >= 3 }, 60), 'right CA file: the emails arrive')
+ok(wait_until('right CA file: the emails arrive', sub { @{ $rx->emails } >= 3 }, 60), 'right CA file: the emails arrive')
   or diag($svc->log_text);
-ok(NotifyTest::wait_for(sub { sql("SELECT count(*) FROM todo_kafka.notification_deliveries
-	 WHERE user_id = 'fred' AND status = 'delivered'") == 3 }, 30), '... all three logged as delivered');
+ok($s->wait_sql("SELECT count(*) = 3 FROM todo_kafka.notification_deliveries
+	 WHERE user_id = 'fred' AND status = 'delivered'", 't', 30), '... all three logged as delivered');
 sleep(1);
 my @m = @{ $rx->emails };
 is(scalar @m, 3, 'each email exactly once');
 is_deeply([ sort map { $_->{subject} } @m ],
 	[ map { "New task: Rotated $_" } 1 .. 3 ], '... the three new tasks');
-ok(NotifyTest::wait_for(sub { (healthz($mport))[1] == 200 }, 30), '/healthz 200 again');
+ok(wait_until('/healthz 200 again', sub { (healthz($mport))[1] == 200 }, 30), '/healthz 200 again');
 is(dead_letters(), 0, 'still nothing dead-lettered');
 is($svc->stop, 0, 'notify: SIGTERM, exit 0');
 $rx->stop_smtp;
@@ -120,7 +119,7 @@ $rx = NotifyTest->new;
 $tls = $rx->dir . '/tls';
 $rx->start_smtp;    # plain SMTP, no STARTTLS
 $hook = $rx->start_alerts;
-sql("SELECT todo_kafka.set_notification_email('gina', 'gina\@example.com');
+$s->sql("SELECT todo_kafka.set_notification_email('gina', 'gina\@example.com');
 	SELECT todo_kafka.set_notification_channels('gina', 'task_created', '{email}');");
 @args = ('--alert-webhook', $hook, '--metrics-listen', "127.0.0.1:$mport");
 $svc = TodoKafkaTest->start_service('notify', $node, $kafka,
@@ -140,10 +139,10 @@ is(scalar @{ $rx->emails }, 0, 'no email sent in the clear');
 # the server comes back with STARTTLS (and a recipient it always defers)
 $rx->stop_smtp;
 $rx->start_smtp(tls_dir => $tls, defer => ['later']);
-ok(NotifyTest::wait_for(sub { @{ $rx->emails } >= 2 }, 60), 'STARTTLS offered: the emails arrive')
+ok(wait_until('STARTTLS offered: the emails arrive', sub { @{ $rx->emails } >= 2 }, 60), 'STARTTLS offered: the emails arrive')
   or diag($svc->log_text);
 ok($svc->wait_log(qr/ALERT dependency_recovered/, 30), 'recovery announced');
-ok(NotifyTest::wait_for(sub { (healthz($mport))[1] == 200 }, 30), '/healthz 200 again');
+ok(wait_until('/healthz 200 again', sub { (healthz($mport))[1] == 200 }, 30), '/healthz 200 again');
 sleep(1);
 @m = @{ $rx->emails };
 is(scalar @m, 2, 'each email exactly once');
@@ -151,14 +150,14 @@ is_deeply([ sort map { $_->{subject} } @m ], [ 'New task: Plain 1', 'New task: P
 	'... the two new tasks');
 is(dead_letters(), 0, 'still nothing dead-lettered');
 
-sql("SELECT todo_kafka.set_notification_email('hugo', 'later\@example.com');
+$s->sql("SELECT todo_kafka.set_notification_email('hugo', 'later\@example.com');
 	SELECT todo_kafka.set_notification_channels('hugo', 'task_created', '{email}');");
 add_tasks('hugo', 'Deferred', 1);
-ok(NotifyTest::wait_for(sub { dead_letters() >= 1 }, 60), 'a recipient deferred every time is dead-lettered')
+ok(wait_until('a recipient deferred every time is dead-lettered', sub { dead_letters() >= 1 }, 60), 'a recipient deferred every time is dead-lettered')
   or diag($svc->log_text);
-is(sql("SELECT status FROM todo_kafka.notification_deliveries WHERE user_id = 'hugo'"),
+is($s->sql("SELECT status FROM todo_kafka.notification_deliveries WHERE user_id = 'hugo'"),
 	'dead_lettered', '... and its delivery-log row says so');
-like(sql("SELECT detail FROM todo_kafka.notification_deliveries WHERE user_id = 'hugo'"),
+like($s->sql("SELECT detail FROM todo_kafka.notification_deliveries WHERE user_id = 'hugo'"),
 	qr/451/, '... with the reason');
 is(kinds($rx, 'dead_letter'), 1, 'one dead_letter alert');
 unlike($svc->log_text, qr/dead-lettered[^\n]*will retry/,

@@ -25,8 +25,6 @@ use NotifyTest;
 
 my $s = TodoKafkaTest->start_stack('t306');
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
 my $mozilla = 'updates.push.services.mozilla.com';
 my $rx = NotifyTest->new;
 my $port = $rx->start_push(tls_name => $mozilla);
@@ -35,13 +33,13 @@ my @issue = ('https://169.254.169.254/latest/meta-data/iam',
 	'https://metadata.google.internal/computeMetadata/v1/', 'https://10.0.0.5:8443/admin',
 	'https://localhost:5432/', 'https://[::1]/x', 'https://127.0.0.1:9187/metrics');
 
-sql("SELECT todo_kafka.add_push_subscription('alice', 'https://$mozilla/wpush/v2/alice',
+$s->sql("SELECT todo_kafka.add_push_subscription('alice', 'https://$mozilla/wpush/v2/alice',
 	'$sub->{p256dh}', '$sub->{auth}')");
-sql(join '', map { "INSERT INTO todo_kafka.push_subscriptions (endpoint, user_id, p256dh, auth)
+$s->sql(join '', map { "INSERT INTO todo_kafka.push_subscriptions (endpoint, user_id, p256dh, auth)
 	VALUES ('$_', 'mallory', '$sub->{p256dh}', '$sub->{auth}');" } @issue);
-sql("INSERT INTO todo_kafka.notification_settings (user_id, push_gateway_url)
+$s->sql("INSERT INTO todo_kafka.notification_settings (user_id, push_gateway_url)
 	VALUES ('mallory', 'https://169.254.169.254/latest/user-data')");
-is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'"), 6,
+is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'"), 6,
 	'six subscriptions written straight into the table');
 
 my $svc = TodoKafkaTest->start_service('notify', $node, $kafka, args => [ '-c', $rx->config(
@@ -52,19 +50,19 @@ ok($svc->wait_log(qr/consuming stream notifications/), 'notify started');
 
 for my $user ('alice', 'mallory')
 {
-	sql("SELECT 1 FROM todo_kafka.add_task('$user', 'Pay rent',
+	$s->sql("SELECT 1 FROM todo_kafka.add_task('$user', 'Pay rent',
 		p_due_date => now() + interval '3 s', p_reminder_offsets => '{1 second}',
 		p_notification_methods => '{push}')");
 }
-ok(NotifyTest::wait_for(sub { grep { $_->{path} eq '/wpush/v2/alice' } @{ $rx->pushes } }, 60),
+ok(wait_until("alice's push reached the receiver through $mozilla", sub { grep { $_->{path} eq '/wpush/v2/alice' } @{ $rx->pushes } }, 60),
 	"alice's push reached the receiver through $mozilla") or diag($svc->log_text);
 my ($p) = @{ $rx->pushes };
 ok($p && $p->{vapid_ok} && $p->{decrypt_ok}, '... VAPID verified, payload decrypted');
 
-ok(NotifyTest::wait_for(sub { sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'") == 0 }, 60),
+ok($s->wait_sql("SELECT count(*) = 0 FROM todo_kafka.push_subscriptions WHERE user_id = 'mallory'", 't', 60),
 	"mallory's six subscriptions were removed") or diag($svc->log_text);
 is(scalar @{ $rx->pushes }, 1, 'no request but alice\'s reached the receiver');
-is(sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'alice'"), 1,
+is($s->sql("SELECT count(*) FROM todo_kafka.push_subscriptions WHERE user_id = 'alice'"), 1,
 	"alice's subscription stays");
 
 my $log = $svc->log_text;
@@ -75,10 +73,10 @@ for my $host ('169.254.169.254', 'metadata.google.internal', '10.0.0.5', 'localh
 }
 unlike($log, qr{/latest/|/computeMetadata|/admin|/metrics|/wpush/v2/alice},
 	'no endpoint URL in the log');
-is(sql("SELECT count(*) FROM todo_kafka.notification_deliveries
+is($s->sql("SELECT count(*) FROM todo_kafka.notification_deliveries
 	WHERE user_id = 'mallory' AND status = 'gone' AND detail LIKE '%not in push_allowed_hosts%'"), 6,
 	'delivery log: six refused subscriptions, gone, with the reason');
-is(sql("SELECT status || ': ' || detail FROM todo_kafka.notification_deliveries
+is($s->sql("SELECT status || ': ' || detail FROM todo_kafka.notification_deliveries
 	WHERE user_id = 'mallory' AND target LIKE 'https://169.254.169.254/%' AND status = 'dead_lettered'"),
 	'dead_lettered: permanent 0: push gateway host "169.254.169.254" is not in push_gateway_allowed_hosts: '
 	. 'refused (requests go only to the hosts the operator lists there)',

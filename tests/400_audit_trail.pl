@@ -19,36 +19,29 @@ my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
 ok($audit->wait_log(qr/consuming stream audit = topic \Q$t->{audit}\E/), 'audit consumes the audit topic');
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
 sub wait_rows
 {
 	my ($n, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
 	my $c;
-	while (time < $deadline)
-	{
-		$c = sql('SELECT count(*) FROM todo_kafka.audit_log');
-		return 1 if $c >= $n;
-		select(undef, undef, undef, 0.1);
-	}
+	return 1 if wait_until("$n audit rows",
+		sub { ($c = $s->sql('SELECT count(*) FROM todo_kafka.audit_log')) >= $n }, $timeout, 0.1);
 	diag("audit_log has $c rows, expected $n; audit log:\n" . $audit->log_text);
 	return 0;
 }
 
 # a conversation: the chatbot claims "assistant" acting for alice
-my $id = sql("SET todo_kafka.actor = 'assistant';
+my $id = $s->sql("SET todo_kafka.actor = 'assistant';
 	SELECT id FROM todo_kafka.add_task('alice', 'Buy milk', p_priority => 'low')");
-sql("SET todo_kafka.actor = 'assistant';
+$s->sql("SET todo_kafka.actor = 'assistant';
 	SELECT 1 FROM todo_kafka.update_task('alice', '$id', p_title => 'Buy oat milk', p_priority => 'high')");
-sql("SELECT 1 FROM todo_kafka.complete_task('alice', '$id')");
-sql("SELECT todo_kafka.delete_task('alice', '$id')");
-my $other = sql("SELECT id FROM todo_kafka.add_task('bob', 'Walk dog')");
+$s->sql("SELECT 1 FROM todo_kafka.complete_task('alice', '$id')");
+$s->sql("SELECT todo_kafka.delete_task('alice', '$id')");
+my $other = $s->sql("SELECT id FROM todo_kafka.add_task('bob', 'Walk dog')");
 
 ok(wait_rows(5), 'five changes, five audit rows');
-is(sql('SELECT count(*) FROM todo_kafka.audit_log'), 5, 'exactly five');
+is($s->sql('SELECT count(*) FROM todo_kafka.audit_log'), 5, 'exactly five');
 
-my @rows = map { [ split /\|/, $_, -1 ] } split /\n/, sql(
+my @rows = map { [ split /\|/, $_, -1 ] } split /\n/, $s->sql(
 	"SELECT operation, event_type, task_id, user_id, actor, db_role = current_user,
 	        before->>'title', after->>'title', before->>'priority', after->>'priority',
 	        array_to_string(changed_fields, ',')
@@ -63,12 +56,12 @@ is_deeply([ @{ $rows[0] }[ 6, 7 ] ], [ '', 'Buy milk' ], 'insert: no before, aft
 is_deeply([ @{ $rows[1] }[ 6 .. 10 ] ], [ 'Buy milk', 'Buy oat milk', 'low', 'high', 'title,priority,updated_at' ],
 	'update: whole before and after images, changed fields');
 is_deeply([ @{ $rows[3] }[ 6, 7 ] ], [ 'Buy oat milk', '' ], 'delete: before only');
-is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE kafka_topic = '$t->{audit}'
+is($s->sql("SELECT count(*) FROM todo_kafka.audit_log WHERE kafka_topic = '$t->{audit}'
 	AND kafka_offset >= 0 AND recorded_at >= occurred_at AND txid IS NOT NULL
 	AND correlation_id IS NOT NULL"), 5, 'origin, times, txid and correlation recorded');
 
 # search, as the auditor role
-sql("CREATE ROLE inspector LOGIN; GRANT todo_kafka_auditor TO inspector;
+$s->sql("CREATE ROLE inspector LOGIN; GRANT todo_kafka_auditor TO inspector;
    CREATE ROLE chatbot LOGIN; GRANT todo_kafka_app TO chatbot;");
 my $as_inspector = sub {
 	return $node->safe_psql('postgres', "SET ROLE inspector; $_[0]");
@@ -100,19 +93,19 @@ my $again = TodoKafkaTest->start_service('audit', $node, $kafka, name => 'audit-
 	args => [ '--group-prefix', 'replay-' ]);
 ok($again->wait_log(qr/assigned \S+/), 'second group assigned');
 sleep(3);
-is(sql('SELECT count(*) FROM todo_kafka.audit_log'), 5, 'replayed records are not appended twice');
+is($s->sql('SELECT count(*) FROM todo_kafka.audit_log'), 5, 'replayed records are not appended twice');
 like($again->log_text, qr/group replay-audit/, 'group named by prefix + service');
 is($again->stop, 0, 'second group stops cleanly');
 
 # tampering is detected: an edited row, then a deleted one (superuser, triggers off)
-sql("ALTER TABLE todo_kafka.audit_log DISABLE TRIGGER ALL;
+$s->sql("ALTER TABLE todo_kafka.audit_log DISABLE TRIGGER ALL;
    UPDATE todo_kafka.audit_log SET actor = 'mallory'
     WHERE id = (SELECT id FROM todo_kafka.audit_log WHERE user_id = 'alice' AND operation = 'UPDATE' ORDER BY id LIMIT 1);
    ALTER TABLE todo_kafka.audit_log ENABLE TRIGGER ALL;");
-my $v = sql('SELECT ok, problem IS NOT NULL, event_id FROM todo_kafka.verify_audit() WHERE NOT ok');
+my $v = $s->sql('SELECT ok, problem IS NOT NULL, event_id FROM todo_kafka.verify_audit() WHERE NOT ok');
 like($v, qr/^f\|t\|/, 'an edited row breaks the chain');
 my $broken = (split /\|/, $v)[2];
-is(sql("SELECT event_id FROM todo_kafka.audit_log WHERE actor = 'mallory'"), $broken,
+is($s->sql("SELECT event_id FROM todo_kafka.audit_log WHERE actor = 'mallory'"), $broken,
 	'verify_audit names the edited row');
 
 is($audit->stop, 0, 'audit stops cleanly on SIGTERM');

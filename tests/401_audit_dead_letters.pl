@@ -29,16 +29,13 @@ my $s = TodoKafkaTest->start_stack('t401', setup_sql => q{
 		FOR EACH ROW EXECUTE FUNCTION public.fail_mallory();
 });
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
 # the alert webhook
 my $dir = $PostgreSQL::Test::Utils::tmp_check;
 my $hooklog = "$dir/t401_webhook.jsonl";
 unlink $hooklog, "$dir/t401_port";
 my $hook = IPC::Run::start([ 'python3', TodoKafkaTest::repo_root() . '/tests/lib/webhook_receiver.py',
 	'--log', $hooklog, '--port-file', "$dir/t401_port" ]);
-my $deadline = time + 10;
-sleep(0.1) while !-e "$dir/t401_port" && time < $deadline;
+wait_until('the webhook port file', sub { -e "$dir/t401_port" }, 10, 0.1);
 my $port = TodoKafkaTest::slurp("$dir/t401_port");
 
 # settings from the environment, too: quicker retries for the test
@@ -58,9 +55,9 @@ my $forged = encode_json({ specversion => '1.0', id => 'f0000000-0000-4000-8000-
 ok($ok, 'produced a forged audit record') or diag($err);
 
 # good records flow around them; mallory's is retried then dead-lettered
-sql("SELECT todo_kafka.add_task('alice', 'one')");
-sql("SELECT todo_kafka.add_task('mallory', 'always fails')");
-sql("SELECT todo_kafka.add_task('bob', 'two')");
+$s->sql("SELECT todo_kafka.add_task('alice', 'one')");
+$s->sql("SELECT todo_kafka.add_task('mallory', 'always fails')");
+$s->sql("SELECT todo_kafka.add_task('bob', 'two')");
 
 my $dl = TodoKafkaTest::consume_events($kafka, $t->{dead_letter}, count => 3, timeout => 60);
 is(scalar @$dl, 3, 'three dead letters');
@@ -99,19 +96,16 @@ is(scalar(grep { ($_->{event}{data}{origin} // '') eq 'consumed_message'
 			  && ($_->{hdr}{'dlq-origin'} // '') eq 'consumed_message' } @$dl),
 	3, 'each says it stands for a consumed message (data.origin, dlq-origin)');
 
-is(sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM todo_kafka.audit_log"), 'alice,bob',
+is($s->sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM todo_kafka.audit_log"), 'alice,bob',
 	'the good records are in the audit log, nothing else');
 is(() = $audit->log_text =~ /will retry/g, 4, 'four retries logged');
 
 # the alerts reached the webhook
-$deadline = time + 10;
 my @alerts;
-while (time < $deadline)
-{
+wait_until('the RETRIES_EXHAUSTED alert', sub {
 	@alerts = map { decode_json($_)->{json} } split /\n/, TodoKafkaTest::slurp($hooklog);
-	last if grep { ($_->{alert} // '') eq 'dead_letter' && ($_->{error} // '') eq 'RETRIES_EXHAUSTED' } @alerts;
-	sleep(0.2);
-}
+	grep { ($_->{alert} // '') eq 'dead_letter' && ($_->{error} // '') eq 'RETRIES_EXHAUSTED' } @alerts;
+}, 10);
 my ($a) = grep { ($_->{alert} // '') eq 'dead_letter' && ($_->{error} // '') eq 'RETRIES_EXHAUSTED' } @alerts;
 ok($a, 'webhook got the dead-letter alert');
 is($a->{attempts}, 5, 'alert: attempts');
@@ -126,13 +120,10 @@ my $audit2 = TodoKafkaTest->start_service('audit', $node, $kafka, name => 'audit
 	args => [ '--metrics-listen', "127.0.0.1:$mport", '--group-prefix', 'm-' ]);
 ok($audit2->wait_log(qr/assigned \S+/), 'second group assigned');
 my $metrics = '';
-$deadline = time + 30;
-while (time < $deadline)
-{
+wait_until('dead letters and lag on /metrics', sub {
 	$metrics = TodoKafkaTest::http_get("127.0.0.1:$mport", '/metrics') // '';
-	last if $metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /^todo_kafka_consumer_lag\{/m;
-	sleep(0.2);
-}
+	$metrics =~ /RETRIES_EXHAUSTED/ && $metrics =~ /^todo_kafka_consumer_lag\{/m;
+}, 30);
 like($metrics, qr/todo_kafka_consumer_dead_lettered_total\{topic="\Q$t->{audit}\E",error="INVALID_INPUT"\} 2/,
 	'dead letters counted by kind');
 like($metrics, qr/todo_kafka_consumer_retried_total\{topic="\Q$t->{audit}\E"\} 4/, 'retries counted');

@@ -15,45 +15,37 @@ use TodoKafkaTest;
 
 my $s = TodoKafkaTest->start_stack('t402');
 my ($node, $kafka, $relay) = @$s{qw(node kafka relay)};
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
 sub wait_count
 {
 	my ($n, $timeout) = @_;
-	my $deadline = time + ($timeout // 90);
 	my $c = 0;
-	while (time < $deadline)
-	{
-		$c = sql('SELECT count(*) FROM todo_kafka.audit_log');
-		return 1 if $c >= $n;
-		sleep(0.2);
-	}
+	return 1 if wait_until("$n audit rows",
+		sub { ($c = $s->sql('SELECT count(*) FROM todo_kafka.audit_log')) >= $n }, $timeout // 90);
 	diag("audit_log has $c rows, expected $n");
 	return 0;
 }
 
 # 3,000 changes on the topic before the consumer starts
-sql("SELECT count(todo_kafka.add_task('u' || (i % 50), 'task ' || i)) FROM generate_series(1, 3000) i");
+$s->sql("SELECT count(todo_kafka.add_task('u' || (i % 50), 'task ' || i)) FROM generate_series(1, 3000) i");
 ok(TodoKafkaTest::wait_outbox_published($node, 60), 'published');
 
 # small batches so the kill lands mid-stream
 $ENV{TODO_KAFKA_BATCH_SIZE} = 50;
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka, name => 'audit-a');
-my $deadline = time + 60;
-sleep(0.02) while sql('SELECT count(*) FROM todo_kafka.audit_log') < 300 && time < $deadline;
+wait_until('300 audit rows', sub { $s->sql('SELECT count(*) FROM todo_kafka.audit_log') >= 300 }, 60, 0.02);
 $audit->kill9;
-my $at_kill = sql('SELECT count(*) FROM todo_kafka.audit_log');
+my $at_kill = $s->sql('SELECT count(*) FROM todo_kafka.audit_log');
 cmp_ok($at_kill, '<', 3000, "killed mid-stream ($at_kill of 3000 rows)");
 
 $audit = TodoKafkaTest->start_service('audit', $node, $kafka, name => 'audit-b');
 ok(wait_count(3000), 'every row after the restart');
 sleep(2);
-is(sql('SELECT count(*), count(DISTINCT event_id) FROM todo_kafka.audit_log'), '3000|3000',
+is($s->sql('SELECT count(*), count(DISTINCT event_id) FROM todo_kafka.audit_log'), '3000|3000',
 	'no missing and no duplicate rows');
-is(sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'the chain is intact');
-is(sql('SELECT count(*) FROM (SELECT chain, max(seq) = count(*) AS dense FROM todo_kafka.audit_log GROUP BY chain) c WHERE dense'),
-	sql('SELECT count(DISTINCT chain) FROM todo_kafka.audit_log'), 'each chain is dense (1..n)');
-is(sql('SELECT count(*) FROM todo_kafka.audit_log a JOIN todo_kafka.audit_log b
+is($s->sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'the chain is intact');
+is($s->sql('SELECT count(*) FROM (SELECT chain, max(seq) = count(*) AS dense FROM todo_kafka.audit_log GROUP BY chain) c WHERE dense'),
+	$s->sql('SELECT count(DISTINCT chain) FROM todo_kafka.audit_log'), 'each chain is dense (1..n)');
+is($s->sql('SELECT count(*) FROM todo_kafka.audit_log a JOIN todo_kafka.audit_log b
 	ON a.chain = b.chain AND b.seq = a.seq + 1 WHERE b.kafka_offset <= a.kafka_offset'), 0,
 	'chains follow Kafka offset order');
 is($audit->stop, 0, 'stops cleanly');
@@ -69,17 +61,17 @@ my ($owned2) = $p2->log_text =~ /consumer 0: assigned (\S+\[\d\][^\n]*)/;
 my ($revoked1) = $p1->log_text =~ /consumer 0: revoked (\S+\[\d\][^\n]*)/;
 is($owned2, $revoked1, 'whole partitions moved from one member to the other');
 
-sql("SELECT count(todo_kafka.add_task('v' || (i % 50), 'more ' || i)) FROM generate_series(1, 1000) i");
+$s->sql("SELECT count(todo_kafka.add_task('v' || (i % 50), 'more ' || i)) FROM generate_series(1, 1000) i");
 ok(wait_count(4000), 'the group writes the new rows');
 sleep(2);
-is(sql('SELECT count(*), count(DISTINCT event_id) FROM todo_kafka.audit_log'), '4000|4000',
+is($s->sql('SELECT count(*), count(DISTINCT event_id) FROM todo_kafka.audit_log'), '4000|4000',
 	'every row once');
-is(sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'chain intact with two writers');
+is($s->sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'chain intact with two writers');
 
 # one member leaves cleanly: the other takes its partitions
 is($p2->stop, 0, 'second member leaves cleanly');
 ok($p1->wait_log(qr/assigned \S+\[\d\][^\n]*\n(?s:.*)assigned/, 60), 'first member takes them back');
-sql("SELECT count(todo_kafka.add_task('w' || (i % 50), 'last ' || i)) FROM generate_series(1, 300) i");
+$s->sql("SELECT count(todo_kafka.add_task('w' || (i % 50), 'last ' || i)) FROM generate_series(1, 300) i");
 ok(wait_count(4300), 'rows flow after the member left');
 
 # more consumers than partitions: a warning

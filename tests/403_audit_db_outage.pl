@@ -32,8 +32,7 @@ sub write_tasks
 }
 
 write_tasks('before', 200);
-my $deadline = time + 30;
-sleep(0.1) while sink_count() < 200 && time < $deadline;
+wait_until('200 records in the sink', sub { sink_count() >= 200 }, 30, 0.1);
 is(sink_count(), 200, 'records flow before the outage');
 
 # the sink goes away under load
@@ -53,8 +52,7 @@ like($health, qr/database unavailable/, '... and says why');
 ok($audit->wait_log(qr/ERROR ALERT dependency_down: consumer 0 pauses its partitions/), 'alert raised');
 $sink->start;
 
-$deadline = time + 60;
-sleep(0.2) while sink_count() < $written && time < $deadline;
+wait_until("$written records in the sink", sub { sink_count() >= $written }, 60);
 is(sink_count(), $written, "every record written once after it returned ($written)");
 is($sink->safe_psql('postgres', 'SELECT count(DISTINCT event_id) FROM todo_kafka.audit_log'), $written,
 	'no duplicates');

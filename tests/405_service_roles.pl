@@ -24,11 +24,9 @@ use NotifyTest;
 
 my $s = TodoKafkaTest->start_stack('t405');
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
-sub sql { return $node->safe_psql('postgres', $_[0]); }
-
 my $rx = NotifyTest->new;
 $rx->start_smtp;
-sql("SELECT todo_kafka.set_notification_email('alice', 'alice\@example.com');
+$s->sql("SELECT todo_kafka.set_notification_email('alice', 'alice\@example.com');
 	SELECT todo_kafka.set_notification_channels('alice', 'task_created', '{email,in_app}');");
 
 my $conf = PostgreSQL::Test::Utils::tempdir() . '/audit.conf';
@@ -44,7 +42,7 @@ my %svc = (
 ok($svc{$_}->wait_log(qr/assigned \S+\[/), "$_ assigned") for sort keys %svc;
 
 # each login is a member of its service's role and of nothing else
-is(sql("SELECT string_agg(m.rolname || ':' || r.rolname, ' ' ORDER BY m.rolname)
+is($s->sql("SELECT string_agg(m.rolname || ':' || r.rolname, ' ' ORDER BY m.rolname)
 	  FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member JOIN pg_roles r ON r.oid = a.roleid
 	 WHERE m.rolname LIKE 'tk\\_%'"),
 	'tk_audit:todo_kafka_audit_writer tk_notify:todo_kafka_notifier tk_project:todo_kafka_projector',
@@ -55,20 +53,20 @@ ok($svc{audit}->wait_log(qr/retention purge failed: .*kept at least 90 days/),
 	'the audit service cannot purge below the retention floor');
 
 # work for every service
-sql("SELECT count(todo_kafka.add_task('alice', 'task ' || i)) FROM generate_series(1, 5) i;
+$s->sql("SELECT count(todo_kafka.add_task('alice', 'task ' || i)) FROM generate_series(1, 5) i;
 	UPDATE todo_kafka.tasks SET priority = 'high' WHERE title = 'task 1';");
-ok(TodoKafkaTest::wait_until('audit trail complete',
-	sub { sql('SELECT count(*) FROM todo_kafka.audit_log') == 6 }), 'audit: six entries');
-is(sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'audit: the trail verifies');
-is(sql("SELECT string_agg(DISTINCT db_role, ',') FROM todo_kafka.audit_log"), sql('SELECT current_user'),
+ok(wait_until('audit trail complete',
+	sub { $s->sql('SELECT count(*) FROM todo_kafka.audit_log') == 6 }), 'audit: six entries');
+is($s->sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'audit: the trail verifies');
+is($s->sql("SELECT string_agg(DISTINCT db_role, ',') FROM todo_kafka.audit_log"), $s->sql('SELECT current_user'),
 	'audit: entries carry the application login');
-ok(TodoKafkaTest::wait_until('read model complete',
-	sub { sql("SELECT count(*) FROM todo_kafka.task_view WHERE priority = 'high'") == 1
-		  && sql('SELECT count(*) FROM todo_kafka.task_view') == 5 }), 'project: five tasks, one updated');
-ok(TodoKafkaTest::wait_until('inbox complete',
-	sub { sql("SELECT count(*) FROM todo_kafka.list_notifications('alice')") == 5 }),
+ok(wait_until('read model complete',
+	sub { $s->sql("SELECT count(*) FROM todo_kafka.task_view WHERE priority = 'high'") == 1
+		  && $s->sql('SELECT count(*) FROM todo_kafka.task_view') == 5 }), 'project: five tasks, one updated');
+ok(wait_until('inbox complete',
+	sub { $s->sql("SELECT count(*) FROM todo_kafka.list_notifications('alice')") == 5 }),
 	'notify: five inbox notifications');
-ok(TodoKafkaTest::wait_until('emails sent', sub { @{ $rx->emails } == 5 }), 'notify: five emails');
+ok(wait_until('emails sent', sub { @{ $rx->emails } == 5 }), 'notify: five emails');
 
 # each login against every other service's functions
 my %calls = (
@@ -122,17 +120,17 @@ is(sqlstate('tk_notify', q{todo_kafka.audit_append(jsonb_build_array(jsonb_build
 	'42501', 'notifier: a forged audit entry is refused');
 is(sqlstate('tk_notify', "todo_kafka.purge_audit('0')"), '42501', 'notifier: purge_audit refused');
 is(sqlstate('tk_notify', 'todo_kafka.project_reset()'), '42501', 'notifier: project_reset refused');
-is(sql('SELECT count(*) FROM todo_kafka.audit_log'), 6, 'the trail is intact');
-is(sql('SELECT count(*) FROM todo_kafka.task_view'), 5, 'the read model is intact');
+is($s->sql('SELECT count(*) FROM todo_kafka.audit_log'), 6, 'the trail is intact');
+is($s->sql('SELECT count(*) FROM todo_kafka.task_view'), 5, 'the read model is intact');
 
 # the services still work after all that
-sql("SELECT todo_kafka.add_task('alice', 'task 6')");
-ok(TodoKafkaTest::wait_until('all three caught up',
-	sub { sql('SELECT count(*) FROM todo_kafka.audit_log') == 7
-		  && sql('SELECT count(*) FROM todo_kafka.task_view') == 6
-		  && sql("SELECT count(*) FROM todo_kafka.list_notifications('alice')") == 6 }),
+$s->sql("SELECT todo_kafka.add_task('alice', 'task 6')");
+ok(wait_until('all three caught up',
+	sub { $s->sql('SELECT count(*) FROM todo_kafka.audit_log') == 7
+		  && $s->sql('SELECT count(*) FROM todo_kafka.task_view') == 6
+		  && $s->sql("SELECT count(*) FROM todo_kafka.list_notifications('alice')") == 6 }),
 	'every service handles the next task');
-is(sql('SELECT count(*) FROM todo_kafka.audit_purges'), 0, 'no purge happened');
+is($s->sql('SELECT count(*) FROM todo_kafka.audit_purges'), 0, 'no purge happened');
 unlike($svc{$_}->log_text, qr/FATAL|dead.letter|refuses/, "$_ dead-lettered and was refused nothing")
   for sort keys %svc;
 

@@ -16,16 +16,10 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use TodoKafkaTest;
-use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t500');
-my $t = TodoKafkaTest::use_topics($node, 't500');
+my $s = TodoKafkaTest->start_stack('t500');
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $topic = $t->{task_events};
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
-
-sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # the projector runs as a login that has only todo_kafka_projector (start_service)
 sub projector
@@ -40,7 +34,7 @@ my $cols = 'id, user_id, title, description, completed, priority, tags, due_date
 # rows that differ between the tasks table and the read model
 sub diff_count
 {
-	return sql("SELECT (SELECT count(*) FROM (SELECT $cols FROM todo_kafka.tasks
+	return $s->sql("SELECT (SELECT count(*) FROM (SELECT $cols FROM todo_kafka.tasks
 	                      EXCEPT SELECT $cols FROM todo_kafka.task_view) a)
 	                 + (SELECT count(*) FROM (SELECT $cols FROM todo_kafka.task_view
 	                      EXCEPT SELECT $cols FROM todo_kafka.tasks) b)");
@@ -49,12 +43,12 @@ sub diff_count
 # events counted by the projector, in the database
 sub events_counted
 {
-	return sql("SELECT coalesce(sum(events), 0) FROM todo_kafka.projection_offsets WHERE topic = '$topic'");
+	return $s->sql("SELECT coalesce(sum(events), 0) FROM todo_kafka.projection_offsets WHERE topic = '$topic'");
 }
 
 sub next_offsets
 {
-	return sql("SELECT coalesce(sum(next_offset), 0) FROM todo_kafka.projection_offsets WHERE topic = '$topic'");
+	return $s->sql("SELECT coalesce(sum(next_offset), 0) FROM todo_kafka.projection_offsets WHERE topic = '$topic'");
 }
 
 # wait until the relay published everything and the projector caught up
@@ -63,12 +57,8 @@ sub wait_caught_up
 	my ($proc, $timeout) = @_;
 	TodoKafkaTest::wait_outbox_published($node) or return 0;
 	my $end = $kafka->end_offsets($topic);
-	my $deadline = time + ($timeout // 90);
-	while (time < $deadline)
-	{
-		return 1 if next_offsets() == $end && diff_count() == 0;
-		sleep(0.2);
-	}
+	return 1 if wait_until('the projector caught up',
+		sub { next_offsets() == $end && diff_count() == 0 }, $timeout // 90);
 	diag('not caught up: next offsets ' . next_offsets() . " of $end, "
 		  . diff_count() . " rows differ; projector log:\n" . ($proc ? $proc->log_text : ''));
 	return 0;
@@ -97,7 +87,7 @@ sub workload_chunk
 {
 	my ($ops) = @_;
 	my @live = map { [ split /\|/ ] } split /\n/,
-	  sql('SELECT user_id, id FROM todo_kafka.tasks ORDER BY created_at, id');
+	  $s->sql('SELECT user_id, id FROM todo_kafka.tasks ORDER BY created_at, id');
 	my @stmts;
 	for (1 .. $ops)
 	{
@@ -141,11 +131,11 @@ my $proj = projector();
 ok($proj->wait_log(qr/assigned \S+/), 'projector assigned');
 workload(400);
 ok(wait_caught_up($proj), 'read model equals the tasks table after the workload');
-cmp_ok(sql('SELECT count(*) FROM todo_kafka.task_view'), '>', 20, 'with many tasks');
-ok(sql("SELECT count(*) FROM todo_kafka.task_view WHERE recurrence_parent IS NOT NULL") > 0,
+cmp_ok($s->sql('SELECT count(*) FROM todo_kafka.task_view'), '>', 20, 'with many tasks');
+ok($s->sql("SELECT count(*) FROM todo_kafka.task_view WHERE recurrence_parent IS NOT NULL") > 0,
 	'recurring occurrences are projected');
 is(events_counted(), $kafka->end_offsets($topic), 'every event counted once');
-is(sql("SELECT count(*) FROM todo_kafka.task_view v JOIN todo_kafka.projection_offsets o
+is($s->sql("SELECT count(*) FROM todo_kafka.task_view v JOIN todo_kafka.projection_offsets o
 	ON o.topic = v.kafka_topic AND o.kafka_partition = v.kafka_partition
 	WHERE v.kafka_offset >= o.next_offset"), 0, 'every row comes from an applied offset');
 
@@ -155,8 +145,7 @@ for my $round (1 .. 3)
 	my $before = next_offsets();
 	workload(300);
 	# kill it while it is applying
-	my $deadline = time + 30;
-	sleep(0.02) while next_offsets() == $before && time < $deadline;
+	wait_until('the projector applying', sub { next_offsets() != $before }, 30, 0.02);
 	$proj->kill9;
 	$proj = projector();
 	ok($proj->wait_log(qr/starts at offset/), "round $round: restarted where the database says");
@@ -167,7 +156,7 @@ like($proj->log_text, qr/starts at offset \d+ \(kept by the service\)/, 'start o
 
 # --- 3. --replay from zero ------------------------------------------------
 is($proj->stop, 0, 'projector stops cleanly');
-sql("UPDATE todo_kafka.task_view SET title = 'corrupted' WHERE id IN (SELECT id FROM todo_kafka.task_view LIMIT 5)");
+$s->sql("UPDATE todo_kafka.task_view SET title = 'corrupted' WHERE id IN (SELECT id FROM todo_kafka.task_view LIMIT 5)");
 ok(diff_count() > 0, 'read model damaged on purpose');
 $proj = projector('--replay');
 ok($proj->wait_log(qr/rebuilding from the start/), 'replay empties the read model');
@@ -177,16 +166,16 @@ is(events_counted(), $kafka->end_offsets($topic), 'replay counted every event on
 # --- 4. snapshot, more events, --restore ----------------------------------
 my $snap = projector('--snapshot');
 is($snap->wait_exit(60), 0, '--snapshot exits 0');
-my $sid = sql('SELECT max(id) FROM todo_kafka.projection_snapshots');
-is(sql("SELECT tasks FROM todo_kafka.projection_snapshots WHERE id = $sid"),
-	sql('SELECT count(*) FROM todo_kafka.task_view'), 'the snapshot holds the read model');
+my $sid = $s->sql('SELECT max(id) FROM todo_kafka.projection_snapshots');
+is($s->sql("SELECT tasks FROM todo_kafka.projection_snapshots WHERE id = $sid"),
+	$s->sql('SELECT count(*) FROM todo_kafka.task_view'), 'the snapshot holds the read model');
 workload(200);
 ok(wait_caught_up($proj), 'caught up with more events');
 is($proj->stop, 0, 'projector stops');
 my $after_snapshot = $kafka->end_offsets($topic)
-  - sql("SELECT sum((o->>'next_offset')::bigint) FROM todo_kafka.projection_snapshots s,
+  - $s->sql("SELECT sum((o->>'next_offset')::bigint) FROM todo_kafka.projection_snapshots s,
 	jsonb_array_elements(s.offsets) o WHERE s.id = $sid");
-sql('TRUNCATE todo_kafka.task_view');
+$s->sql('TRUNCATE todo_kafka.task_view');
 $proj = projector('--restore');
 ok($proj->wait_log(qr/restored from snapshot $sid/), 'restore names the snapshot');
 ok(wait_caught_up($proj), 'snapshot + --restore gives the same read model');
@@ -197,7 +186,7 @@ is($proj->stop, 0, 'projector stops');
 $proj = projector('--snapshot-interval-s', '1', '--snapshots-keep', '2');
 ok($proj->wait_log(qr/snapshot \d+ taken in .*snapshot \d+ taken in .*snapshot \d+ taken in/s, 30),
 	'periodic snapshots');
-is(sql('SELECT count(*) FROM todo_kafka.projection_snapshots'), 2, 'pruned to snapshots_keep');
+is($s->sql('SELECT count(*) FROM todo_kafka.projection_snapshots'), 2, 'pruned to snapshots_keep');
 
 # --- 5. the topic loses its oldest events ----------------------------------
 # junk (not task events: the projector only counts them) pushes the
@@ -216,7 +205,7 @@ ok(wait_caught_up($proj), 'the running projector read the junk');
 is($proj->stop, 0, 'projector stops');
 
 # the snapshots predate the loss: a replay from zero cannot be complete
-sql('DELETE FROM todo_kafka.projection_snapshots');
+$s->sql('DELETE FROM todo_kafka.projection_snapshots');
 my $refused = projector('--replay');
 is($refused->wait_exit(60), 2, '--replay is refused with exit 2 when events are gone');
 like($refused->log_text, qr/cannot replay: the topic no longer holds its oldest events .*no snapshot covers the gap/,

@@ -18,15 +18,9 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use TodoKafkaTest;
-use DevBroker;
-
-my $node = TodoKafkaTest::new_node('t501');
-my $t = TodoKafkaTest::use_topics($node, 't501');
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # the cause: a check that refuses mallory's audit rows for good (SQLSTATE 23514)
-sql(q{CREATE FUNCTION public.refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+my $s = TodoKafkaTest->start_stack('t501', setup_sql => q{CREATE FUNCTION public.refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
 		IF NEW.user_id = 'mallory' THEN
 			RAISE EXCEPTION 'mallory is not audited today' USING ERRCODE = 'check_violation';
@@ -35,11 +29,10 @@ sql(q{CREATE FUNCTION public.refuse_mallory() RETURNS trigger LANGUAGE plpgsql A
 	END $$;
 	CREATE TRIGGER refuse_mallory BEFORE INSERT ON todo_kafka.audit_log
 		FOR EACH ROW EXECUTE FUNCTION public.refuse_mallory()});
+my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
 my $ops = TodoKafkaTest::service_login($node, 'dlq');
 
-my $relay = TodoKafkaTest->start_relay($node, $kafka);
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
-ok($relay->wait_log(qr/acquired leadership/), 'relay leads');
 ok($audit->wait_log(qr/assigned \S+/), 'audit assigned');
 
 my $bin = TodoKafkaTest::repo_root() . '/consumers/dlq/todo-kafka-dlq';
@@ -54,36 +47,23 @@ sub dlq
 	return ($? >> 8, $out, $err);
 }
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.2);
-	}
-	diag("timed out waiting for $what; audit log:\n" . $audit->log_text);
-	return 0;
-}
-
 # a real record the database refuses (with a correlation id and a trace
 # context, which travel as headers), and a forged one
 my $traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-my $task = sql("SET todo_kafka.correlation_id = 'corr-mallory';
+my $task = $s->sql("SET todo_kafka.correlation_id = 'corr-mallory';
 	SET todo_kafka.traceparent = '$traceparent';
 	SELECT id FROM todo_kafka.add_task('mallory', 'Sneaky')");
-sql("SELECT id FROM todo_kafka.add_task('alice', 'Fine')");
+$s->sql("SELECT id FROM todo_kafka.add_task('alice', 'Fine')");
 my $forged = encode_json({ specversion => '1.0', id => 'f0000000-0000-4000-8000-000000000009',
 	source => '/forger', type => 'audit.deleted', time => '2026-01-01T00:00:00Z',
 	data => { event_id => 'f0000000-0000-4000-8000-000000000009', operation => 'DELETE',
 		event_type => 'deleted', timestamp => '2026-01-01T00:00:00Z' } });
 my ($ok, $perr) = $kafka->produce($t->{audit}, [$forged], key => 'forged-key', partition => 1);
 ok($ok, 'forged audit record produced with kcat') or diag($perr);
-ok(wait_for('two dead letters', sub { $kafka->end_offsets($t->{dead_letter}) >= 2 }),
-	'both reached the dead-letter topic');
-ok(wait_for('alice audited', sub { sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'alice'") == 1 }),
-	'the good record was appended');
+ok(wait_until('two dead letters', sub { $kafka->end_offsets($t->{dead_letter}) >= 2 }),
+	'both reached the dead-letter topic') or diag("audit log:\n" . $audit->log_text);
+ok($s->wait_sql("SELECT count(*) = 1 FROM todo_kafka.audit_log WHERE user_id = 'alice'", 't'),
+	'the good record was appended') or diag("audit log:\n" . $audit->log_text);
 
 # list
 my ($rc, $out, $err) = dlq('list');
@@ -114,13 +94,13 @@ is((TodoKafkaTest::validate_schemas([ 'dead-letter.v1', $envelope->{payload} ]))
 is($rc, 1, 'show of an unknown id exits 1');
 
 # fix the cause, replay once
-sql('DROP TRIGGER refuse_mallory ON todo_kafka.audit_log');
+$s->sql('DROP TRIGGER refuse_mallory ON todo_kafka.audit_log');
 ($rc, $out, $err) = dlq('replay', '--id', $real);
 is($rc, 0, 'replay exits 0') or diag("$out\n$err");
 like($out, qr/\Q$real\E: replayed to \Q$t->{audit}\E\[\d+\] \(key \Q$task\E\)/, 'replayed to its topic with its key');
-ok(wait_for('mallory audited', sub { sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory'") == 1 }),
-	'the audit service handled the replayed record');
-is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory' AND task_id = '$task'"), 1,
+ok($s->wait_sql("SELECT count(*) = 1 FROM todo_kafka.audit_log WHERE user_id = 'mallory'", 't'),
+	'the audit service handled the replayed record') or diag("audit log:\n" . $audit->log_text);
+is($s->sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory' AND task_id = '$task'"), 1,
 	'as the original record of that task');
 
 # the replay carries the original message's headers, in order, and
@@ -143,13 +123,13 @@ like($err, qr/\Q$real\E: refused: dead letter \Q$real\E was already replayed.*--
 ($rc, $out, $err) = dlq('replay', '--id', $real, '--force');
 is($rc, 0, '--force replays again') or diag($err);
 sleep(2);
-is(sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory'"), 1,
+is($s->sql("SELECT count(*) FROM todo_kafka.audit_log WHERE user_id = 'mallory'"), 1,
 	'the service absorbs the forced repeat (idempotent by event id)');
 ($rc, $out) = dlq('list');
 like($out, qr/^\Q$real\E\s+\S+\s+PERMANENT\s+\S+\s+2x/m, 'list shows it replayed twice');
 
 # a relay poison row goes back into the outbox, once
-sql(q{INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data)
+$s->sql(q{INSERT INTO todo_kafka.dead_letters (outbox_id, event_id, topic, reason, row_data)
 	VALUES (4242, 'c0000000-0000-4000-8000-000000000001', 't501.notifications', 'Broker: Message size too large',
 	  json_build_object('id', 4242, 'event_id', 'c0000000-0000-4000-8000-000000000001', 'kind', 'custom',
 	    'stream', 'notifications', 'event_type', 'test.requeued', 'source', '/todo_kafka/test', 'key', 'k-poison',

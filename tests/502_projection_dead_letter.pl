@@ -19,14 +19,10 @@ use warnings;
 use JSON::PP;
 use Test::More;
 use TodoKafkaTest;
-use DevBroker;
 
-my $node = TodoKafkaTest::new_node('t502');
-my $t = TodoKafkaTest::use_topics($node, 't502');
+my $s = TodoKafkaTest->start_stack('t502', relay => 0);
+my ($node, $t, $kafka) = @$s{qw(node topics kafka)};
 my $topic = $t->{task_events};
-my $kafka = DevBroker->start(topics => [ values %$t ]);
-
-sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # the projector runs as a login that has only todo_kafka_projector (start_service)
 sub projector
@@ -40,7 +36,7 @@ sub dead_letters { return $kafka->end_offsets($t->{dead_letter}); }
 sub stored_offsets
 {
 	return { map { split /\|/ } split /\n/,
-		  sql("SELECT kafka_partition, next_offset FROM todo_kafka.projection_offsets
+		  $s->sql("SELECT kafka_partition, next_offset FROM todo_kafka.projection_offsets
 		        WHERE topic = '$topic' ORDER BY 1") };
 }
 
@@ -67,8 +63,8 @@ ok($ok, 'partition 0: a foreign event, then an invalid task event (the last)') o
 ok($ok, 'partition 1: a task event the database refuses (the only one)') or diag($err);
 
 my $proj = projector();
-ok(TodoKafkaTest::wait_until('two dead letters', sub { dead_letters() >= 2 }), 'both were dead-lettered');
-ok(TodoKafkaTest::wait_until('stored offsets past the dead letters', sub {
+ok(wait_until('two dead letters', sub { dead_letters() >= 2 }), 'both were dead-lettered');
+ok(wait_until('stored offsets past the dead letters', sub {
 	my $o = stored_offsets();
 	($o->{0} // -1) == 2 && ($o->{1} // -1) == 1 }),
 	'the stored offsets moved past the dead-lettered events')
@@ -98,7 +94,7 @@ for my $after ('a clean stop', 'a SIGKILL')
 				'app.thing.happened', {}) ], key => "k$p", partition => $p);
 		ok($ok, "after $after: one more event on partition $p") or diag($err);
 	}
-	ok(TodoKafkaTest::wait_until('the new events stored', sub {
+	ok(wait_until('the new events stored', sub {
 		my $o = stored_offsets();
 		($o->{0} // -1) == 2 + $round && ($o->{1} // -1) == 1 + $round }),
 		"after $after: the projector read on past the new events")
@@ -114,7 +110,7 @@ for my $after ('a clean stop', 'a SIGKILL')
 	}
 }
 
-is(sql("SELECT count(*) FROM todo_kafka.task_view"), 0, 'nothing was projected from them');
+is($s->sql("SELECT count(*) FROM todo_kafka.task_view"), 0, 'nothing was projected from them');
 
 $kafka->stop;
 $node->stop;

@@ -152,7 +152,7 @@ sub families
 }
 
 my (%exported, @missing);
-TodoKafkaTest::wait_until('every named metric on some /metrics', sub {
+wait_until('every named metric on some /metrics', sub {
 	%exported = ();
 	for my $d (sort keys %ports)
 	{

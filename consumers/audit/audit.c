@@ -5,9 +5,10 @@
  *	  todo_kafka.audit_log
  *
  * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
- * batch of audit records becomes ONE call of todo_kafka.audit_append()
- * (extension 0.3.0, granted to todo_kafka_audit_writer), i.e. one transaction
- * and one round trip per batch:
+ * batch of audit records becomes ONE call of todo_kafka.audit_consume()
+ * (audit_append() of extension 0.3.0 plus the offsets, 0.5.0; granted to
+ * todo_kafka_audit_writer), i.e. one transaction and one round trip per
+ * batch:
  *	 - idempotent by event id: a record already in the log is skipped, so
  *	   redeliveries after a crash or a rebalance add nothing;
  *	 - chained: each row carries sha256(previous hash || its content) within
@@ -27,6 +28,21 @@
  * "<event_id>:audit" and type "audit.<event_type>" (publish() refuses the
  * audit stream since 0.3.0, and a forged message on the topic fails these
  * checks), so anything else is dead-lettered as invalid input at once.
+ *
+ * Offsets (issue 20): kept in the database, in the transaction of the rows
+ * (audit_consume() = audit_append() + todo_kafka.audit_offsets), like the
+ * projector's, through the runtime's sink hooks (sink_offsets.c): each
+ * assigned partition starts where the database says (start_offset), a
+ * record dead-lettered as the last of its partition moves the stored
+ * offset past it (dead_lettered: audit_skip()), and Kafka's committed
+ * group offsets are not used (offsets are kept per consumer group; only a
+ * group the database holds none for, new or from before 0.5.0, starts at
+ * its committed offsets).  So a database restored from a backup
+ * resumes from its own position and the trail has no gap.  The setup hook
+ * checks that every partition's start is still in the topic: when the
+ * restore point (or a long stop) is older than the topic's retention, the
+ * events in between are gone and the service refuses to start (exit 2),
+ * unless --allow-gap accepts a trail that misses them.
  *
  * Retention: worker 0 runs todo_kafka.purge_audit(retention_days) every
  * purge_interval_s; it deletes a prefix of each chain and anchors what
@@ -140,8 +156,69 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 						 data ? data : "null");
 		cJSON_free(data);
 	}
-	return tkc_pg_count_array(w, "SELECT todo_kafka.audit_append($1::jsonb)", 0, NULL, &arr,
-							  evs[0], inserted);
+	const char *params[1] = {tkc_group(w)};
+
+	return tkc_pg_count_array(w, "SELECT todo_kafka.audit_consume($1, $2::jsonb)", 1, params,
+							  &arr, evs[0], inserted);
+}
+
+#define OFFSETS_FN "todo_kafka.audit_offsets"
+#define MAX_PARTITIONS 1024
+
+static bool allow_gap = false;
+
+/* start_offset hook: where the database says, else the beginning */
+static bool
+audit_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
+{
+	return tkc_sink_start_offset(w, OFFSETS_FN, tkc_group(w), topic, partition, offset);
+}
+
+/* dead_lettered hook: the stored offset moves past ev */
+static tkc_result
+audit_dead_lettered(tkc_worker *w, tkc_event *ev)
+{
+	char		part[16];
+	char		off[32];
+	const char *params[4] = {tkc_group(w), ev->topic, part, off};
+	int			n;
+
+	snprintf(part, sizeof(part), "%d", (int) ev->partition);
+	snprintf(off, sizeof(off), "%lld", (long long) ev->offset);
+	return tkc_pg_count(w, "SELECT todo_kafka.audit_skip($1, $2, $3::int, $4::bigint)", 4,
+						params, ev, &n);
+}
+
+/* setup hook: every partition's start must still be in the topic */
+static int
+audit_setup(tkc_worker *w)
+{
+	const char *topic = tkc_topic(w, "audit");
+	int64_t		low[MAX_PARTITIONS];
+	int64_t		start;
+	int			nparts = tkc_sink_low_watermarks(w, topic, low, MAX_PARTITIONS);
+	int			p;
+
+	if (nparts < 0)
+		return TK_EXIT_FAILURE;
+	p = tkc_sink_check_gap(w, OFFSETS_FN, tkc_group(w), topic, low, nparts, &start);
+	if (p == -2)
+		return TK_EXIT_FAILURE;
+	if (p >= 0 && !allow_gap)
+	{
+		tkc_sink_log_gap("cannot continue the audit trail", topic, low, nparts,
+						 "and the audit log does not hold them yet, so the trail would have a gap");
+		tk_log(TK_LOG_INFO, "hint: %s[%d] would start at %lld, before its oldest event %lld: "
+			   "the database was restored to a point (or the service stopped for longer) "
+			   "than the topic's retention; --allow-gap starts anyway and the trail misses "
+			   "the events in between", topic, p, (long long) start, (long long) low[p]);
+		return TK_EXIT_USAGE;
+	}
+	if (p >= 0)
+		tk_log(TK_LOG_WARNING, "--allow-gap: %s[%d] starts at %lld; its events %lld to %lld "
+			   "are missing from the audit trail", topic, p, (long long) low[p],
+			   (long long) start, (long long) low[p] - 1);
+	return TKC_SETUP_CONTINUE;
 }
 
 static void
@@ -220,12 +297,19 @@ static const tkc_service audit_service = {
 	.handle_batch = audit_handle_batch,
 	.periodic = audit_periodic,
 	.periodic_ms = 10000,
+	.start_offset = audit_start_offset,
+	.dead_lettered = audit_dead_lettered,
+	.setup = audit_setup,
 	.notes = "Search: SELECT * FROM todo_kafka.search_audit(p_user_id => 'alice');\n"
-	"Verify:  SELECT * FROM todo_kafka.verify_audit();   (as todo_kafka_auditor)\n",
+	"Verify:  SELECT * FROM todo_kafka.verify_audit();   (as todo_kafka_auditor)\n"
+	"      --allow-gap            start although the topic no longer holds events the\n"
+	"                             audit log is missing (restore older than retention)\n",
 };
 
 int
 main(int argc, char **argv)
 {
+	/* the flag is taken out of argv; the runtime parses the rest */
+	allow_gap = tkc_take_flag(&argc, argv, "--allow-gap");
 	return tkc_main(&audit_service, argc, argv);
 }

@@ -6,7 +6,9 @@
  *
  * Offsets live in the database, written with the rows (project_apply.c).
  * The start_offset hook reads todo_kafka.project_offsets() for each
- * assigned partition; none stored means the beginning of the topic.
+ * assigned partition; none stored means the beginning of the topic.  The
+ * reading and the gap check are the runtime's (sink_offsets.c), shared
+ * with the audit service.
  *
  * The setup hook runs once before anything is consumed:
  *	 --snapshot	 project_snapshot() now, print its id, exit 0;
@@ -48,42 +50,13 @@
 
 /* ---- offsets and snapshots in the database ---- */
 
-/* the stored next offset of topic[partition]; -1 when none; -2 on error */
-static int64_t
-stored_offset(PGconn *conn, const char *topic, int32_t partition, char *err, size_t errlen)
-{
-	const char *params[1] = {topic};
-	PGresult   *res = PQexecParams(conn, "SELECT kafka_partition, next_offset FROM todo_kafka.project_offsets($1)",
-								   1, NULL, params, NULL, NULL, 0);
-	int64_t		off = -1;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(err, errlen, "cannot read the projection offsets: %s", PQerrorMessage(conn));
-		PQclear(res);
-		return -2;
-	}
-	for (int i = 0; i < PQntuples(res); i++)
-		if (atoi(PQgetvalue(res, i, 0)) == partition)
-			off = atoll(PQgetvalue(res, i, 1));
-	PQclear(res);
-	return off;
-}
+#define OFFSETS_FN "todo_kafka.project_offsets"
 
 /* start_offset hook: where the database says, else the beginning */
 bool
 project_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
 {
-	char		err[512];
-	int64_t		off = stored_offset(tkc_pg(w), topic, partition, err, sizeof(err));
-
-	if (off == -2)
-	{
-		tk_log(TK_LOG_WARNING, "%s", err);
-		return false;
-	}
-	*offset = off < 0 ? TKC_OFFSET_BEGINNING : off;
-	return true;
+	return tkc_sink_start_offset(w, OFFSETS_FN, NULL, topic, partition, offset);
 }
 
 /* a scalar query; false with the error in err */
@@ -178,16 +151,8 @@ restore(PGconn *conn, long long id, char *err, size_t errlen)
 static void
 refuse_gap(const char *what, const char *topic, const int64_t *low, int nparts)
 {
-	char		where[256] = "";
-	size_t		len = 0;
-
-	for (int p = 0; p < nparts && len < sizeof(where) - 40; p++)
-		if (low[p] > 0)
-			len += snprintf(where + len, sizeof(where) - len, "%s%s[%d] starts at %lld",
-							len ? ", " : "", topic, p, (long long) low[p]);
-	tk_log(TK_LOG_FATAL, "%s: the topic no longer holds its oldest events (%s: deleted by "
-		   "retention) and no snapshot covers the gap, so the read model would be incomplete",
-		   what, where);
+	tkc_sink_log_gap(what, topic, low, nparts,
+					 "and no snapshot covers the gap, so the read model would be incomplete");
 	tk_log(TK_LOG_INFO, "hint: a replay from zero is only complete within the topic's "
 		   "retention (7 days for todo.task.events); take snapshots more often than that "
 		   "(snapshot_interval_s), or pass --allow-gap to build from what the topic still holds");
@@ -201,7 +166,6 @@ project_setup(tkc_worker *w)
 	PGconn	   *conn = tkc_pg(w);
 	const char *topic = tkc_topic(w, TK_STREAM_TASK_EVENTS);
 	int64_t		low[MAX_PARTITIONS];
-	int64_t		high;
 	int			nparts;
 	char		err[512];
 	char		out[64];
@@ -219,20 +183,9 @@ project_setup(tkc_worker *w)
 		return TK_EXIT_OK;
 	}
 
-	nparts = tkc_partition_count(w, topic, err, sizeof(err));
+	nparts = tkc_sink_low_watermarks(w, topic, low, MAX_PARTITIONS);
 	if (nparts < 0)
-	{
-		tk_log(TK_LOG_FATAL, "%s", err);
 		return TK_EXIT_FAILURE;
-	}
-	if (nparts > MAX_PARTITIONS)
-		nparts = MAX_PARTITIONS;
-	for (int p = 0; p < nparts; p++)
-		if (!tkc_watermarks(w, topic, p, &low[p], &high, err, sizeof(err)))
-		{
-			tk_log(TK_LOG_FATAL, "%s", err);
-			return TK_EXIT_FAILURE;
-		}
 
 	if (project_run_mode == MODE_REPLAY)
 	{
@@ -304,22 +257,21 @@ project_setup(tkc_worker *w)
 	}
 
 	/* a normal start: the stored offsets must still be in the topic */
-	for (int p = 0; p < nparts; p++)
 	{
-		int64_t		off = stored_offset(conn, topic, p, err, sizeof(err));
+		int64_t		start;
+		int			p = tkc_sink_check_gap(w, OFFSETS_FN, NULL, topic, low, nparts, &start);
 
-		if (off == -2)
-		{
-			tk_log(TK_LOG_FATAL, "%s", err);
+		if (p == -2)
 			return TK_EXIT_FAILURE;
-		}
-		if ((off < 0 ? 0 : off) < low[p] && !project_allow_gap)
+		if (p >= 0 && !project_allow_gap)
 		{
-			refuse_gap(off < 0 ? "cannot build the read model" : "cannot continue the read model",
+			int64_t		stored = tkc_sink_stored_offset(conn, OFFSETS_FN, NULL, topic, p,
+														NULL, err, sizeof(err));
+
+			refuse_gap(stored < 0 ? "cannot build the read model" : "cannot continue the read model",
 					   topic, low, nparts);
 			tk_log(TK_LOG_INFO, "hint: %s[%d] would start at %lld; --restore starts from a "
-				   "snapshot that covers the gap, if there is one", topic, p,
-				   (long long) (off < 0 ? 0 : off));
+				   "snapshot that covers the gap, if there is one", topic, p, (long long) start);
 			return TK_EXIT_USAGE;
 		}
 	}

@@ -192,7 +192,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 		b[idx[k]].ev.error[0] = '\0';
 		res[k] = svc->handle(w, &b[idx[k]].ev);
 		tkc_metrics_handled(b[idx[k]].ev.topic, res[k], (double) (tk_wall_us() - t1) / 1e6);
-		if (res[k] == TKC_RETRY || res[k] == TKC_DOWN)
+		if (tkc_result_stops_round(res[k]))
 		{
 			for (int j = k + 1; j < np; j++)
 				res[j] = -1;	/* not tried */
@@ -359,27 +359,22 @@ tkc_batch_process(tkc_worker *w, tkc_item *b, int n)
 	free(res);
 }
 
-/*
- * Is b[i] the last finished message of its partition, with every message
- * of that partition before it finished too (the offset that would be
- * stored is b[i]'s + 1)?
- */
-static bool
-last_done_of_partition(tkc_item *b, int n, int i)
+/* the batch's messages as batch_offsets.c sees them; NULL when out of memory */
+static tkc_msg_pos *
+batch_positions(tkc_item *b, int n)
 {
-	const char *topic = rd_kafka_topic_name(b[i].m->rkt);
+	tkc_msg_pos *pos = malloc(sizeof(*pos) * (n > 0 ? n : 1));
 
-	for (int j = 0; j < n; j++)
+	if (pos == NULL)
+		return NULL;
+	for (int i = 0; i < n; i++)
 	{
-		if (j == i || b[j].m->partition != b[i].m->partition ||
-			strcmp(rd_kafka_topic_name(b[j].m->rkt), topic) != 0)
-			continue;
-		if (j < i && b[j].state != ITEM_DONE)
-			return false;		/* blocked: nothing past b[j] is stored */
-		if (j > i && b[j].state == ITEM_DONE)
-			return false;
+		pos[i].topic = rd_kafka_topic_name(b[i].m->rkt);
+		pos[i].partition = b[i].m->partition;
+		pos[i].offset = b[i].m->offset;
+		pos[i].done = b[i].state == ITEM_DONE;
 	}
-	return true;
+	return pos;
 }
 
 /*
@@ -397,15 +392,22 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 {
 	const tkc_service *svc = w->rt->svc;
 	tk_backoff	backoff;
+	tkc_msg_pos *pos;
 
 	if (svc->dead_lettered == NULL)
 		return;
+	if ((pos = batch_positions(b, n)) == NULL)
+	{
+		tk_log(TK_LOG_WARNING, "consumer %d: out of memory: the sink is not told of this batch's dead letters (a restart dead-letters them again)",
+			   w->index);
+		return;
+	}
 	tk_backoff_init(&backoff, 200, w->rt->rc.outage_retry_max_ms, w->rng++);
 	for (int i = 0; i < n; i++)
 	{
 		tkc_item   *it = &b[i];
 
-		if (it->state != ITEM_DONE || !it->dead_lettered || !last_done_of_partition(b, n, i))
+		if (it->state != ITEM_DONE || !it->dead_lettered || !tkc_last_done_of_partition(pos, n, i))
 			continue;
 		for (;;)
 		{
@@ -433,51 +435,38 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 				break;
 		}
 	}
+	free(pos);
 	if (w->outage && !tk_shutdown_requested)
 		tkc_outage_end(w);
 	tkc_set_paused(w, false);
 }
 
-/* store, per partition, the offset after the batch's last message */
+/* store, per partition, the offset after the batch's last message (batch_offsets.c) */
 void
 tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n)
 {
-	rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+	tkc_msg_pos *pos = batch_positions(b, n);
+	tkc_msg_pos *offs = malloc(sizeof(*offs) * (n > 0 ? n : 1));
+	int			nstore = pos && offs ? tkc_offsets_to_store(pos, n, offs) : -1;
 	rd_kafka_resp_err_t err;
 
-	/* a partition with an abandoned message stores nothing past it */
-	for (int i = 0; i < n; i++)
+	if (nstore < 0)
+		tk_log(TK_LOG_WARNING, "consumer %d: out of memory: offsets not stored (the batch is handled again)",
+			   w->index);
+	if (nstore > 0)
 	{
-		rd_kafka_topic_partition_t *p;
-		const char *topic = rd_kafka_topic_name(b[i].m->rkt);
+		rd_kafka_topic_partition_list_t *store = rd_kafka_topic_partition_list_new(nstore);
 
-		p = rd_kafka_topic_partition_list_find(offs, topic, b[i].m->partition);
-		if (p == NULL)
-		{
-			p = rd_kafka_topic_partition_list_add(offs, topic, b[i].m->partition);
-			p->offset = RD_KAFKA_OFFSET_INVALID;
-			p->opaque = NULL;
-		}
-		if (p->opaque)			/* blocked by an abandoned message */
-			continue;
-		if (b[i].state == ITEM_DONE)
-			p->offset = b[i].m->offset + 1;
-		else
-			p->opaque = (void *) 1;
-	}
-	{
-		rd_kafka_topic_partition_list_t *store = rd_kafka_topic_partition_list_new(offs->cnt);
-
-		for (int i = 0; i < offs->cnt; i++)
-			if (offs->elems[i].offset >= 0)
-				rd_kafka_topic_partition_list_add(store, offs->elems[i].topic,
-												  offs->elems[i].partition)->offset = offs->elems[i].offset;
-		if (store->cnt > 0 && (err = rd_kafka_offsets_store(w->consumer, store)) != 0)
+		for (int i = 0; i < nstore; i++)
+			rd_kafka_topic_partition_list_add(store, offs[i].topic, offs[i].partition)->offset =
+				offs[i].offset;
+		if ((err = rd_kafka_offsets_store(w->consumer, store)) != 0)
 			tk_log(TK_LOG_DEBUG, "consumer %d: offsets not stored (%s): partitions moved",
 				   w->index, rd_kafka_err2str(err));
 		rd_kafka_topic_partition_list_destroy(store);
 	}
-	rd_kafka_topic_partition_list_destroy(offs);
+	free(pos);
+	free(offs);
 }
 
 void

@@ -59,6 +59,8 @@ typedef enum tkc_result
 
 /* tkc_service.start_offset: read the partition from its first offset */
 #define TKC_OFFSET_BEGINNING (-2)
+/* tkc_service.start_offset: from the group's committed offset after all */
+#define TKC_OFFSET_COMMITTED (-1001)
 
 /* tkc_service.setup: go on and start the workers */
 #define TKC_SETUP_CONTINUE (-1)
@@ -142,7 +144,7 @@ typedef struct tkc_service
 	 * rebalance callback, with the worker's database session up (the
 	 * runtime reconnects and asks again, with backoff, while it returns
 	 * false, e.g. the database is down).  Sets *offset to the next offset to
-	 * read, or TKC_OFFSET_BEGINNING.  Without it a partition starts at the
+	 * read, TKC_OFFSET_BEGINNING, or TKC_OFFSET_COMMITTED.  Without it a partition starts at the
 	 * group's committed offset (auto.offset.reset when none).
 	 */
 	bool		(*start_offset) (tkc_worker *w, const char *topic, int32_t partition,
@@ -269,6 +271,40 @@ typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
 									 int *written);
 extern void tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
 						   tkc_sink_call call, const char *what);
+
+/*
+ * For services that keep their offsets in their own sink (sink_offsets.c).
+ * offsets_fn names an extension function returning (kafka_partition,
+ * next_offset) rows for (topic), or, when group is not NULL, for (group,
+ * topic): e.g. "todo_kafka.project_offsets", "todo_kafka.audit_offsets".
+ *	 tkc_sink_stored_offset: the stored next offset of topic[partition], -1
+ *		when none, -2 on error (reason in err); *any (may be NULL): whether
+ *		any partition has one;
+ *	 tkc_sink_start_offset: a start_offset hook body: stored, else the
+ *		beginning, or with a group that has none at all, the group's
+ *		committed offset (TKC_OFFSET_COMMITTED);
+ *	 tkc_sink_low_watermarks: low[p] for every partition of topic (at most
+ *		max); returns the partition count, -1 on error (logged);
+ *	 tkc_sink_check_gap: -1 when every partition starts (stored offset, 0
+ *		when none) at or past its low watermark, or a group has none stored;
+ *		else the first partition that does not, with its start in *start;
+ *		-2 on error (logged);
+ *	 tkc_sink_log_gap: the FATAL line of a refusal, naming the partitions
+ *		whose oldest events are gone, then consequence;
+ *	 tkc_take_flag: remove flag from argv (before tkc_main), true if given.
+ */
+extern int64_t tkc_sink_stored_offset(PGconn *conn, const char *offsets_fn, const char *group,
+									  const char *topic, int32_t partition, bool *any,
+									  char *err, size_t errlen);
+extern bool tkc_sink_start_offset(tkc_worker *w, const char *offsets_fn, const char *group,
+								  const char *topic, int32_t partition, int64_t *offset);
+extern int	tkc_sink_low_watermarks(tkc_worker *w, const char *topic, int64_t *low, int max);
+extern int	tkc_sink_check_gap(tkc_worker *w, const char *offsets_fn, const char *group,
+							   const char *topic, const int64_t *low, int nparts,
+							   int64_t *start);
+extern void tkc_sink_log_gap(const char *what, const char *topic, const int64_t *low,
+							 int nparts, const char *consequence);
+extern bool tkc_take_flag(int *argc, char **argv, const char *flag);
 
 /* cJSON helpers for handlers: a member's string value, or NULL */
 extern const char *tkc_json_string(const cJSON *obj, const char *name);

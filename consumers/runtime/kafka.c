@@ -94,10 +94,14 @@ set_start_offsets(tkc_worker *w, rd_kafka_topic_partition_list_t *parts)
 				usleep(100 * 1000);
 		}
 		p->offset = off;
-		tk_log(TK_LOG_INFO, "consumer %d: %s[%d] starts at offset %s%lld (kept by the service)",
-			   w->index, p->topic, (int) p->partition,
-			   off == RD_KAFKA_OFFSET_BEGINNING ? "beginning " : "",
-			   off == RD_KAFKA_OFFSET_BEGINNING ? 0LL : (long long) off);
+		if (off == RD_KAFKA_OFFSET_INVALID)
+			tk_log(TK_LOG_INFO, "consumer %d: %s[%d] starts at the group's committed offset "
+				   "(the service keeps none for it)", w->index, p->topic, (int) p->partition);
+		else
+			tk_log(TK_LOG_INFO, "consumer %d: %s[%d] starts at offset %s%lld (kept by the service)",
+				   w->index, p->topic, (int) p->partition,
+				   off == RD_KAFKA_OFFSET_BEGINNING ? "beginning " : "",
+				   off == RD_KAFKA_OFFSET_BEGINNING ? 0LL : (long long) off);
 	}
 	return true;
 }

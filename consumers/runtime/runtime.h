@@ -105,6 +105,20 @@ typedef struct tkc_item
 	bool		dead_lettered;	/* done by going to the dead-letter topic */
 } tkc_item;
 
+/* a message of a batch, as batch_offsets.c's decisions see it */
+typedef struct tkc_msg_pos
+{
+	const char *topic;
+	int32_t		partition;
+	int64_t		offset;
+	bool		done;			/* handled or dead-lettered */
+} tkc_msg_pos;
+
+/* batch_offsets.c: pure, unit-tested (test_batch_offsets.c) */
+extern int	tkc_offsets_to_store(const tkc_msg_pos *pos, int n, tkc_msg_pos *out);
+extern bool tkc_last_done_of_partition(const tkc_msg_pos *pos, int n, int i);
+extern bool tkc_result_stops_round(tkc_result r);
+
 extern int	tkc_batch_collect(tkc_worker *w, tkc_item *b, int max);
 extern void tkc_batch_process(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n);

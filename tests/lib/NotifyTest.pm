@@ -92,8 +92,7 @@ sub _start_server
 	my $log = "$self->{dir}/$name.log";
 	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
 		'<', \undef, '>>', $log, '2>>', $log);
-	my $deadline = time + 30;
-	sleep(0.05) while !-s $port_file && time < $deadline && $h->pumpable;
+	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
 	croak "$name did not start: " . slurp($log) unless -s $port_file;
 	chomp(my $port = slurp($port_file));
 	return ($h, $port);
@@ -219,19 +218,6 @@ sub pushes
 	my ($self) = @_;
 	return [ map { $self->{json}->decode($_) } grep { length }
 		  split /\n/, slurp("$self->{dir}/push.jsonl") ];
-}
-
-# poll until $cond returns true; false on timeout
-sub wait_for
-{
-	my ($cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep(0.1);
-	}
-	return $cond->() ? 1 : 0;
 }
 
 sub DESTROY

@@ -13,6 +13,10 @@ TodoKafkaTest - PostgreSQL with todo_kafka plus todo-kafka-relay for TAP tests
   ...
   # wait until the outbox is empty (a test), then read a stream's events
   my $events = $s->events('task_events', count => 3, drained => 'outbox emptied');
+  # SQL on the node (safe_psql, database postgres), and waiting
+  my $id = $s->sql("SELECT id FROM todo_kafka.add_task('ana', 'Buy milk')");
+  ok($s->wait_sql("SELECT count(*) = 1 FROM todo_kafka.audit_log"), 'audited');
+  ok(wait_until('two dead letters', sub { $kafka->end_offsets($t->{dead_letter}) >= 2 }), '...');
   is($relay->stop, 0);
 
 The parts, for tests that need another shape:
@@ -34,12 +38,18 @@ log file under tmp_check/log named after the test, the relay and a serial
 the bootstrap superuser; a consumer service (start_service) as a login
 that is a member of only its service's role (service_login).
 
+Waiting: every test waits one way, with wait_until (exported), or
+$stack->wait_sql for a query's answer; no test writes its own deadline loop.
+
 =cut
 
 package TodoKafkaTest;
 
 use strict;
 use warnings;
+
+use Exporter qw(import);
+our @EXPORT = qw(wait_until);
 
 use Carp;
 use Cwd qw(abs_path);
@@ -230,13 +240,9 @@ sub log_text
 sub wait_log
 {
 	my ($self, $re, $timeout) = @_;
-	my $deadline = time + ($timeout // 30);
-	while (time < $deadline)
-	{
-		return 1 if $self->log_text =~ $re;
-		sleep(0.05);
-	}
-	diag("$self->{name} log did not match $re; log:\n" . $self->log_text);
+	return 1 if wait_until("$self->{name} log to match $re", sub { $self->log_text =~ $re },
+		$timeout // 30, 0.05);
+	diag("$self->{name} log:\n" . $self->log_text);
 	return 0;
 }
 
@@ -295,16 +301,25 @@ sub DESTROY
 	$self->kill9 if $self->{pid};
 }
 
-# poll $cond until it is true or $timeout seconds (default 60) passed;
-# true on success, else says what it waited for
+=pod
+
+=head2 wait_until(WHAT, COND, TIMEOUT, INTERVAL)
+
+Calls COND every INTERVAL seconds (default 0.2) until it returns true or
+TIMEOUT seconds (default 60) passed, then once more.  True on success;
+on timeout false, after a diag "timed out waiting for WHAT" (the caller
+adds what it knows, e.g. `or diag($service->log_text)`).  Exported.
+
+=cut
+
 sub wait_until
 {
-	my ($what, $cond, $timeout) = @_;
+	my ($what, $cond, $timeout, $interval) = @_;
 	my $deadline = time + ($timeout // 60);
 	while (time < $deadline)
 	{
 		return 1 if $cond->();
-		sleep(0.2);
+		sleep($interval // 0.2);
 	}
 	return 1 if $cond->();
 	diag("timed out waiting for $what");
@@ -322,14 +337,21 @@ sub outbox_pending
 sub wait_outbox_published
 {
 	my ($node, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	while (time < $deadline)
-	{
-		return 1 if outbox_pending($node) == 0;
-		sleep(0.1);
-	}
+	return 1 if wait_until('the outbox to be published', sub { outbox_pending($node) == 0 },
+		$timeout, 0.1);
 	diag('outbox still holds ' . outbox_pending($node) . ' unpublished rows');
 	return 0;
+}
+
+# tasks and the read model (task_view) differ in this many rows (0: equal)
+sub read_model_diff
+{
+	my ($node, $db) = @_;
+	my $cols = 'id, title, description, completed, priority, tags, updated_at';
+	return $node->safe_psql($db, "SELECT count(*) FROM (
+		(SELECT $cols FROM todo_kafka.tasks EXCEPT SELECT $cols FROM todo_kafka.task_view)
+		UNION ALL
+		(SELECT $cols FROM todo_kafka.task_view EXCEPT SELECT $cols FROM todo_kafka.tasks)) d");
 }
 
 # consume a topic; each message with its payload decoded and headers as a hash
@@ -401,6 +423,32 @@ sub stop
 	my ($self) = @_;
 	$self->{kafka}->stop;
 	$self->{node}->stop;
+}
+
+=pod
+
+=head2 $stack->sql(QUERY)
+
+safe_psql of QUERY on the stack's node, database postgres (dies on error).
+
+=head2 $stack->wait_sql(QUERY, EXPECTED, TIMEOUT)
+
+Waits (TodoKafkaTest::wait_until) until QUERY's answer is EXPECTED
+(default 't'); true on success, else a diag with the last answer.
+
+=cut
+
+sub sql { return $_[0]->{node}->safe_psql('postgres', $_[1]); }
+
+sub wait_sql
+{
+	my ($self, $query, $expected, $timeout) = @_;
+	$expected //= 't';
+	my $got;
+	return 1 if TodoKafkaTest::wait_until("<$query> to return <$expected>",
+		sub { ($got = $self->sql($query)) eq $expected }, $timeout);
+	diag("last answer: <" . ($got // '') . ">");
+	return 0;
 }
 
 # the Kafka topic of a stream
