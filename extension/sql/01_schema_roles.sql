@@ -13,7 +13,7 @@
  *	 todo_kafka_projector	 todo-kafka-project
  *	 todo_kafka_consumer	 the union of the three service roles (kept for
  *							 installs that granted it before each service had its own)
- * What each role may do is in 13_grants.sql.
+ * What each role may do is in 14_grants.sql.
  */
 \echo Use "CREATE EXTENSION todo_kafka" to load this file. \quit
 

@@ -55,6 +55,8 @@ COMMENT ON COLUMN todo_kafka.tasks.recurrence_day IS
 CREATE INDEX tasks_user_id_idx ON todo_kafka.tasks (user_id, created_at);
 CREATE INDEX tasks_recurrence_parent_idx ON todo_kafka.tasks (recurrence_parent)
 	WHERE recurrence_parent IS NOT NULL;
+/* pg_dump keeps extension tables' data only when marked (as every table holding data is) */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.tasks', '');
 
 /* BEFORE UPDATE trigger: sets updated_at when anything else changed */
 CREATE OR REPLACE FUNCTION todo_kafka.touch()

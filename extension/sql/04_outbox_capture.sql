@@ -214,3 +214,10 @@ CREATE INDEX outbox_1_xid ON todo_kafka.outbox_1 (xid);
 
 CREATE INDEX outbox_2_xid ON todo_kafka.outbox_2 (xid);
 
+/* pg_dump keeps the changes not yet published at dump time (with the
+ * relay's position, 05_relay_api.sql) */
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_0', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_1', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_2', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.outbox_id_seq', '');
+

@@ -112,20 +112,59 @@ CREATE OR REPLACE FUNCTION todo_kafka.relay_sleeping(sleeping boolean)
  STRICT
 AS '$libdir/todo_kafka', $function$todo_kafka_relay_sleeping$function$;
 
+/* this cluster's identifier */
+CREATE OR REPLACE FUNCTION todo_kafka.cluster_id()
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+	SELECT s.system_identifier FROM pg_catalog.pg_control_system() s;
+$function$;
+
 /*
  * The relay's position: every row visible in snapshot has been published
  * (or moved to dead_letters); max_id is the highest id among them, which
  * lets the next read start there (relay_page).  One row; NULL snapshot:
  * nothing published yet, every committed row is to be sent.
+ *
+ * Restored into another cluster (pg_dump keeps the position and the
+ * outbox), the outbox's xids and the snapshot are the old cluster's:
+ * meaningless here, maybe in this cluster's future (rows never visible,
+ * never sent).  So the position records its cluster (system_id), and
+ * relay_position(), called by a relay that starts leading, finds a foreign
+ * one, gives every outbox row this transaction's xid and clears the
+ * position: the whole outbox is re-sent (at least once, same ids).
+ * Same-cluster restores and point-in-time recovery keep one xid history.
  */
 CREATE TABLE todo_kafka.relay_position (
 	singleton		boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	snapshot		pg_catalog.pg_snapshot,
 	max_id			bigint NOT NULL DEFAULT 0,
-	updated_at		timestamptz NOT NULL DEFAULT now()
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	system_id		bigint DEFAULT todo_kafka.cluster_id()
 );
+COMMENT ON COLUMN todo_kafka.relay_position.system_id IS
+	'pg_control_system().system_identifier of the cluster whose xids snapshot and the outbox xids are (NULL: this one)';
 
 INSERT INTO todo_kafka.relay_position DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.relay_position', '');
+
+/* restoring a dump: the restored row replaces the one CREATE EXTENSION inserted */
+CREATE OR REPLACE FUNCTION todo_kafka.restored_relay_position()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+	DELETE FROM todo_kafka.relay_position;
+	RETURN NEW;
+END
+$function$;
+CREATE TRIGGER restored_relay_position BEFORE INSERT ON todo_kafka.relay_position
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.restored_relay_position();
+ALTER TABLE todo_kafka.relay_position ENABLE ALWAYS TRIGGER restored_relay_position;
 
 /*
  * relay_page: the outbox read of guarantee 2 (nothing skipped).  A window
@@ -209,14 +248,36 @@ SELECT pg_catalog.pg_current_snapshot(), p.*
 	 LIMIT $5) AS p ON true
 $function$;
 
-/* the stored position: NULL snapshot when nothing was published yet */
+/*
+ * The stored position, read by a relay that starts leading: NULL snapshot
+ * when nothing was published yet.  When it was taken in another cluster
+ * (a restore), every outbox row is given this transaction's xid and the
+ * position is cleared: the whole outbox is re-sent (see relay_position
+ * above).  Serialised against a concurrent call by the row lock.
+ */
 CREATE OR REPLACE FUNCTION todo_kafka.relay_position(OUT snapshot pg_snapshot, OUT max_id bigint)
  RETURNS record
- LANGUAGE sql
- STABLE SECURITY DEFINER
+ LANGUAGE plpgsql
+ SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-SELECT p.snapshot, p.max_id FROM todo_kafka.relay_position p
+DECLARE
+	v_system	bigint;
+	v_rebased	bigint;
+BEGIN
+	SELECT p.snapshot, p.max_id, p.system_id INTO snapshot, max_id, v_system
+	  FROM todo_kafka.relay_position p FOR UPDATE;
+	IF v_system IS DISTINCT FROM todo_kafka.cluster_id() THEN
+		UPDATE todo_kafka.outbox SET xid = pg_current_xact_id();
+		GET DIAGNOSTICS v_rebased = ROW_COUNT;
+		UPDATE todo_kafka.relay_position
+		   SET snapshot = NULL, max_id = 0, system_id = todo_kafka.cluster_id(), updated_at = now();
+		RAISE LOG 'todo_kafka: the relay position was taken in cluster %, not this one (a restore): % outbox rows will be sent again',
+			v_system, v_rebased;
+		snapshot := NULL;
+		max_id := 0;
+	END IF;
+END
 $function$;
 
 /*

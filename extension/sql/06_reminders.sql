@@ -71,6 +71,8 @@ CREATE INDEX reminders_task_id_idx ON todo_kafka.reminders (task_id);
 /* fire_due_reminders: the due ones, and the next one */
 CREATE INDEX reminders_pending_idx ON todo_kafka.reminders (scheduled_time)
 	WHERE status = 'scheduled';
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.reminders', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.user_settings', '');
 
 /* ---------------------------------------------------------------------------
  * Helpers (internal: granted to nobody)

@@ -89,6 +89,7 @@ COMMENT ON TABLE todo_kafka.audit_chains IS
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_log', '');
 
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_chains', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_log_id_seq', '');
 
 /* ---------------------------------------------------------------------------
  * Hashing (internal: granted to nobody)

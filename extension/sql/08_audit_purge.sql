@@ -44,6 +44,7 @@ COMMENT ON TABLE todo_kafka.audit_purges IS
 	'every purge_audit() that removed audit entries: who, when, how many, and the anchor it left per chain';
 
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_purges', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.audit_purges_id_seq', '');
 
 CREATE OR REPLACE FUNCTION todo_kafka.audit_purges_append_only()
  RETURNS trigger

@@ -1,5 +1,5 @@
 /*
- * extension/sql/12_dead_letters.sql: dead letters.  dead_letters holds the
+ * extension/sql/13_dead_letters.sql: dead letters.  dead_letters holds the
  * outbox rows Kafka refused for good (relay_dead_letter() moves them here);
  * the dlq tool (todo_kafka_operator) lists them, replays them or the
  * dead-letter topic's messages (dead_letter_replays: a second replay needs
@@ -68,6 +68,11 @@ CREATE TABLE todo_kafka.dead_letter_purges (
 
 COMMENT ON TABLE todo_kafka.dead_letter_replays IS
 	'dead letters replayed by todo-kafka-dlq (a second replay needs --force)';
+
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_replays', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_purges', '');
 
 /*
  * Claim the replay of one dead letter; call inside the transaction that

@@ -1,5 +1,5 @@
 /*
- * extension/sql/11_projection.sql: the read model todo-kafka-project builds
+ * extension/sql/12_projection.sql: the read model todo-kafka-project builds
  * from the task events (task_view, readable by the app and auditors), the
  * Kafka offsets stored with it in the same transaction, and snapshots of
  * both to restore from.
@@ -107,6 +107,12 @@ COMMENT ON TABLE todo_kafka.projection_offsets IS
 
 COMMENT ON TABLE todo_kafka.projection_snapshots IS
 	'snapshots of task_view with their offsets (project_snapshot, project_restore)';
+
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.task_view', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshots_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshot_rows', '');
 
 /*
  * project_apply(topic, events): apply one batch, store its offsets; returns

@@ -1,5 +1,5 @@
 /*
- * extension/sql/09_notify_settings.sql: what the chatbot (todo_kafka_app)
+ * extension/sql/10_notify_settings.sql: what the chatbot (todo_kafka_app)
  * keeps per user for notifications: the channels of each kind of event,
  * the email address, quiet hours, Web Push subscriptions and gateway; the
  * input checks of those (internal), with the operator's push host
@@ -80,6 +80,10 @@ CREATE TABLE todo_kafka.push_subscriptions (
 );
 
 CREATE INDEX push_subscriptions_user_id_idx ON todo_kafka.push_subscriptions (user_id);
+
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_channels', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.push_subscriptions', '');
 
 /* ---------------------------------------------------------------------------
  * Input checks (internal)

@@ -1,5 +1,5 @@
 /*
- * extension/sql/10_notify_delivery.sql: what todo-kafka-notify calls
+ * extension/sql/11_notify_delivery.sql: what todo-kafka-notify calls
  * (todo_kafka_notifier): the fan-out plan and the targets of an event, the
  * delivery log (claim, done, retry: each send at most once per
  * notification, channel and target), the in-app inbox with its NOTIFY
@@ -42,6 +42,10 @@ CREATE TABLE todo_kafka.notification_deliveries (
 
 CREATE INDEX notification_deliveries_claimed_at_idx
 	ON todo_kafka.notification_deliveries (claimed_at);
+
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notifications', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notifications_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.notification_deliveries', '');
 
 /*
  * The NOTIFY channel of a user's inbox: LISTEN "<this>" to see new rows.

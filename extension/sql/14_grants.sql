@@ -1,13 +1,14 @@
 /*
- * extension/sql/13_grants.sql: who may do what.  Nothing in the schema is
+ * extension/sql/14_grants.sql: who may do what.  Nothing in the schema is
  * PUBLIC's; each role gets EXECUTE on the functions its program calls and
  * SELECT where it reads (the roles: 01_schema_roles.sql).  Each service
  * has a role with only the functions its C code calls (consumers/<service>/,
  * plus the runtime's topic_of()), so the notifier, which talks to outside
  * servers, cannot append audit entries or purge the trail:
- *	 todo_kafka_audit_writer	audit_append, purge_audit (retention_days),
+ *	 todo_kafka_audit_writer	audit_append, audit_consume, audit_skip,
+ *								audit_offsets, purge_audit (retention_days),
  *								verify_audit (verify_interval_s), topic_of
- *	 todo_kafka_notifier		the delivery functions (10_notify_delivery.sql)
+ *	 todo_kafka_notifier		the delivery functions (11_notify_delivery.sql)
  *	 todo_kafka_projector		the project_* functions; SELECT task_view
  * todo_kafka_consumer is their union (membership only, no grants of its
  * own), kept for installs whose login still has it; give each service its
@@ -63,7 +64,10 @@ GRANT SELECT ON todo_kafka.reminders TO todo_kafka_auditor;
 
 /* audit */
 GRANT EXECUTE ON FUNCTION
-	todo_kafka.audit_append(jsonb)
+	todo_kafka.audit_append(jsonb),
+	todo_kafka.audit_consume(text,jsonb),
+	todo_kafka.audit_offsets(text,text),
+	todo_kafka.audit_skip(text,text,integer,bigint)
 	TO todo_kafka_audit_writer;
 GRANT EXECUTE ON FUNCTION
 	todo_kafka.verify_audit()
@@ -78,6 +82,7 @@ GRANT EXECUTE ON FUNCTION
 	todo_kafka.audit_retention()
 	TO todo_kafka_auditor, todo_kafka_operator;
 GRANT SELECT ON todo_kafka.audit_log TO todo_kafka_auditor;
+GRANT SELECT ON todo_kafka.audit_offsets TO todo_kafka_auditor;
 GRANT SELECT ON todo_kafka.audit_purges TO todo_kafka_auditor;
 
 /* notify settings */
