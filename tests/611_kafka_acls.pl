@@ -40,10 +40,11 @@ my ($values) = $install =~ /INSERT INTO todo_kafka\.topics \([^)]*\) VALUES\s*(.
   or BAIL_OUT('no INSERT INTO todo_kafka.topics in the install script');
 my %topic = $values =~ /\(\s*'(\w+)'\s*,\s*'([^']+)'/g;
 ok(scalar(keys %topic) >= 6, 'topic map: ' . join(', ', map { "$_=$topic{$_}" } sort keys %topic));
-# the map is 02_topics.sql's (0.1.0's, which no upgrade changed)
+# the map is 02_topics.sql's (0.1.0's, which no upgrade changed); a
+# function body may write the table at run time (restoring a dump)
 for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), grep { !/02_topics\.sql$/ } sort glob("$root/extension/sql/*.sql"))
 {
-	my $t = TodoKafkaTest::slurp($f);
+	(my $t = TodoKafkaTest::slurp($f)) =~ s/\$(\w*)\$.*?\$\1\$//gs;
 	ok($t !~ /(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+todo_kafka\.topics\b/i,
 		'no other script changes the topic map: ' . ($f =~ s{.*/extension/}{extension/}r));
 }
