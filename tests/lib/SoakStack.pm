@@ -194,7 +194,7 @@ sub start_reader
 {
 	my ($self, $r) = @_;
 	$r->{started} = time;
-	$r->{h} = IPC::Run::start([ 'kcat', '-b', $self->{kafka}->bootstrap, '-C', '-J', '-q',
+	$r->{h} = IPC::Run::start([ 'kcat', '-b', $self->{kafka}->bootstrap, '-C', '-J', '-q', '-u',
 			'-t', $self->topic($r->{stream}), '-p', $r->{part}, '-o', $r->{next} ],
 		'<', '/dev/null', '>>', $r->{file}, '2>>', "$r->{file}.err");
 }
@@ -207,7 +207,7 @@ sub reader_next
 	my $size = -s $fh;
 	seek($fh, $size > 65536 ? $size - 65536 : 0, 0);
 	my $last;
-	while (<$fh>) { $last = $1 if /"offset":(\d+)/; }
+	while (my $l = <$fh>) { $last = $1 if $l =~ /"offset":(\d+)/; }
 	return defined $last ? $last + 1 : undef;
 }
 
@@ -280,7 +280,7 @@ sub scrape
 # stop everything the stack started (SIGTERM, exit codes logged)
 sub stop
 {
-	my ($self) = @_;
+	my ($self, $keep) = @_;
 	my %codes;
 	for my $n (sort keys %{ $self->{d} })
 	{
@@ -288,7 +288,20 @@ sub stop
 	}
 	$_->{h}->kill_kill(grace => 1) for grep { $_->{h}->pumpable } values %{ $self->{readers} };
 	$self->{rx}->stop_smtp if $self->{rx};
-	$self->{stack}->stop;
+	if ($keep)
+	{
+		$self->{stack}{kafka}->stop;
+		Test::More::diag('--keep: PostgreSQL still runs: psql -h ' . $self->{node}->host
+			  . ' -p ' . $self->{node}->port . ' postgres; stop it with pg_ctl -D '
+			  . $self->{node}->data_dir . ' stop');
+		# PostgreSQL::Test::Cluster's END stops (and on success removes) known nodes
+		$self->{node}{_pid} = undef;
+		$ENV{PG_TEST_NOCLEAN} = 1;
+	}
+	else
+	{
+		$self->{stack}->stop;
+	}
 	return \%codes;
 }
 
