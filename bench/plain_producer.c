@@ -181,11 +181,24 @@ paced(rd_kafka_t *rk, topic_spec *topics, int ntopics, double rate, double secon
 	while (acked + failed < n)
 		rd_kafka_poll(rk, 50);
 	qsort(latencies, nlatencies, sizeof(double), cmp_double);
-	printf("paced rows/s=%.0f messages=%ld failed=%ld produce->ack p50=%.4f p99=%.4f max=%.4f\n",
-		   rows / (now_s() - t0), acked, failed,
-		   nlatencies ? latencies[nlatencies / 2] : 0,
-		   nlatencies ? latencies[(long) (nlatencies * 0.99)] : 0,
-		   nlatencies ? latencies[nlatencies - 1] : 0);
+	{
+		long		over250 = 0,
+					over500 = 0;
+
+		for (long i = 0; i < nlatencies; i++)
+		{
+			over250 += latencies[i] > 0.25;
+			over500 += latencies[i] > 0.5;
+		}
+		printf("paced rows/s=%.0f messages=%ld failed=%ld produce->ack p50=%.4f p99=%.4f max=%.4f"
+			   " over250ms=%.2f%% over500ms=%.2f%%\n",
+			   rows / (now_s() - t0), acked, failed,
+			   nlatencies ? latencies[nlatencies / 2] : 0,
+			   nlatencies ? latencies[(long) (nlatencies * 0.99)] : 0,
+			   nlatencies ? latencies[nlatencies - 1] : 0,
+			   nlatencies ? 100.0 * over250 / nlatencies : 0,
+			   nlatencies ? 100.0 * over500 / nlatencies : 0);
+	}
 	return failed ? 1 : 0;
 }
 
