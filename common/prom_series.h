@@ -37,6 +37,7 @@ extern void tk_series_add(tk_series_set *s, const char *name, const char *type,
 						  const char *help, const char *labels, double add);
 extern void tk_series_set_value(tk_series_set *s, const char *name, const char *type,
 								const char *help, const char *labels, double value);
+extern void tk_series_remove(tk_series_set *s, const char *name, const char *labels);
 extern void tk_series_render(tk_series_set *s, tk_strbuf *out);
 extern void tk_series_label(char *buf, size_t len, const char *name, const char *value);
 

@@ -64,7 +64,7 @@ sub latencies
 	$l{commit_to_inbox} = stats($stack, 'SELECT ' . $ep->('n.created_at - e.committed')
 		  . " FROM ($created) e JOIN todo_kafka.notifications n ON n.notification_id = e.id || ':in_app'");
 	$l{commit_to_email} = stats($stack, 'SELECT ' . $ep->('m.at - e.committed')
-		  . " FROM ($created) e JOIN soak.mail m ON m.message_id LIKE 'notify.' || soak.mail_left(e.id || ':email') || '@%'");
+		  . " FROM ($created) e JOIN soak.mail m ON m.mid_left = soak.mail_left(e.id || ':email')");
 	$l{commit_to_push} = stats($stack, 'SELECT ' . $ep->('p.at - e.committed')
 		  . " FROM ($created) e JOIN soak.push p ON p.notification_id = e.id || ':push'");
 	my $ev = "SELECT e.*, c.committed FROM soak.events('task_events', '') e JOIN soak.change c"

@@ -40,7 +40,9 @@ CREATE FUNCTION soak.try_jsonb(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE 
 BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN RETURN NULL; END $$;
 CREATE FUNCTION soak.mail_left(id text) RETURNS text LANGUAGE sql IMMUTABLE
 	AS $$ SELECT left(encode(sha256(convert_to(id, 'UTF8')), 'hex'), 32) $$;
-CREATE TABLE soak.mail (file text, message_id text, rcpt text, at timestamptz);
+
+CREATE TABLE soak.mail (file text, message_id text, rcpt text, at timestamptz,
+	mid_left text GENERATED ALWAYS AS (substring(message_id FROM '^notify\.([^@]+)@')) STORED);
 CREATE TABLE soak.push_raw (line text);
 SQL
 	my $csv = q{WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')};
@@ -60,7 +62,10 @@ SELECT stream, (j->>'partition')::int AS part, (j->>'offset')::bigint AS off,
 			 FROM generate_series(0, jsonb_array_length(coalesce(j->'headers', '[]')) / 2 - 1) i) h) AS hdr
   FROM (SELECT stream, line::jsonb AS j FROM soak.raw) r,
 	   LATERAL soak.try_jsonb(j->>'payload') p;
+ALTER TABLE soak.msg ADD COLUMN base_id text;
+UPDATE soak.msg SET base_id = regexp_replace(id, ':(update:[0-9]+|audit)$', '');
 CREATE INDEX ON soak.msg (stream, id);
+CREATE INDEX ON soak.msg (stream, base_id);
 ANALYZE soak.msg;
 SQL
 	# the mail: Message-ID and To from the headers, receipt time = mtime
@@ -83,7 +88,8 @@ SQL
 	}
 	close $out;
 	$stack->sql("CREATE TEMP TABLE m (f text, mid text, rcpt text, t double precision);
-		COPY m FROM '$tsv'; INSERT INTO soak.mail SELECT f, mid, rcpt, to_timestamp(t) FROM m");
+		COPY m FROM '$tsv'; INSERT INTO soak.mail (file, message_id, rcpt, at) SELECT f, mid, rcpt, to_timestamp(t) FROM m;
+		CREATE INDEX ON soak.mail (mid_left)");
 	my $pf = $stack->{rx}->dir . '/push.jsonl';
 	$stack->sql("COPY soak.push_raw FROM '$pf' $csv") if -s $pf;
 	$stack->sql(<<'SQL');
@@ -91,6 +97,7 @@ CREATE TABLE soak.push AS
 SELECT j->>'path' AS path, (j->>'status')::int AS status, to_timestamp((j->>'t')::double precision) AS at,
 	   soak.try_jsonb(j->>'payload')->>'notification_id' AS notification_id
   FROM (SELECT line::jsonb j FROM soak.push_raw) r;
+CREATE INDEX ON soak.push (notification_id);
 -- every change with its commit time and its n-th place among its task's changes
 CREATE TABLE soak.change AS
 SELECT l.*, pg_xact_commit_timestamp(l.xid::text::xid) AS committed,
@@ -159,7 +166,7 @@ sub check_all
 	topic_checks($stack, 'audit', ':audit', $report);
 	none($stack, 'task_updates: every update has its field messages, none for other events', <<'SQL', $report);
 SELECT e.id, e.type, count(u.id) FROM soak.events('task_events', '') e
-  LEFT JOIN soak.msg u ON u.stream = 'task_updates' AND u.id LIKE e.id || ':update:%'
+  LEFT JOIN soak.msg u ON u.stream = 'task_updates' AND u.base_id = e.id
  GROUP BY 1, 2 HAVING (count(u.id) > 0) <> (e.type IN ('task.updated', 'task.completed'))
 SQL
 	$report->{duplicates}{task_updates} = $stack->sql(
@@ -196,16 +203,17 @@ SELECT DISTINCT ON (m.id) m.id, m.payload->'data'->>'reminder_id' AS reminder_id
   FROM soak.msg m JOIN todo_kafka.reminders r ON r.reminder_id::text = m.payload->'data'->>'reminder_id'
   LEFT JOIN todo_kafka.tasks t ON t.id = r.task_id
  WHERE m.stream = 'reminders' AND m.type = 'task.reminder' ORDER BY m.id;
+CREATE INDEX ON soak.fired (reminder_id);
 -- one row per (fired reminder, its channel): when (and how often) it reached the user
 CREATE TABLE soak.delivered AS
 SELECT f.*, d.status AS delivery_status, d.target,
 	   CASE f.channel
 		 WHEN 'in_app' THEN (SELECT count(*) FROM todo_kafka.notifications n WHERE n.notification_id = f.id || ':in_app')
-		 WHEN 'email' THEN (SELECT count(*) FROM soak.mail m WHERE m.message_id LIKE 'notify.' || soak.mail_left(f.id || ':email') || '@%')
+		 WHEN 'email' THEN (SELECT count(*) FROM soak.mail m WHERE m.mid_left = soak.mail_left(f.id || ':email'))
 		 ELSE (SELECT count(*) FROM soak.push p WHERE p.notification_id = f.id || ':push') END AS received,
 	   CASE f.channel
 		 WHEN 'in_app' THEN (SELECT min(created_at) FROM todo_kafka.notifications n WHERE n.notification_id = f.id || ':in_app')
-		 WHEN 'email' THEN (SELECT min(at) FROM soak.mail m WHERE m.message_id LIKE 'notify.' || soak.mail_left(f.id || ':email') || '@%')
+		 WHEN 'email' THEN (SELECT min(at) FROM soak.mail m WHERE m.mid_left = soak.mail_left(f.id || ':email'))
 		 ELSE (SELECT min(at) FROM soak.push p WHERE p.notification_id = f.id || ':push') END AS received_at
   FROM soak.fired f
   LEFT JOIN todo_kafka.notification_deliveries d ON d.notification_id = f.id || ':' || f.channel;
@@ -235,7 +243,7 @@ SELECT e.id, e.task_id, w.ch, w.want, w.got FROM soak.events('task_events', '') 
   CROSS JOIN LATERAL (VALUES
 	('in_app', 1, (SELECT count(*) FROM todo_kafka.notifications n WHERE n.notification_id = e.id || ':in_app')),
 	('email', CASE WHEN us.u % 20 = 0 AND us.u % 40 <> 0 THEN 1 ELSE 0 END,
-		(SELECT count(*) FROM soak.mail m WHERE m.message_id LIKE 'notify.' || soak.mail_left(e.id || ':email') || '@%')),
+		(SELECT count(*) FROM soak.mail m WHERE m.mid_left = soak.mail_left(e.id || ':email'))),
 	('push', CASE WHEN us.u % 20 = 0 AND us.u % 40 <> 0 THEN 1 ELSE 0 END,
 		(SELECT count(*) FROM soak.push p WHERE p.notification_id = e.id || ':push'))) w(ch, want, got)
  WHERE e.type = 'task.created' AND w.want <> w.got
