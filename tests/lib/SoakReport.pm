@@ -59,7 +59,7 @@ sub latencies
 	$l{commit_to_read_model} = stats($stack, 'SELECT ' . $ep->('v.projected_at - c.committed')
 		  . ' FROM todo_kafka.task_view v JOIN LATERAL (SELECT committed FROM soak.change c WHERE c.task_id = v.id'
 		  . ' ORDER BY seq DESC LIMIT 1) c ON true');
-	my $created = "SELECT e.id, c.committed FROM soak.events('task_events', '') e JOIN soak.change c"
+	my $created = "SELECT e.id, c.committed FROM soak.ev_task_events e JOIN soak.change c"
 	  . " ON c.task_id::text = e.task_id AND c.n = e.n WHERE e.type = 'task.created'";
 	$l{commit_to_inbox} = stats($stack, 'SELECT ' . $ep->('n.created_at - e.committed')
 		  . " FROM ($created) e JOIN todo_kafka.notifications n ON n.notification_id = e.id || ':in_app'");
@@ -67,7 +67,7 @@ sub latencies
 		  . " FROM ($created) e JOIN soak.mail m ON m.mid_left = soak.mail_left(e.id || ':email')");
 	$l{commit_to_push} = stats($stack, 'SELECT ' . $ep->('p.at - e.committed')
 		  . " FROM ($created) e JOIN soak.push p ON p.notification_id = e.id || ':push'");
-	my $ev = "SELECT e.*, c.committed FROM soak.events('task_events', '') e JOIN soak.change c"
+	my $ev = "SELECT e.*, c.committed FROM soak.ev_task_events e JOIN soak.change c"
 	  . ' ON c.task_id::text = e.task_id AND c.n = e.n';
 	$l{stage_commit_to_kafka} = stats($stack, 'SELECT ' . $ep->('e.ts - e.committed') . " FROM ($ev) e");
 	$l{stage_kafka_to_audit_row} = stats($stack, 'SELECT ' . $ep->('a.recorded_at - e.ts')
