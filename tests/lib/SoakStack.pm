@@ -62,10 +62,13 @@ our %CONSUMED = (
 	notifications => [qw(notify-email notify-realtime)],
 );
 
+my $current;    # for END: the receivers of a run that died on the way
+
 sub new
 {
 	my ($class, %opt) = @_;
 	my $self = bless { d => {}, readers => {}, opt => \%opt, gone => $opt{gone} // [] }, $class;
+	$current = $self;
 	# a run before this one in the same directory leaves its data directory
 	File::Path::rmtree("$PostgreSQL::Test::Utils::tmp_check/t_soak_soak_data");
 	my $s = TodoKafkaTest->start_stack('soak', brokers => 3, relay => 0,
@@ -287,7 +290,17 @@ sub stop
 		$codes{$n} = $self->{d}{$n}->stop(30) if $self->{d}{$n}->pid;
 	}
 	$_->{h}->kill_kill(grace => 1) for grep { $_->{h}->pumpable } values %{ $self->{readers} };
-	$self->{rx}->stop_smtp if $self->{rx};
+	if (my $rx = $self->{rx})
+	{
+		$rx->stop_smtp;
+		# the push receiver too: NotifyTest's DESTROY comes too late at global destruction
+		if ($rx->{push})
+		{
+			$rx->{push}->signal('TERM');
+			eval { $rx->{push}->finish; 1 } or $rx->{push}->kill_kill;
+			delete $rx->{push};
+		}
+	}
 	if ($keep)
 	{
 		$self->{stack}{kafka}->stop;
@@ -303,6 +316,22 @@ sub stop
 		$self->{stack}->stop;
 	}
 	return \%codes;
+}
+
+END
+{
+	local $?;
+	if ($current)
+	{
+		for my $h (grep { defined } @{ $current->{rx} // {} }{qw(smtp push)})
+		{
+			eval { $h->kill_kill(grace => 1) if $h->pumpable };
+		}
+		for my $r (values %{ $current->{readers} })
+		{
+			eval { $r->{h}->kill_kill(grace => 1) if $r->{h} && $r->{h}->pumpable };
+		}
+	}
 }
 
 1;
