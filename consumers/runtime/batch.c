@@ -103,7 +103,43 @@ tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n)
 	w->nstash = kept;
 }
 
+/*
+ * Partitions assigned again after a revocation (a group session that timed
+ * out while every broker was down revokes everything, then gives the same
+ * partitions back): what is in hand of them was polled before, under the
+ * old assignment, and is dropped now; the revocation is then forgotten, so
+ * the messages polled under the new assignment are handled.  Without this,
+ * a revocation that came while no batch was in hand stayed listed until
+ * the next batch, which then dropped the new assignment's messages without
+ * handling them (found by tests/soak; tests/503).
+ */
+void
+tkc_forget_revoked(tkc_worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+	bool		any = false;
+
+	for (int i = 0; i < parts->cnt && !any; i++)
+		any = is_revoked(w, parts->elems[i].topic, parts->elems[i].partition);
+	if (!any)
+		return;
+	tkc_drop_revoked(w, w->hand, w->nhand);
+	for (int i = 0; i < parts->cnt; i++)
+		rd_kafka_topic_partition_list_del(w->revoked, parts->elems[i].topic,
+										  parts->elems[i].partition);
+}
+
 /* ---- one batch ---- */
+
+static void
+item_init(tkc_item *it, rd_kafka_message_t *m)
+{
+	it->m = m;
+	it->root = NULL;
+	it->key = NULL;
+	it->state = ITEM_PENDING;
+	it->invalid = false;
+	it->dead_lettered = false;
+}
 
 /* dead-letter b and mark it done; false when Kafka would not take it */
 static bool
@@ -122,10 +158,12 @@ tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
 	int			n = 0;
 	int			from_stash = w->nstash < max ? w->nstash : max;
 
+	w->hand = b;
 	for (int i = 0; i < from_stash; i++)
-		b[n++].m = w->stash[i];
+		item_init(&b[n++], w->stash[i]);
 	memmove(w->stash, w->stash + from_stash, sizeof(*w->stash) * (w->nstash - from_stash));
 	w->nstash -= from_stash;
+	w->nhand = n;
 
 	while (n < max && !tk_shutdown_requested)
 	{
@@ -138,15 +176,8 @@ tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
 			tkc_consumer_error(w, m);
 			continue;
 		}
-		b[n++].m = m;
-	}
-	for (int i = 0; i < n; i++)
-	{
-		b[i].root = NULL;
-		b[i].key = NULL;
-		b[i].state = ITEM_PENDING;
-		b[i].invalid = false;
-		b[i].dead_lettered = false;
+		item_init(&b[n++], m);
+		w->nhand = n;			/* in hand at once: a rebalance may come next */
 	}
 	return n;
 }

@@ -73,6 +73,9 @@ struct tkc_worker
 
 	/* partitions revoked while a batch was in hand (rebalance_cb) */
 	rd_kafka_topic_partition_list_t *revoked;
+	/* the batch in hand, from its first polled message to its release */
+	struct tkc_item *hand;
+	int			nhand;
 	/* messages polled while waiting (retry, outage): handled next */
 	rd_kafka_message_t **stash;
 	int			nstash;
@@ -125,6 +128,7 @@ extern void tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_free(tkc_item *b, int n);
 extern void tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n);
+extern void tkc_forget_revoked(tkc_worker *w, const rd_kafka_topic_partition_list_t *parts);
 
 /* worker.c: waits and outages, used by batch.c */
 extern void tkc_stash_push(tkc_worker *w, rd_kafka_message_t *m);
