@@ -14,12 +14,13 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed "s/.*'\(.*\
 
 MODULE_big = todo_kafka
 OBJS = $(patsubst %.c,%.o,$(wildcard extension/*.c))
-# the upgrade script of the version under development is assembled from
-# the files of extension/<version>/ (one concern per file), in name order
-NEXT_VERSION = 0.5.0
-NEXT_UPGRADE = extension/todo_kafka--0.4.0--$(NEXT_VERSION).sql
-DATA = $(filter-out $(NEXT_UPGRADE),$(wildcard extension/todo_kafka--*.sql))
-DATA_built = $(NEXT_UPGRADE)
+# the install script of the current version is built from the concern
+# files of extension/sql/ in name order (pgvector's layout); the upgrade
+# scripts todo_kafka--A--B.sql and the 0.1.0 install script (the start of
+# the upgrade chain that sql/upgrade.sql tests) are frozen
+CURRENT_SCRIPT = extension/todo_kafka--$(EXTVERSION).sql
+DATA = $(filter-out $(CURRENT_SCRIPT),$(wildcard extension/todo_kafka--*.sql))
+DATA_built = $(CURRENT_SCRIPT)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=todo_kafka
@@ -34,12 +35,12 @@ FRONTEND_DIRS = $(patsubst %/Makefile,%,$(wildcard common/Makefile devbroker/Mak
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 
-all: frontend $(NEXT_UPGRADE)
+all: frontend $(CURRENT_SCRIPT)
 
 # rebuilt whenever its parts changed, were added or removed (not only when
 # one is newer): written to a temporary file and moved over only if different
-$(NEXT_UPGRADE): FORCE
-	@cat $(sort $(wildcard extension/$(NEXT_VERSION)/*.sql)) > $@.tmp
+$(CURRENT_SCRIPT): FORCE
+	@cat $(sort $(wildcard extension/sql/*.sql)) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 .PHONY: FORCE

@@ -14,9 +14,10 @@
  * uuids.  What the relay does on top (read PostgreSQL, build the JSON,
  * track and delete rows) is what the ratio measures.
  *
- * usage: plain_producer [-r ROWS_PER_S -s SECONDS] [-X prop=value]...
+ * usage: plain_producer [-r ROWS_PER_S -s SECONDS [-b BURST]] [-X prop=value]...
  *			BROKERS TOPIC COUNT SAMPLES [TOPIC COUNT SAMPLES]...
- * With -r, paced mode instead (see paced()): COUNT is ignored.
+ * With -r, paced mode instead (see paced()): COUNT is ignored; -b releases
+ * the rows BURST at a time, as a relay pass hands a page of rows over.
  * -X sets a librdkafka property after the defaults (bench/relay passes the
  * same -X to the relay and to this baseline).
  */
@@ -32,6 +33,7 @@
 static long acked;
 static long failed;
 static double *latencies;		/* paced mode: produce->ack of each message */
+static long burst = 1;			/* paced mode: rows released together (-b) */
 static long nlatencies;
 
 static double now_s(void);
@@ -164,7 +166,8 @@ paced(rd_kafka_t *rk, topic_spec *topics, int ntopics, double rate, double secon
 	{
 		double		now = now_s();
 
-		while (next < rows && t0 + next / rate <= now)
+		/* with -b B, rows are released B at a time (a relay pass of B rows) */
+		while (next < rows && t0 + (burst > 1 ? (next / burst) * burst : next) / rate <= now)
 		{
 			for (int t = 0; t < ntopics; t++)
 			{
@@ -181,11 +184,24 @@ paced(rd_kafka_t *rk, topic_spec *topics, int ntopics, double rate, double secon
 	while (acked + failed < n)
 		rd_kafka_poll(rk, 50);
 	qsort(latencies, nlatencies, sizeof(double), cmp_double);
-	printf("paced rows/s=%.0f messages=%ld failed=%ld produce->ack p50=%.4f p99=%.4f max=%.4f\n",
-		   rows / (now_s() - t0), acked, failed,
-		   nlatencies ? latencies[nlatencies / 2] : 0,
-		   nlatencies ? latencies[(long) (nlatencies * 0.99)] : 0,
-		   nlatencies ? latencies[nlatencies - 1] : 0);
+	{
+		long		over250 = 0,
+					over500 = 0;
+
+		for (long i = 0; i < nlatencies; i++)
+		{
+			over250 += latencies[i] > 0.25;
+			over500 += latencies[i] > 0.5;
+		}
+		printf("paced rows/s=%.0f messages=%ld failed=%ld produce->ack p50=%.4f p99=%.4f max=%.4f"
+			   " over250ms=%.2f%% over500ms=%.2f%%\n",
+			   rows / (now_s() - t0), acked, failed,
+			   nlatencies ? latencies[nlatencies / 2] : 0,
+			   nlatencies ? latencies[(long) (nlatencies * 0.99)] : 0,
+			   nlatencies ? latencies[nlatencies - 1] : 0,
+			   nlatencies ? 100.0 * over250 / nlatencies : 0,
+			   nlatencies ? 100.0 * over500 / nlatencies : 0);
+	}
 	return failed ? 1 : 0;
 }
 
@@ -212,9 +228,13 @@ main(int argc, char **argv)
 	conf = rd_kafka_conf_new();
 	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
 		rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err));
-	while (argc > 2 && (strcmp(argv[1], "-r") == 0 || strcmp(argv[1], "-s") == 0))
+	while (argc > 2 && (strcmp(argv[1], "-r") == 0 || strcmp(argv[1], "-s") == 0 ||
+						strcmp(argv[1], "-b") == 0))
 	{
-		*(argv[1][1] == 'r' ? &rate : &seconds) = atof(argv[2]);
+		if (argv[1][1] == 'b')
+			burst = atol(argv[2]);
+		else
+			*(argv[1][1] == 'r' ? &rate : &seconds) = atof(argv[2]);
 		argv += 2;
 		argc -= 2;
 	}
@@ -238,7 +258,7 @@ main(int argc, char **argv)
 	}
 	if (argc < 5 || (argc - 2) % 3 != 0)
 	{
-		fprintf(stderr, "usage: plain_producer [-r ROWS_PER_S -s SECONDS] [-X prop=value]... BROKERS TOPIC COUNT SAMPLES [TOPIC COUNT SAMPLES]...\n");
+		fprintf(stderr, "usage: plain_producer [-r ROWS_PER_S -s SECONDS [-b BURST]] [-X prop=value]... BROKERS TOPIC COUNT SAMPLES [TOPIC COUNT SAMPLES]...\n");
 		return 2;
 	}
 	rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], err, sizeof(err));

@@ -111,6 +111,23 @@ tk_series_declare(tk_series_set *s, const char *name, const char *type, const ch
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* forget a series (a gauge of something this process no longer has) */
+void
+tk_series_remove(tk_series_set *s, const char *name, const char *labels)
+{
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->items[i].name, name) == 0 && strcmp(s->items[i].labels, labels) == 0)
+		{
+			free(s->items[i].name);
+			free(s->items[i].labels);
+			memmove(&s->items[i], &s->items[i + 1], sizeof(tk_series) * (s->n - i - 1));
+			s->n--;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+}
+
 void
 tk_series_render(tk_series_set *s, tk_strbuf *out)
 {

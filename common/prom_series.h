@@ -40,6 +40,7 @@ extern void tk_series_set_value(tk_series_set *s, const char *name, const char *
 /* a family shown (HELP/TYPE, no sample) before its first add or set */
 extern void tk_series_declare(tk_series_set *s, const char *name, const char *type,
 							  const char *help);
+extern void tk_series_remove(tk_series_set *s, const char *name, const char *labels);
 extern void tk_series_render(tk_series_set *s, tk_strbuf *out);
 extern void tk_series_label(char *buf, size_t len, const char *name, const char *value);
 

@@ -3,7 +3,7 @@
  * auditcheck.c
  *	  the validation of audit_append()'s records, in one pass over the batch
  *
- * audit_append() (extension/todo_kafka--0.3.0--0.4.0.sql, its 15_audit_append part) refuses a batch
+ * audit_append() (extension/sql/07_audit.sql) refuses a batch
  * with 22023 naming the first bad element (array index from 0) and its
  * first bad field.  The rules are 0.3.0's audit_record(), checked in its
  * order; done in SQL they cost one executor expression per rule and

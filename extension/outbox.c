@@ -21,7 +21,7 @@
  * no privilege on the outbox itself, so it cannot forge, alter or delete
  * events.
  *
- * The rotating outbox (since 0.5.0, extension/0.5.0/10_outbox_rotation.sql).
+ * The rotating outbox (since 0.5.0, extension/sql/04_outbox_capture.sql).
  * todo_kafka.outbox is partitioned by ((id / TODO_KAFKA_OUTBOX_CHUNK) %
  * TODO_KAFKA_OUTBOX_SLOTS) into outbox_0 .. outbox_2, which the relay
  * empties with TRUNCATE once published.  heap_insert cannot route, so the

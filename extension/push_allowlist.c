@@ -7,7 +7,7 @@
  * A push endpoint comes from a user's browser through the chatbot, so
  * whoever holds a chat session chooses it; the notify service POSTs to it
  * from inside the operator's network.  Registration (add_push_subscription,
- * set_push_gateway in extension/0.5.0/40_push_allowlist.sql) therefore
+ * set_push_gateway in extension/sql/10_notify_settings.sql) therefore
  * refuses a host that is not on the operator's list; todo-kafka-notify
  * checks again with its own settings of the same names before each send,
  * and checks every address it connects to (common/net_guard.h).

@@ -7,7 +7,7 @@
  * The advisory-lock keys and the wake-up channel live in todo_kafka.h
  * alone; the commit-time wake-up (todo_kafka.c) probes the same sleep
  * lock.  These two functions are what the relay calls (EXECUTE granted to
- * todo_kafka_relay only; extension/todo_kafka--0.3.0--0.4.0.sql), so it needs no
+ * todo_kafka_relay only; extension/sql/05_relay_api.sql), so it needs no
  * copy of the keys.  Both take session-level locks through the server's
  * own pg_*advisory_lock functions, so they behave exactly like those:
  * the locks outlive the calling transaction and go with the session.

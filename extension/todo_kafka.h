@@ -32,7 +32,7 @@
 #define TODO_KAFKA_NOTIFY_CHANNEL	"todo_kafka"
 
 /*
- * The rotating outbox (extension/0.5.0/10_outbox_rotation.sql): ids
+ * The rotating outbox (extension/sql/04_outbox_capture.sql): ids
  * [k * CHUNK, (k + 1) * CHUNK) go to partition outbox_(k % SLOTS).  The
  * SQL partition bounds spell the same numbers out.
  */

@@ -19,8 +19,8 @@
  * The re-check after taking the lock lives in main.c.
  *
  * The lock keys and the channel are the extension's (todo_kafka.h); the
- * relay only calls its functions (extension/todo_kafka--0.3.0--0.4.0.sql;
- * relay_page and the position: extension/0.5.0/20_relay_position.sql).
+ * relay only calls its functions (extension/sql/05_relay_api.sql, with
+ * the position they keep).
  *
  * Every function here runs synchronous libpq calls on the main thread and
  * returns false when the query failed; the caller then checks PQstatus to

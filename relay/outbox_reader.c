@@ -51,7 +51,7 @@
  * one statement each (todo_kafka.relay_dead_letter()).
  *
  * SQL: the reader runs only the relay API of the extension
- * (extension/0.5.0/20_relay_position.sql), never a query on its tables.
+ * (extension/sql/05_relay_api.sql), never a query on its tables.
  *
  * All calls are libpq on the main thread; the one asynchronous query (the
  * prefetch) is always collected before relay_reader_pass() returns.
@@ -75,7 +75,7 @@
 #define PAGE_STMT "todo_kafka_relay_page"
 
 /*
- * The page query: todo_kafka.relay_page() (extension/0.5.0/20_relay_position.sql),
+ * The page query: todo_kafka.relay_page() (extension/sql/05_relay_api.sql),
  * the one place that knows the outbox's columns.  $1 = the page cursor (last
  * id read in this window), $2 = S2 (NULL: this statement's own snapshot
  * opens the window), $3 = S1 (NULL: nothing published yet: every

@@ -6,7 +6,7 @@
  * Since 0.5.0 the relay does not delete the rows Kafka acknowledged; it
  * keeps a position instead, and the extension empties whole outbox
  * partitions with TRUNCATE once the position covers them (PgQ's rotation;
- * extension/0.5.0/10_outbox_rotation.sql).  The position is a snapshot S
+ * extension/sql/04_outbox_capture.sql).  The position is a snapshot S
  * with the promise "every row visible in S was published or moved to
  * dead_letters", plus max_id, the highest id among those rows (it lets
  * the next read skip them: relay_page()).

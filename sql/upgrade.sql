@@ -1,36 +1,87 @@
 -- upgrade: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 keeps the data and gives the objects of a fresh install
+-- (the guard of the frozen upgrade scripts against extension/sql/: any difference is listed by name)
 \set VERBOSITY terse
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 SET IntervalStyle = 'postgres';
 SELECT * FROM pg_extension_update_paths('todo_kafka') WHERE path IS NOT NULL ORDER BY 1, 2;
 
--- what a fresh CREATE EXTENSION made: members with their privileges, the
--- columns of tasks, outbox and audit_log, constraints, triggers and indexes
--- (the view names the
--- extension's objects by text only, so it does not hold DROP EXTENSION up)
+-- what a fresh CREATE EXTENSION (one script, extension/sql/) made: every
+-- member with its privileges, the roles, each relation's kind and options,
+-- the columns of every table, constraints, indexes, triggers, comments,
+-- the config-dump entries, sequences, and each function's whole definition
+-- (md5 of pg_get_functiondef).  The view names the extension's objects by
+-- text only, so it does not hold DROP EXTENSION up.
 CREATE TEMP VIEW shape AS
-  SELECT 'member' AS what, pg_describe_object(d.classid, d.objid, d.objsubid) AS obj,
-         coalesce((SELECT relacl::text FROM pg_class WHERE d.classid = 'pg_class'::regclass AND oid = d.objid),
-                  (SELECT proacl::text FROM pg_proc WHERE d.classid = 'pg_proc'::regclass AND oid = d.objid)) AS detail
-    FROM pg_depend d
-   WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'todo_kafka') AND d.deptype = 'e'
+  WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'todo_kafka'),
+  members AS (SELECT d.classid, d.objid FROM pg_depend d, ext
+               WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+  acl(oid, acl, owner, kind) AS (
+    SELECT oid, relacl, relowner, (CASE relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char" FROM pg_class
+    UNION ALL SELECT oid, proacl, proowner, 'f'::"char" FROM pg_proc
+    UNION ALL SELECT oid, nspacl, nspowner, 'n'::"char" FROM pg_namespace),
+  rels AS (SELECT c.oid FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid)
+  SELECT 'member' AS what, pg_describe_object(m.classid, m.objid, 0) AS obj,
+         (SELECT string_agg(CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END
+                            || '=' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END, ' '
+                            ORDER BY x.grantee::regrole::text, x.privilege_type)
+            FROM acl a, aclexplode(coalesce(a.acl, acldefault(a.kind, a.owner))) x
+           WHERE a.oid = m.objid) AS detail
+    FROM members m
   UNION ALL
-  SELECT 'column', attrelid::regclass || '.' || attname, format_type(atttypid, atttypmod) || ' #' || attnum
-    FROM pg_attribute WHERE attrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.outbox'),
-                                         to_regclass('todo_kafka.audit_log'), to_regclass('todo_kafka.reminders'))
-     AND attnum > 0 AND NOT attisdropped
+  SELECT 'grant', 'schema todo_kafka',
+         (SELECT string_agg(CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END
+                            || '=' || x.privilege_type, ' ' ORDER BY x.grantee::regrole::text, x.privilege_type)
+            FROM pg_namespace n, aclexplode(n.nspacl) x WHERE n.nspname = 'todo_kafka')
   UNION ALL
-  SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'todo_kafka')
+  SELECT 'role', r.rolname, r.rolcanlogin || ' ' || coalesce((SELECT string_agg(g.rolname, ' ' ORDER BY g.rolname)
+                              FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid
+                             WHERE am.member = r.oid), '')
+    FROM pg_roles r WHERE r.rolname LIKE 'todo\_kafka\_%'
   UNION ALL
-  SELECT 'trigger', tgname, pg_get_triggerdef(oid) || ' ' || tgenabled::text
-    FROM pg_trigger WHERE tgrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.audit_log'))
-     AND NOT tgisinternal
+  SELECT 'relation', c.oid::regclass::text, c.relkind::text || ' ' || coalesce(c.reloptions::text, '') || ' '
+         || coalesce(pg_get_expr(c.relpartbound, c.oid), '') || ' ' || c.relpersistence::text
+    FROM pg_class c JOIN rels USING (oid)
+  UNION ALL
+  SELECT 'column', a.attrelid::regclass || '.' || a.attname,
+         format_type(a.atttypid, a.atttypmod) || ' #'
+         || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)
+         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+         || coalesce(' DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+         || CASE a.attidentity WHEN '' THEN '' ELSE ' IDENTITY ' || a.attidentity::text END
+         || coalesce(' COLLATE ' || nullif(a.attcollation, t.typcollation)::regcollation::text, '')
+    FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+   WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  -- NOT VALID: constraints an upgrade added without checking old rows
+  SELECT 'constraint', conrelid::regclass || '.' || conname, replace(pg_get_constraintdef(oid), ' NOT VALID', '')
+    FROM pg_constraint WHERE connamespace = 'todo_kafka'::regnamespace
   UNION ALL
   SELECT 'index', indexrelid::regclass::text, pg_get_indexdef(indexrelid)
-    FROM pg_index WHERE indrelid IN (to_regclass('todo_kafka.tasks'), to_regclass('todo_kafka.reminders'),
-                                     to_regclass('todo_kafka.audit_log'), to_regclass('todo_kafka.audit_chains'));
+    FROM pg_index JOIN rels r ON r.oid = indrelid
+  UNION ALL
+  SELECT 'trigger', tgrelid::regclass || '.' || tgname, pg_get_triggerdef(t.oid) || ' ' || tgenabled::text
+    FROM pg_trigger t JOIN rels r ON r.oid = tgrelid WHERE NOT tgisinternal
+  UNION ALL
+  SELECT 'comment', pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+    FROM pg_description d JOIN members m ON m.classid = d.classoid AND m.objid = d.objoid
+  UNION ALL
+  SELECT 'config dump', c.relid::regclass::text, c.cond
+    FROM pg_extension e, unnest(e.extconfig, e.extcondition) c(relid, cond) WHERE e.extname = 'todo_kafka'
+  UNION ALL
+  SELECT 'sequence', seqrelid::regclass::text, seqtypid::regtype || ' ' || seqstart || ' ' || seqincrement || ' '
+         || seqmax || ' ' || seqmin || ' ' || seqcache || ' ' || seqcycle::text
+    FROM pg_sequence JOIN rels r ON r.oid = seqrelid
+  UNION ALL
+  -- the body and every attribute of each function (an aggregate: its parts)
+  SELECT 'function', p.oid::regprocedure::text,
+         CASE WHEN p.prokind = 'a'
+              THEN (SELECT a.aggtransfn || ' ' || a.aggtranstype::regtype || ' ' || a.aggfinalfn
+                      FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+              ELSE md5(pg_get_functiondef(p.oid)) END
+    FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid;
+
 CREATE TEMP TABLE fresh AS SELECT * FROM shape;
 
 DROP EXTENSION todo_kafka;
@@ -65,12 +116,13 @@ ALTER EXTENSION todo_kafka UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'todo_kafka';
 ALTER EXTENSION todo_kafka UPDATE TO '0.5.0';
 
--- the same objects, privileges, columns, constraints and triggers as fresh
+-- the same objects, privileges, columns, constraints, indexes, triggers,
+-- comments, config-dump entries and function bodies as fresh
 SELECT 'fresh only' AS diff, * FROM (SELECT * FROM fresh EXCEPT SELECT * FROM shape) a
 UNION ALL
 SELECT 'upgraded only', * FROM (SELECT * FROM shape EXCEPT SELECT * FROM fresh) b
 ORDER BY 1, 2, 3;
-SELECT count(*) > 40 AS compared_many FROM fresh;
+SELECT what, count(*) FROM fresh GROUP BY 1 ORDER BY 1;
 
 -- the old rows are kept; the open one got its reminder, with its event
 SELECT title, completed, recurrence, recurrence_day, reminder_offsets, notification_methods

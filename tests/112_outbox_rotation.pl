@@ -1,7 +1,7 @@
 # tests/112_outbox_rotation.pl: the rotating outbox (0.5.0) under the relay.
 #
 # Published rows are not deleted: the relay stores its position and whole
-# partitions are emptied with TRUNCATE (extension/0.5.0/).  Checked here:
+# partitions are emptied with TRUNCATE (extension/sql/04_outbox_capture.sql).  Checked here:
 #  - a partition whose rows are all published is truncated;
 #  - a partition that holds the row of a writer still inside its
 #    transaction is kept (truncating it would lose that row at commit),

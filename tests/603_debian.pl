@@ -59,6 +59,10 @@ my $pkgroot = "$work/root";
 
 # the extension package
 my @ext_sql = map { basename($_) } glob("$root/extension/todo_kafka--*.sql");
+# the current version's install script is built from extension/sql/ (not in git)
+my ($version) = TodoKafkaTest::slurp("$root/todo_kafka.control") =~ /^default_version\s*=\s*'([^']+)'/m;
+ok(-f "$pkgroot/usr/share/postgresql/15/extension/todo_kafka--$version.sql",
+	"postgresql-15-todo-kafka: the install script todo_kafka--$version.sql");
 ok(-f "$pkgroot/usr/lib/postgresql/15/lib/todo_kafka.so", 'postgresql-15-todo-kafka: todo_kafka.so');
 ok(-f "$pkgroot/usr/share/postgresql/15/extension/todo_kafka.control", 'and todo_kafka.control');
 ok(-f "$pkgroot/usr/share/postgresql/15/extension/$_", "and $_") for @ext_sql;

@@ -35,16 +35,18 @@ my $root = TodoKafkaTest::repo_root();
 sub src { return TodoKafkaTest::slurp("$root/$_[0]"); }
 
 # --- the topic map ----------------------------------------------------------
-my $install = src('extension/todo_kafka--0.1.0.sql');
+my $install = src('extension/sql/02_topics.sql');
 my ($values) = $install =~ /INSERT INTO todo_kafka\.topics \([^)]*\) VALUES\s*(.*?);/s
   or BAIL_OUT('no INSERT INTO todo_kafka.topics in the install script');
 my %topic = $values =~ /\(\s*'(\w+)'\s*,\s*'([^']+)'/g;
 ok(scalar(keys %topic) >= 6, 'topic map: ' . join(', ', map { "$_=$topic{$_}" } sort keys %topic));
-for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), sort glob("$root/extension/*/*.sql"))
+# the map is 02_topics.sql's (0.1.0's, which no upgrade changed); a
+# function body may write the table at run time (restoring a dump)
+for my $f (sort glob("$root/extension/todo_kafka--*--*.sql"), grep { !/02_topics\.sql$/ } sort glob("$root/extension/sql/*.sql"))
 {
-	my $t = TodoKafkaTest::slurp($f);
+	(my $t = TodoKafkaTest::slurp($f)) =~ s/\$(\w*)\$.*?\$\1\$//gs;
 	ok($t !~ /(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+todo_kafka\.topics\b/i,
-		'no later script changes the topic map: ' . ($f =~ s{.*/extension/}{extension/}r));
+		'no other script changes the topic map: ' . ($f =~ s{.*/extension/}{extension/}r));
 }
 
 # --- C tables: string macros, string arrays, function-like macros ----------

@@ -13,7 +13,7 @@
  *	 delivery  (deliver.c) todo.notifications -> email (SMTP), push (Web
  *			   Push or a JSON gateway), in-app (inbox row + NOTIFY), each
  *			   (notification, channel, target) once through the delivery
- *			   log of the extension (extension/todo_kafka--0.3.0--0.4.0.sql, its 20_notify part)
+ *			   log of the extension (extension/sql/11_notify_delivery.sql)
  *
  * Which stage a process runs (--stage, or TODO_KAFKA_STAGE; not the config
  * file, because the stage picks the consumer group before the file is read):

@@ -74,38 +74,18 @@
 #include "runtime.h"
 #include "signals.h"
 
-/* ---- revocations ---- */
-
-static bool
-is_revoked(tkc_worker *w, const char *topic, int32_t partition)
-{
-	return rd_kafka_topic_partition_list_find(w->revoked, topic, partition) != NULL;
-}
-
-void
-tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n)
-{
-	int			kept = 0;
-
-	if (w->revoked->cnt == 0)
-		return;
-	for (int i = 0; i < n; i++)
-		if (b[i].state == ITEM_PENDING &&
-			is_revoked(w, rd_kafka_topic_name(b[i].m->rkt), b[i].m->partition))
-			b[i].state = ITEM_ABANDONED;
-	for (int i = 0; i < w->nstash; i++)
-	{
-		rd_kafka_message_t *m = w->stash[i];
-
-		if (is_revoked(w, rd_kafka_topic_name(m->rkt), m->partition))
-			rd_kafka_message_destroy(m);
-		else
-			w->stash[kept++] = m;
-	}
-	w->nstash = kept;
-}
-
 /* ---- one batch ---- */
+
+static void
+item_init(tkc_item *it, rd_kafka_message_t *m)
+{
+	it->m = m;
+	it->root = NULL;
+	it->key = NULL;
+	it->state = ITEM_PENDING;
+	it->invalid = false;
+	it->dead_lettered = false;
+}
 
 /* dead-letter b and mark it done; false when Kafka would not take it */
 static bool
@@ -124,10 +104,12 @@ tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
 	int			n = 0;
 	int			from_stash = w->nstash < max ? w->nstash : max;
 
+	w->hand = b;
 	for (int i = 0; i < from_stash; i++)
-		b[n++].m = w->stash[i];
+		item_init(&b[n++], w->stash[i]);
 	memmove(w->stash, w->stash + from_stash, sizeof(*w->stash) * (w->nstash - from_stash));
 	w->nstash -= from_stash;
+	w->nhand = n;
 
 	while (n < max && !tk_shutdown_requested)
 	{
@@ -140,15 +122,8 @@ tkc_batch_collect(tkc_worker *w, tkc_item *b, int max)
 			tkc_consumer_error(w, m);
 			continue;
 		}
-		b[n++].m = m;
-	}
-	for (int i = 0; i < n; i++)
-	{
-		b[i].root = NULL;
-		b[i].key = NULL;
-		b[i].state = ITEM_PENDING;
-		b[i].invalid = false;
-		b[i].dead_lettered = false;
+		item_init(&b[n++], m);
+		w->nhand = n;			/* in hand at once: a rebalance may come next */
 	}
 	return n;
 }
@@ -417,7 +392,7 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 			char		why[512];
 
 			/* revoked: the new owner starts before it and dead-letters it again */
-			if (is_revoked(w, it->ev.topic, it->ev.partition))
+			if (tkc_is_revoked(w, it->ev.topic, it->ev.partition))
 				break;
 			if (tkc_session_connect(w, why, sizeof(why)) &&
 				tkc_service_init_or_stop(w, why, sizeof(why)))

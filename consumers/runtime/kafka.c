@@ -120,6 +120,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
 		log_partitions(w, "assigned", parts);
+		tkc_forget_revoked(w, parts);
 		if (w->rt->svc->stored_offsets && !set_start_offsets(w, parts))
 			return;				/* shutting down: assign nothing */
 		if (cooperative)

@@ -196,17 +196,30 @@ tkc_metrics_kafka_stats(const char *json)
 		{
 			const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
 			const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "partition");
+			const cJSON *state = cJSON_GetObjectItemCaseSensitive(p, "fetch_state");
 			char		l1[256],
 						l2[300],
 						l[600];
 
-			if (!cJSON_IsNumber(lag) || !cJSON_IsNumber(id) || id->valuedouble < 0 ||
-				lag->valuedouble < 0)
+			if (!cJSON_IsNumber(lag) || !cJSON_IsNumber(id) || id->valuedouble < 0)
 				continue;
 			tk_series_label(l1, sizeof(l1), "topic", t->string);
 			tk_series_label(l2, sizeof(l2), "group", runtime ? runtime->group : "");
 			snprintf(l, sizeof(l), "%s,partition=\"%d\",%s", l1, id->valueint, l2);
-			tk_series_set_value(&series, LAG, l, lag->valuedouble);
+			/*
+			 * Not fetching it (revoked, e.g. to another process of the
+			 * group: fetch_state none/stopping/stopped) or no lag known
+			 * (-1): drop the series.  librdkafka keeps listing a revoked
+			 * partition with its old committed offset, so its "lag" grew
+			 * on as the new owner consumed (tests/soak saw 24 on a partition
+			 * the process had given up minutes before).
+			 */
+			if (lag->valuedouble < 0 || !cJSON_IsString(state) ||
+				strcmp(state->valuestring, "none") == 0 ||
+				strncmp(state->valuestring, "stop", 4) == 0)
+				tk_series_remove(&series, "todo_kafka_consumer_lag", l);
+			else
+				tk_series_set_value(&series, LAG, l, lag->valuedouble);
 		}
 	}
 	cJSON_Delete(root);

@@ -76,6 +76,9 @@ struct tkc_worker
 
 	/* partitions revoked while a batch was in hand (rebalance_cb) */
 	rd_kafka_topic_partition_list_t *revoked;
+	/* the batch in hand, from its first polled message to its release */
+	struct tkc_item *hand;
+	int			nhand;
 	/* messages polled while waiting (retry, outage): handled next */
 	rd_kafka_message_t **stash;
 	int			nstash;
@@ -127,7 +130,11 @@ extern void tkc_batch_process(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_free(tkc_item *b, int n);
+
+/* revoked.c: partitions revoked while messages of them are in hand */
+extern bool tkc_is_revoked(tkc_worker *w, const char *topic, int32_t partition);
 extern void tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n);
+extern void tkc_forget_revoked(tkc_worker *w, const rd_kafka_topic_partition_list_t *parts);
 
 /* pause.c: waiting while staying in the group, outages */
 extern void tkc_stash_push(tkc_worker *w, rd_kafka_message_t *m);

@@ -135,6 +135,7 @@ tkc_worker_run(void *arg)
 			tkc_batch_sink_dead_letters(w, batch, n);
 			tkc_batch_store_offsets(w, batch, n);
 			tkc_batch_free(batch, n);
+			w->nhand = 0;
 			rd_kafka_topic_partition_list_destroy(w->revoked);
 			w->revoked = rd_kafka_topic_partition_list_new(8);
 		}

@@ -180,7 +180,7 @@ class Receiver(BaseHTTPRequestHandler):
         srv = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         code, retry_after = srv.rules.get(self.path, (201, None))
-        rec = {"path": self.path, "method": "POST", "status": code,
+        rec = {"path": self.path, "method": "POST", "status": code, "t": time.time(),
                "headers": {k.lower(): v for k, v in self.headers.items()}}
         authz = self.headers.get("Authorization", "")
         if authz.startswith("vapid"):
