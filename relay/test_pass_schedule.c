@@ -119,7 +119,7 @@ pass(relay_pass_result r)
 {
 	next_result = r;
 	calls[0] = '\0';
-	return relay_schedule_pass(&s, NULL, NULL, NULL, NULL, &cfg);
+	return relay_run_pass(&s, NULL, NULL, NULL, NULL, &cfg);
 }
 
 /* an idle relay past the grace: takes the lock, then its re-check pass */
