@@ -17,6 +17,7 @@ NotifyTest - real receivers and a todo-kafka-notify for the notification tests
   my $mails = $rx->emails;               # parsed by Python's email package
   my $pushes = $rx->pushes;              # the receiver's JSON log lines
   my $url = $rx->start_alerts;           # for --alert-webhook; $rx->alerts
+  $rx->stop;                             # every receiver (also done at exit)
 
 =head1 DESCRIPTION
 
@@ -26,6 +27,11 @@ receiver verifies VAPID and decrypts aes128gcm with Python's cryptography
 package.  Both write their port to a file; the SMTP sink can be stopped and
 started again on the same port (an outage).  Python: $TK_PYTHON, else
 /usr/bin/python3.
+
+No test can leave a receiver running: an END block stops every receiver
+still running when the test exits (normally or by dying); global
+destruction frees objects in no set order, so the destructor alone could
+find its IPC::Run harnesses already gone.
 
 =cut
 
@@ -38,12 +44,14 @@ use Carp;
 use File::Temp qw(tempdir);
 use IPC::Run;
 use JSON::PP;
+use Scalar::Util qw(refaddr weaken);
 use Time::HiRes qw(sleep time);
 
 use TodoKafkaTest;
 
 my $py = $ENV{TK_PYTHON} // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $lib = TodoKafkaTest::repo_root() . '/tests/lib';
+my %live;    # refaddr => every NotifyTest (weak), for the END block
 
 sub new
 {
@@ -57,6 +65,8 @@ sub new
 	croak "gen-vapid: $e" if $code;
 	$self->{vapid} = $self->{json}->decode($o);
 	mkdir "$dir/mail";
+	$live{ refaddr $self } = $self;
+	weaken($live{ refaddr $self });
 	return $self;
 }
 
@@ -87,6 +97,7 @@ sub slurp
 sub _start_server
 {
 	my ($self, $name, @cmd) = @_;
+	$self->_stop_server($name);    # a second start replaces the first
 	my $port_file = "$self->{dir}/$name.port";
 	unlink $port_file;
 	my $log = "$self->{dir}/$name.log";
@@ -113,13 +124,23 @@ sub start_smtp
 	return $self->{smtp_port};
 }
 
-sub stop_smtp
+# SIGTERM and reap one receiver (smtp, push, alerts) if it runs; $? kept
+sub _stop_server
+{
+	my ($self, $name) = @_;
+	my $h = delete $self->{$name} or return;
+	local $?;
+	eval { $h->signal('TERM') if $h->pumpable; $h->finish; };
+}
+
+# the port stays: start_smtp starts it again there
+sub stop_smtp { $_[0]->_stop_server('smtp'); }
+
+# every receiver
+sub stop
 {
 	my ($self) = @_;
-	return unless $self->{smtp};
-	$self->{smtp}->signal('TERM');
-	$self->{smtp}->finish;
-	delete $self->{smtp};
+	$self->_stop_server($_) for qw(smtp push alerts);
 }
 
 sub start_push
@@ -223,11 +244,13 @@ sub pushes
 sub DESTROY
 {
 	my ($self) = @_;
-	for my $h (grep { defined } @{$self}{qw(smtp push alerts)})
-	{
-		$h->signal('TERM') if $h->pumpable;
-		eval { $h->finish };
-	}
+	delete $live{ refaddr $self };
+	$self->stop;
+}
+
+END
+{
+	$_->stop for grep { defined } values %live;
 }
 
 1;
