@@ -71,8 +71,8 @@ sub start_server
 	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
 		'<', \undef, '>>', $log, '2>>', $log);
 	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
-	BAIL_OUT("$name did not start: " . slurp($log)) unless -s $port_file;
-	chomp(my $port = slurp($port_file));
+	BAIL_OUT("$name did not start: " . TodoKafkaTest::slurp($log)) unless -s $port_file;
+	chomp(my $port = TodoKafkaTest::slurp($port_file));
 	return ($h, $port);
 }
 
@@ -83,19 +83,11 @@ sub stop_server
 	$h->finish;
 }
 
-sub slurp
-{
-	my ($f) = @_;
-	open my $fh, '<:raw', $f or return '';
-	local $/;
-	my $t = <$fh>;
-	return $t // '';
-}
 
 sub jsonl
 {
 	my ($f) = @_;
-	return [ map { $json->decode($_) } grep { length } split /\n/, slurp($f) ];
+	return [ map { $json->decode($_) } grep { length } split /\n/, TodoKafkaTest::slurp($f) ];
 }
 
 ########################################################################

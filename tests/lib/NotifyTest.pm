@@ -84,14 +84,6 @@ sub run_cmd
 	return ($? >> 8, $o, $e);
 }
 
-sub slurp
-{
-	my ($f) = @_;
-	open my $fh, '<:raw', $f or return '';
-	local $/;
-	my $t = <$fh>;
-	return $t // '';
-}
 
 # a python server that writes its port to a file; returns (harness, port)
 sub _start_server
@@ -104,8 +96,8 @@ sub _start_server
 	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
 		'<', \undef, '>>', $log, '2>>', $log);
 	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
-	croak "$name did not start: " . slurp($log) unless -s $port_file;
-	chomp(my $port = slurp($port_file));
+	croak "$name did not start: " . TodoKafkaTest::slurp($log) unless -s $port_file;
+	chomp(my $port = TodoKafkaTest::slurp($port_file));
 	return ($h, $port);
 }
 
@@ -180,7 +172,7 @@ sub alerts
 {
 	my ($self) = @_;
 	return [ map { $self->{json}->decode($_)->{json} // {} } grep { length }
-		  split /\n/, slurp("$self->{dir}/alerts.jsonl") ];
+		  split /\n/, TodoKafkaTest::slurp("$self->{dir}/alerts.jsonl") ];
 }
 
 # a config file for todo-kafka-notify pointing at the receivers; a key
@@ -238,7 +230,7 @@ sub pushes
 {
 	my ($self) = @_;
 	return [ map { $self->{json}->decode($_) } grep { length }
-		  split /\n/, slurp("$self->{dir}/push.jsonl") ];
+		  split /\n/, TodoKafkaTest::slurp("$self->{dir}/push.jsonl") ];
 }
 
 sub DESTROY
