@@ -28,10 +28,11 @@ package.  Both write their port to a file; the SMTP sink can be stopped and
 started again on the same port (an outage).  Python: $TK_PYTHON, else
 /usr/bin/python3.
 
-No test can leave a receiver running: an END block stops every receiver
+No test can leave a receiver running: an END block stops every server
 still running when the test exits (normally or by dying); global
 destruction frees objects in no set order, so the destructor alone could
-find its IPC::Run harnesses already gone.
+find its IPC::Run harnesses already gone.  NotifyTest::start_server and
+stop_server serve tests that run receivers of their own (300).
 
 =cut
 
@@ -44,14 +45,14 @@ use Carp;
 use File::Temp qw(tempdir);
 use IPC::Run;
 use JSON::PP;
-use Scalar::Util qw(refaddr weaken);
+use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 
 use TodoKafkaTest;
 
 my $py = $ENV{TK_PYTHON} // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $lib = TodoKafkaTest::repo_root() . '/tests/lib';
-my %live;    # refaddr => every NotifyTest (weak), for the END block
+my %running;    # refaddr => every server harness not yet stopped (END stops them)
 
 sub new
 {
@@ -65,8 +66,6 @@ sub new
 	croak "gen-vapid: $e" if $code;
 	$self->{vapid} = $self->{json}->decode($o);
 	mkdir "$dir/mail";
-	$live{ refaddr $self } = $self;
-	weaken($live{ refaddr $self });
 	return $self;
 }
 
@@ -85,21 +84,44 @@ sub run_cmd
 }
 
 
-# a python server that writes its port to a file; returns (harness, port)
-sub _start_server
+# a python server (tests/lib script and arguments) that writes its port to
+# a file; its output goes to DIR/NAME.log; returns (harness, port).  For
+# tests with receivers of their own (300): stop it with stop_server, or
+# the END block does
+sub start_server
 {
-	my ($self, $name, @cmd) = @_;
-	$self->_stop_server($name);    # a second start replaces the first
-	my $port_file = "$self->{dir}/$name.port";
+	my ($dir, $name, @cmd) = @_;
+	my $port_file = "$dir/$name.port";
 	unlink $port_file;
-	my $log = "$self->{dir}/$name.log";
+	my $log = "$dir/$name.log";
 	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
 		'<', \undef, '>>', $log, '2>>', $log);
+	$running{ refaddr $h } = $h;
 	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
 	croak "$name did not start: " . TodoKafkaTest::slurp($log) unless -s $port_file;
 	chomp(my $port = TodoKafkaTest::slurp($port_file));
 	return ($h, $port);
 }
+
+# SIGTERM and reap a server from start_server if it still runs; $? kept
+sub stop_server
+{
+	my ($h) = @_;
+	return unless $h && delete $running{ refaddr $h };
+	local $?;
+	eval { $h->signal('TERM') if $h->pumpable; $h->finish; };
+}
+
+# this object's receiver NAME (smtp, push, alerts); a second start of a
+# receiver replaces the first
+sub _start_server
+{
+	my ($self, $name, @cmd) = @_;
+	$self->_stop_server($name);
+	return start_server($self->{dir}, $name, @cmd);
+}
+
+sub _stop_server { stop_server(delete $_[0]->{ $_[1] }); }
 
 # the SMTP sink; again on the same port after stop_smtp; delay => secs per
 # message, tls_dir => D (STARTTLS required, its CA file D/cert.pem),
@@ -114,15 +136,6 @@ sub start_smtp
 	push @args, map { ('--defer', $_) } @{ $opt{defer} // [] };
 	($self->{smtp}, $self->{smtp_port}) = $self->_start_server('smtp', @args);
 	return $self->{smtp_port};
-}
-
-# SIGTERM and reap one receiver (smtp, push, alerts) if it runs; $? kept
-sub _stop_server
-{
-	my ($self, $name) = @_;
-	my $h = delete $self->{$name} or return;
-	local $?;
-	eval { $h->signal('TERM') if $h->pumpable; $h->finish; };
 }
 
 # the port stays: start_smtp starts it again there
@@ -233,16 +246,11 @@ sub pushes
 		  split /\n/, TodoKafkaTest::slurp("$self->{dir}/push.jsonl") ];
 }
 
-sub DESTROY
-{
-	my ($self) = @_;
-	delete $live{ refaddr $self };
-	$self->stop;
-}
+sub DESTROY { $_[0]->stop; }
 
 END
 {
-	$_->stop for grep { defined } values %live;
+	stop_server($_) for values %running;
 }
 
 1;
