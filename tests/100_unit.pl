@@ -2,10 +2,11 @@
 #
 # Builds each unit test program and replays its TAP lines:
 #   common/test_unit             config parsing and redaction, backoff,
-#                                timestamps, histogram, CloudEvents building
+#                                timestamps, histogram, Kafka errors in words
 #   common/test_net_guard        the address classes and host lists that keep
 #                                push requests off internal networks
-#   common/test_messages         the envelope and the dead letters' origin
+#   common/test_messages         the envelope, the dead letters' origin and
+#                                the relay's CloudEvents of an outbox row
 #   relay/test_position          the window ring: windows settle in order
 #   relay/test_pass_schedule     busy, idle, sleeping, re-check, poll, flush
 #   consumers/runtime/test_batch_offsets   the offsets a batch stores, in order
@@ -20,7 +21,7 @@ use TodoKafkaTest;
 my $root = TodoKafkaTest::repo_root();
 # [directory, program, at least this many tests]
 for my $prog ([ 'common', 'test_unit', 30 ], [ 'common', 'test_net_guard', 90 ],
-	[ 'common', 'test_messages', 6 ],
+	[ 'common', 'test_messages', 35 ],
 	[ 'relay', 'test_position', 20 ], [ 'relay', 'test_pass_schedule', 20 ],
 	[ 'consumers/runtime', 'test_batch_offsets', 15 ])
 {

@@ -19,7 +19,6 @@ use warnings;
 
 use JSON::PP;
 use Test::More;
-use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
 use DevBroker;
 
@@ -39,50 +38,47 @@ sub validate { return TodoKafkaTest::validate_schemas(@_); }
 my $s = TodoKafkaTest->start_stack('t111', streams => ['big_events'],
 	relay_args => [ '-X', 'message.max.bytes=20000' ]);
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
-my $role = $node->safe_psql('postgres', 'SELECT session_user');
+my $role = $s->sql('SELECT session_user');
 
 # each statement from a session of its own, in a time zone of its own
 my $ny = "SET TimeZone = 'America/New_York'; SET IntervalStyle = 'sql_standard';";
 my $kolkata = "SET TimeZone = 'Asia/Kolkata'; SET IntervalStyle = 'postgres_verbose';";
-my $sql = sub { $node->safe_psql('postgres', join(' ', @_)) };
 
-$sql->($ny, "SELECT todo_kafka.set_user_time_zone('ana', 'Europe/Berlin')");
-my $milk = $sql->($ny,
+$s->sql($ny, "SELECT todo_kafka.set_user_time_zone('ana', 'Europe/Berlin')");
+my $milk = $s->sql($ny,
 	"SET todo_kafka.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';",
 	"SELECT id FROM todo_kafka.add_task('ana', 'Buy milk', 'two litres', 'low', '{home,shop}',",
 	"  now() + interval '2 days', p_reminder_offsets => '{1 day, 15 minutes}',",
 	"  p_notification_methods => '{email,in_app}')");
-$sql->($kolkata,
+$s->sql($kolkata,
 	"SELECT todo_kafka.update_task('ana', '$milk', p_title => 'Buy oat milk', p_priority => 'high',",
 	"  p_tags => '{shop,urgent}', p_due_date => now() + interval '3 days 4 hours',",
 	"  p_reminder_offsets => '{2 hours, 1 day 02:30:00}')");
-$sql->($ny, "UPDATE todo_kafka.tasks SET description = 'by plain SQL' WHERE id = '$milk'");
-my $standup = $sql->($ny, "SET todo_kafka.correlation_id = 'conv-remind';",
+$s->sql($ny, "UPDATE todo_kafka.tasks SET description = 'by plain SQL' WHERE id = '$milk'");
+my $standup = $s->sql($ny, "SET todo_kafka.correlation_id = 'conv-remind';",
 	"SELECT id FROM todo_kafka.add_task('ana', 'Stand-up', p_due_date => now() + interval '2 seconds',",
 	"  p_reminder_offsets => '{1 second, 0}', p_notification_methods => '{push}')");
-my $plants = $sql->($kolkata,
+my $plants = $s->sql($kolkata,
 	"SELECT id FROM todo_kafka.add_task('ana', 'Water plants', p_due_date => now() + interval '1 hour',",
 	"  p_recurrence => 'daily', p_reminder_offsets => '{30 minutes}')");
-$sql->($kolkata, "SELECT todo_kafka.complete_task('ana', '$plants')");
-$sql->($ny, "SELECT todo_kafka.complete_task('ana', '$milk')");
-$sql->($ny, "SELECT todo_kafka.delete_task('ana', '$milk')");
-my $short = $sql->($ny, "SELECT id FROM todo_kafka.add_task('bo', 'Short-lived')");
-$sql->($ny, "SET todo_kafka.actor = 'chatbot';", "SELECT todo_kafka.delete_task('bo', '$short')");
+$s->sql($kolkata, "SELECT todo_kafka.complete_task('ana', '$plants')");
+$s->sql($ny, "SELECT todo_kafka.complete_task('ana', '$milk')");
+$s->sql($ny, "SELECT todo_kafka.delete_task('ana', '$milk')");
+my $short = $s->sql($ny, "SELECT id FROM todo_kafka.add_task('bo', 'Short-lived')");
+$s->sql($ny, "SET todo_kafka.actor = 'chatbot';", "SELECT todo_kafka.delete_task('bo', '$short')");
 # publish() refuses the notifications stream (todo-kafka-notify's own):
 # the superuser queues one through the internal emit(), as publish would
-$sql->($ny,
+$s->sql($ny,
 	"SELECT todo_kafka.emit('custom', 'notifications', 'ana', 'notification.queued', NULL, jsonb_build_object(",
 	"  'notification_id', 'n-1', 'user_id', 'ana', 'channel', 'in_app', 'kind', 'task.created',",
 	"  'task_id', '$plants', 'title', 'Water plants', 'body', 'A new task'), 'publish')");
-my $poison = $sql->($ny,
+my $poison = $s->sql($ny,
 	"SELECT todo_kafka.publish('big_events', 'big-key', 'custom.big', jsonb_build_object('blob', repeat('x', 50000)))");
 
 # the stand-up reminders fire (sent) within seconds
-my $deadline = time + 30;
-sleep(0.2)
-  while time < $deadline
-  && $sql->("SELECT count(*) FROM todo_kafka.reminders WHERE task_id = '$standup' AND status IN ('sent', 'missed')") < 2;
-is($sql->("SELECT count(*) FROM todo_kafka.reminders WHERE task_id = '$standup' AND status = 'sent'"),
+$s->wait_sql("SELECT count(*) >= 2 FROM todo_kafka.reminders WHERE task_id = '$standup' AND status IN ('sent', 'missed')",
+	't', 30);
+is($s->sql("SELECT count(*) FROM todo_kafka.reminders WHERE task_id = '$standup' AND status = 'sent'"),
 	2, 'the stand-up reminders fired');
 ok(TodoKafkaTest::wait_outbox_published($node, 30), 'outbox drained');
 
@@ -166,7 +162,7 @@ while ($streams_h =~ /X\((TK_STREAM_\w+), "([^"]+)"\)/g)
 	$listed{ $macro{$name} // "?$name" } = $file =~ s/\.json$//r;
 }
 is_deeply(\%listed, \%schema_of, 'streams.h lists the built-in streams and their schemas');
-is($sql->("SELECT string_agg(stream, ',' ORDER BY stream) FROM todo_kafka.topics WHERE stream <> 'big_events'"),
+is($s->sql("SELECT string_agg(stream, ',' ORDER BY stream) FROM todo_kafka.topics WHERE stream <> 'big_events'"),
 	join(',', sort keys %listed), 'the install seeds exactly the streams of streams.h');
 
 # a consumer service's dead letter (common/messages/dead_letter.c's envelope; the

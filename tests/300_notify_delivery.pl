@@ -21,6 +21,7 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
+use NotifyTest;
 
 my $root = TodoKafkaTest::repo_root();
 my $lib = "$root/tests/lib";
@@ -37,15 +38,6 @@ ok(IPC::Run::run([ 'make', '-s', '-C', "$root/consumers/notify", 'check-delivery
 		'>', \$out, '2>', \$err), 'notify_delivery_check builds')
   or BAIL_OUT("build failed: $err");
 
-# run a command; returns (exit code, stdout, stderr)
-sub run_cmd
-{
-	my (@cmd) = @_;
-	my ($o, $e) = ('', '');
-	IPC::Run::run(\@cmd, '<', \undef, '>', \$o, '2>', \$e);
-	return ($? >> 8, $o, $e);
-}
-
 # run the driver; returns {result, status, retry_after, err}.  The push
 # receiver is on 127.0.0.1: the development settings let requests reach it
 # (tests/305_push_ssrf.pl checks that nothing else does)
@@ -54,82 +46,53 @@ sub drive
 	my ($mode, @args) = @_;
 	my @dev = $mode eq 'email' ? () : ('--allowed-hosts', '127.0.0.1',
 		'--gateway-allowed-hosts', '127.0.0.1', '--allow-loopback');
-	my ($code, $o, $e) = run_cmd($driver, $mode, @dev, @args);
+	my ($code, $o, $e) = NotifyTest::run_cmd($driver, $mode, @dev, @args);
 	push @all_stderr, $e;
 	my %r = (code => $code, err => $e);
 	$r{$1} = $2 while $o =~ /(\w+)=(\S+)/g;
 	return \%r;
 }
 
-# start a background python server that writes its port to a file
-sub start_server
-{
-	my ($name, @cmd) = @_;
-	my $port_file = "$dir/$name.port";
-	unlink $port_file;
-	my $log = "$dir/$name.log";
-	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
-		'<', \undef, '>>', $log, '2>>', $log);
-	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
-	BAIL_OUT("$name did not start: " . slurp($log)) unless -s $port_file;
-	chomp(my $port = slurp($port_file));
-	return ($h, $port);
-}
-
-sub stop_server
-{
-	my ($h) = @_;
-	$h->signal('TERM');
-	$h->finish;
-}
-
-sub slurp
-{
-	my ($f) = @_;
-	open my $fh, '<:raw', $f or return '';
-	local $/;
-	my $t = <$fh>;
-	return $t // '';
-}
-
 sub jsonl
 {
 	my ($f) = @_;
-	return [ map { $json->decode($_) } grep { length } split /\n/, slurp($f) ];
+	return [ map { $json->decode($_) } grep { length } split /\n/, TodoKafkaTest::slurp($f) ];
 }
 
 ########################################################################
 # Web Push
 ########################################################################
 
-my ($code, $o, $e) = run_cmd($py, "$lib/push_receiver.py", 'gen-subscription', "$dir/sub.json");
+my ($code, $o, $e) = NotifyTest::run_cmd($py, "$lib/push_receiver.py", 'gen-subscription',
+	"$dir/sub.json");
 is($code, 0, 'subscription generated') or diag($e);
 my $sub = $json->decode($o);
-($code, $o, $e) = run_cmd($py, "$lib/push_receiver.py", 'gen-vapid', "$dir/vapid.pem");
+($code, $o, $e) = NotifyTest::run_cmd($py, "$lib/push_receiver.py", 'gen-vapid', "$dir/vapid.pem");
 is($code, 0, 'VAPID key generated') or diag($e);
 my $vapid = $json->decode($o);
-($code, $o, $e) = run_cmd($py, "$lib/push_receiver.py", 'gen-vapid', "$dir/other.pem");
+($code, $o, $e) = NotifyTest::run_cmd($py, "$lib/push_receiver.py", 'gen-vapid', "$dir/other.pem");
 my $other_vapid = $json->decode($o);
 push @secrets, $sub->{auth}, $vapid->{private_b64url};
 
-($code, $o) = run_cmd($driver, 'vapid-public', '--vapid-key', "$dir/vapid.pem",
+($code, $o) = NotifyTest::run_cmd($driver, 'vapid-public', '--vapid-key', "$dir/vapid.pem",
 	'--subject', 'mailto:ops@todo.example');
 chomp $o;
 is($o, $vapid->{public_b64url}, 'VAPID public key derived from the PEM file');
-($code, $o) = run_cmd($driver, 'vapid-public', '--vapid-key', $vapid->{private_b64url},
+($code, $o) = NotifyTest::run_cmd($driver, 'vapid-public', '--vapid-key', $vapid->{private_b64url},
 	'--subject', 'mailto:ops@todo.example');
 chomp $o;
 is($o, $vapid->{public_b64url}, 'VAPID public key derived from the raw base64url key');
-($code, $o, $e) = run_cmd($driver, 'vapid-public', '--vapid-key', $vapid->{private_b64url},
+($code, $o, $e) = NotifyTest::run_cmd($driver, 'vapid-public', '--vapid-key', $vapid->{private_b64url},
 	'--subject', 'ops@todo.example');
 isnt($code, 0, 'a VAPID subject that is not mailto:/https: is refused');
 like($e, qr/mailto: or https:/, '... saying what a subject must be');
-($code, $o, $e) = run_cmd($driver, 'vapid-public', '--vapid-key', 'AAAA' . $vapid->{private_b64url},
+($code, $o, $e) = NotifyTest::run_cmd($driver, 'vapid-public',
+	'--vapid-key', 'AAAA' . $vapid->{private_b64url},
 	'--subject', 'mailto:ops@todo.example');
 isnt($code, 0, 'a malformed VAPID key is refused');
 unlike($e, qr/\Q$vapid->{private_b64url}\E/, '... without echoing the key');
 
-my ($push, $pport) = start_server('push', "$lib/push_receiver.py", 'serve',
+my ($push, $pport) = NotifyTest::start_server($dir, 'push', "$lib/push_receiver.py", 'serve',
 	'--subscription', "$dir/sub.json", '--log', "$dir/push.jsonl",
 	'--vapid-public', $vapid->{public_b64url},
 	'--status', '/gone410=410', '--status', '/gone404=404', '--status', '/err500=500',
@@ -229,7 +192,7 @@ is($r->{result}, 'transient', 'gateway 500: transient');
 $r = drive('gateway', '--url', "$origin/gone410", '--payload', '{}');
 is($r->{result}, 'gone', 'gateway 410: gone');
 
-stop_server($push);
+NotifyTest::stop_server($push);
 $r = push_to('/inbox/abc');
 is($r->{result}, 'transient', 'push service down: transient');
 is($r->{status}, 0, '... no HTTP status');
@@ -239,7 +202,7 @@ is($r->{status}, 0, '... no HTTP status');
 ########################################################################
 
 my $maildir = "$dir/mail";
-my ($sink, $sport) = start_server('smtp', "$lib/smtp_sink.py", '--dir', $maildir,
+my ($sink, $sport) = NotifyTest::start_server($dir, 'smtp', "$lib/smtp_sink.py", '--dir', $maildir,
 	'--reject', 'refused', '--defer', 'later');
 
 # parse a received message with Python's email package
@@ -270,7 +233,7 @@ sys.stdout.buffer.write(json.dumps({
     'trailing_ws': any(l.endswith((b' ', b'\t')) for l in lines),
 }, ensure_ascii=False).encode())
 PY
-	my ($c, $out, $e) = run_cmd($py, '-c', $script, $file);
+	my ($c, $out, $e) = NotifyTest::run_cmd($py, '-c', $script, $file);
 	die "parse failed: $e" if $c;
 	return $json->decode($out);
 }
@@ -338,7 +301,7 @@ $r = drive('email', @mail_common, '--to', 'Alice <alice@example.com>', '--subjec
 is($r->{result}, 'permanent', 'a display name in the recipient: refused');
 is(scalar @{ jsonl("$maildir/envelopes.jsonl") }, $n, '... none of these was accepted');
 
-stop_server($sink);
+NotifyTest::stop_server($sink);
 $r = drive('email', @mail_common, '--to', 'alice@example.com', '--subject', 's', '--body', 'b',
 	'--id', 'n6', '--timeout-ms', 5000);
 is($r->{result}, 'unavailable', 'SMTP server down: unavailable (pause, do not dead-letter)');
@@ -350,7 +313,8 @@ $ENV{TK300_PW} = 's3cret-pw';
 $ENV{TK300_BAD_PW} = 'not-the-pw';
 push @secrets, 's3cret-pw', 'not-the-pw';
 my $tlsdir = "$dir/tls";
-my ($tls_sink, $tport) = start_server('smtp_tls', "$lib/smtp_sink.py", '--dir', "$dir/mail_tls",
+my ($tls_sink, $tport) = NotifyTest::start_server($dir, 'smtp_tls', "$lib/smtp_sink.py",
+	'--dir', "$dir/mail_tls",
 	'--tls-dir', $tlsdir, '--auth-env', 'TK300_SINK_AUTH');
 my @tls_common = ('--url', "smtp://localhost:$tport", '--starttls', '--ca-file',
 	"$tlsdir/cert.pem", '--from', 'notify@todo.example', '--to', 'alice@example.com',
@@ -370,7 +334,7 @@ is($r->{result}, 'unavailable', 'without STARTTLS the server refuses (530, it re
 # failed handshake the last reply is STARTTLS's 220, libcurl's error decides
 my $i = 0;
 my @wrong_ca = map { $i++ == 4 ? "$dir/wrong-ca.pem" : $_ } @tls_common;
-($code, $o, $e) = run_cmd('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+($code, $o, $e) = NotifyTest::run_cmd('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
 	'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', "$dir/wrong-key.pem", '-out',
 	"$dir/wrong-ca.pem", '-subj', '/CN=localhost', '-days', '1',
 	'-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
@@ -382,18 +346,19 @@ like($r->{err}, qr/certificate.*CA file/, '... saying to check the CA file') or 
 $r = drive('email', (map { $_ eq "$dir/wrong-ca.pem" ? "$dir/none.pem" : $_ } @wrong_ca),
 	'--password-env', 'TK300_PW');
 is($r->{result}, 'unavailable', 'a CA file that does not exist: unavailable');
-stop_server($tls_sink);
+NotifyTest::stop_server($tls_sink);
 $r = drive('email', @tls_common, '--password-env', 'TK300_PW', '--timeout-ms', 5000);
 is($r->{result}, 'unavailable', 'TLS server down: unavailable');
 
 # a server without STARTTLS while it is required: unavailable (status 250)
-my ($plain_sink, $plain_port) = start_server('smtp_plain', "$lib/smtp_sink.py", '--dir', "$dir/mail_plain");
+my ($plain_sink, $plain_port) = NotifyTest::start_server($dir, 'smtp_plain', "$lib/smtp_sink.py",
+	'--dir', "$dir/mail_plain");
 $r = drive('email', '--url', "smtp://127.0.0.1:$plain_port", '--starttls', '--from', 'notify@todo.example',
 	'--to', 'alice@example.com', '--subject', 's', '--body', 'b', '--id', 'tls2');
 is($r->{result}, 'unavailable', 'STARTTLS required, not offered: unavailable');
 like($r->{err}, qr/does not offer STARTTLS/, '... saying so');
 is(scalar @{ jsonl("$dir/mail_plain/envelopes.jsonl") }, 0, '... nothing sent in the clear');
-stop_server($plain_sink);
+NotifyTest::stop_server($plain_sink);
 
 my $leaks = grep { my $s = $_; grep { index($s, $_) >= 0 } @secrets } @all_stderr;
 is($leaks, 0, 'no error text contains a private key, auth secret, token or password');

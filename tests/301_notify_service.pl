@@ -177,4 +177,5 @@ is($svc->stop, 0, 'notify: SIGTERM, exit 0');
 unlike($svc->log_text, qr/\Q$sub->{auth}\E|\Q$origin\/alice\E/, 'no keys or endpoints in the log');
 is($relay->stop, 0, 'relay: exit 0');
 $s->stop;
+$rx->stop;
 done_testing();

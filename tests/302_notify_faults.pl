@@ -122,4 +122,5 @@ for my $stage (qw(fanout email realtime))
 }
 is($relay->stop, 0, 'relay: exit 0');
 $s->stop;
+$rx->stop;
 done_testing();

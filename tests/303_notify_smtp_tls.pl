@@ -168,4 +168,5 @@ is(scalar @{ $rx->emails }, 2, 'no other email');
 is($svc->stop, 0, 'notify: SIGTERM, exit 0');
 is($relay->stop, 0, 'relay: exit 0');
 $s->stop;
+$rx->stop;
 done_testing();

@@ -136,5 +136,5 @@ like($e, qr/production profile refuses push_connect_to/, '... saying why');
 	'-c', $rx->config);
 is($code, 0, 'development profile with push_allow_loopback: accepted') or diag($e);
 
-undef $rx;    # stops the receiver while its harness is still alive
+$rx->stop;
 done_testing();

@@ -137,4 +137,5 @@ unlike($svc{$_}->log_text, qr/FATAL|dead.letter|refuses/, "$_ dead-lettered and 
 is($svc{$_}->stop, 0, "$_ stops") for sort keys %svc;
 is($relay->stop, 0, 'relay stops');
 $s->stop;
+$rx->stop;
 done_testing();

@@ -123,11 +123,11 @@ for my $i (qw(main standby))
 	}
 	$relay{$i} = { pid => $pid, log => $log };
 	# one at a time, so the first one leads
-	ok(wait_for(sub { slurp($log) =~ /acquired leadership|waiting as standby/ }),
+	ok(wait_for(sub { TodoKafkaTest::slurp($log) =~ /acquired leadership|waiting as standby/ }),
 		"relay\@$i started from its ExecStart");
 }
-like(slurp($relay{main}{log}), qr/acquired leadership/, 'relay@main leads');
-like(slurp($relay{standby}{log}), qr/waiting as standby/, 'relay@standby waits as standby');
+like(TodoKafkaTest::slurp($relay{main}{log}), qr/acquired leadership/, 'relay@main leads');
+like(TodoKafkaTest::slurp($relay{standby}{log}), qr/waiting as standby/, 'relay@standby waits as standby');
 for my $i (qw(standby main))
 {
 	kill 'TERM', $relay{$i}{pid};
@@ -159,7 +159,7 @@ $kafka->stop;
 	my $h = start([ 'env', '-i', "PATH=$ENV{PATH}", map({ "$_=$env{$_}" } sort keys %env), @argv ],
 		'<', '/dev/null', '>', '/dev/null', '2>', "$PostgreSQL::Test::Utils::log_path/601_devbroker.log");
 	ok(wait_for(sub { -s "$run/todo-kafka-devbroker/bootstrap" }), 'devbroker unit: bootstrap file written');
-	like(slurp("$run/todo-kafka-devbroker/bootstrap"), qr/^127\.0\.0\.1:\d+$/m,
+	like(TodoKafkaTest::slurp("$run/todo-kafka-devbroker/bootstrap"), qr/^127\.0\.0\.1:\d+$/m,
 		'with one broker (DEVBROKER_OPTIONS from devbroker.env)');
 	ok(wait_for(sub { -p "$run/todo-kafka-devbroker/control" }), 'and its control FIFO');
 	$h->signal('TERM');
@@ -167,13 +167,6 @@ $kafka->stop;
 	is(($h->full_results)[0], 0, 'devbroker stops on SIGTERM with status 0');
 }
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or return '';
-	local $/;
-	return scalar(<$fh>) // '';
-}
 
 # poll a condition, up to a generous limit (no timing is asserted)
 sub wait_for

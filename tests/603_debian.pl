@@ -95,21 +95,15 @@ my ($crc, $conffiles) = sh([ 'sh', '-c', "dpkg-deb --ctrl-tarfile '$deb' | tar -
 for my $c (map { basename($_) } glob("$root/deploy/config/*.conf"))
 {
 	like($conffiles, qr{^/etc/todo-kafka/\Q$c\E$}m, "/etc/todo-kafka/$c is a conffile");
-	is(slurp("$pkgroot/etc/todo-kafka/$c"), slurp("$root/deploy/config/$c"), "and is deploy/config/$c");
+	is(TodoKafkaTest::slurp("$pkgroot/etc/todo-kafka/$c"),
+		TodoKafkaTest::slurp("$root/deploy/config/$c"), "and is deploy/config/$c");
 }
 ok(-f "$pkgroot/usr/share/todo-kafka/env/$_.env", "env template $_.env") for qw(relay audit notify project dlq devbroker);
 my ($prc, $postinst) = sh([ 'sh', '-c', "dpkg-deb --ctrl-tarfile '$deb' | tar -xOf - ./postinst" ]);
 like($postinst, qr/install -m 0600 -o root -g root "\$t" "\$f"/, 'postinst makes /etc/todo-kafka/*.env with mode 0600');
 like($postinst, qr/systemd-sysusers .*todo-kafka\.conf/, 'postinst creates the user (systemd-sysusers)');
-like(slurp("$pkgroot/usr/lib/sysusers.d/todo-kafka.conf"), qr/^u todo-kafka /m, 'sysusers.d: user todo-kafka');
+like(TodoKafkaTest::slurp("$pkgroot/usr/lib/sysusers.d/todo-kafka.conf"), qr/^u todo-kafka /m, 'sysusers.d: user todo-kafka');
 ok(-f "$pkgroot/usr/share/todo-kafka/dapr/production/kafka-pubsub.yaml", 'the Dapr components');
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or return '';
-	local $/;
-	return scalar(<$fh>) // '';
-}
 
 done_testing();

@@ -17,6 +17,7 @@ NotifyTest - real receivers and a todo-kafka-notify for the notification tests
   my $mails = $rx->emails;               # parsed by Python's email package
   my $pushes = $rx->pushes;              # the receiver's JSON log lines
   my $url = $rx->start_alerts;           # for --alert-webhook; $rx->alerts
+  $rx->stop;                             # every receiver (also done at exit)
 
 =head1 DESCRIPTION
 
@@ -26,6 +27,12 @@ receiver verifies VAPID and decrypts aes128gcm with Python's cryptography
 package.  Both write their port to a file; the SMTP sink can be stopped and
 started again on the same port (an outage).  Python: $TK_PYTHON, else
 /usr/bin/python3.
+
+No test can leave a receiver running: an END block stops every server
+still running when the test exits (normally or by dying); global
+destruction frees objects in no set order, so the destructor alone could
+find its IPC::Run harnesses already gone.  NotifyTest::start_server and
+stop_server serve tests that run receivers of their own (300).
 
 =cut
 
@@ -38,12 +45,14 @@ use Carp;
 use File::Temp qw(tempdir);
 use IPC::Run;
 use JSON::PP;
+use Scalar::Util qw(refaddr);
 use Time::HiRes qw(sleep time);
 
 use TodoKafkaTest;
 
 my $py = $ENV{TK_PYTHON} // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $lib = TodoKafkaTest::repo_root() . '/tests/lib';
+my %running;    # refaddr => every server harness not yet stopped (END stops them)
 
 sub new
 {
@@ -74,29 +83,45 @@ sub run_cmd
 	return ($? >> 8, $o, $e);
 }
 
-sub slurp
+
+# a python server (tests/lib script and arguments) that writes its port to
+# a file; its output goes to DIR/NAME.log; returns (harness, port).  For
+# tests with receivers of their own (300): stop it with stop_server, or
+# the END block does
+sub start_server
 {
-	my ($f) = @_;
-	open my $fh, '<:raw', $f or return '';
-	local $/;
-	my $t = <$fh>;
-	return $t // '';
+	my ($dir, $name, @cmd) = @_;
+	my $port_file = "$dir/$name.port";
+	unlink $port_file;
+	my $log = "$dir/$name.log";
+	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
+		'<', \undef, '>>', $log, '2>>', $log);
+	$running{ refaddr $h } = $h;
+	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
+	croak "$name did not start: " . TodoKafkaTest::slurp($log) unless -s $port_file;
+	chomp(my $port = TodoKafkaTest::slurp($port_file));
+	return ($h, $port);
 }
 
-# a python server that writes its port to a file; returns (harness, port)
+# SIGTERM and reap a server from start_server if it still runs; $? kept
+sub stop_server
+{
+	my ($h) = @_;
+	return unless $h && delete $running{ refaddr $h };
+	local $?;
+	eval { $h->signal('TERM') if $h->pumpable; $h->finish; };
+}
+
+# this object's receiver NAME (smtp, push, alerts); a second start of a
+# receiver replaces the first
 sub _start_server
 {
 	my ($self, $name, @cmd) = @_;
-	my $port_file = "$self->{dir}/$name.port";
-	unlink $port_file;
-	my $log = "$self->{dir}/$name.log";
-	my $h = IPC::Run::start([ $py, @cmd, '--port-file', $port_file ],
-		'<', \undef, '>>', $log, '2>>', $log);
-	wait_until("$name to write its port", sub { -s $port_file || !$h->pumpable }, 30, 0.05);
-	croak "$name did not start: " . slurp($log) unless -s $port_file;
-	chomp(my $port = slurp($port_file));
-	return ($h, $port);
+	$self->_stop_server($name);
+	return start_server($self->{dir}, $name, @cmd);
 }
+
+sub _stop_server { stop_server(delete $_[0]->{ $_[1] }); }
 
 # the SMTP sink; again on the same port after stop_smtp; delay => secs per
 # message, tls_dir => D (STARTTLS required, its CA file D/cert.pem),
@@ -113,13 +138,14 @@ sub start_smtp
 	return $self->{smtp_port};
 }
 
-sub stop_smtp
+# the port stays: start_smtp starts it again there
+sub stop_smtp { $_[0]->_stop_server('smtp'); }
+
+# every receiver
+sub stop
 {
 	my ($self) = @_;
-	return unless $self->{smtp};
-	$self->{smtp}->signal('TERM');
-	$self->{smtp}->finish;
-	delete $self->{smtp};
+	$self->_stop_server($_) for qw(smtp push alerts);
 }
 
 sub start_push
@@ -159,7 +185,7 @@ sub alerts
 {
 	my ($self) = @_;
 	return [ map { $self->{json}->decode($_)->{json} // {} } grep { length }
-		  split /\n/, slurp("$self->{dir}/alerts.jsonl") ];
+		  split /\n/, TodoKafkaTest::slurp("$self->{dir}/alerts.jsonl") ];
 }
 
 # a config file for todo-kafka-notify pointing at the receivers; a key
@@ -217,17 +243,14 @@ sub pushes
 {
 	my ($self) = @_;
 	return [ map { $self->{json}->decode($_) } grep { length }
-		  split /\n/, slurp("$self->{dir}/push.jsonl") ];
+		  split /\n/, TodoKafkaTest::slurp("$self->{dir}/push.jsonl") ];
 }
 
-sub DESTROY
+sub DESTROY { $_[0]->stop; }
+
+END
 {
-	my ($self) = @_;
-	for my $h (grep { defined } @{$self}{qw(smtp push alerts)})
-	{
-		$h->signal('TERM') if $h->pumpable;
-		eval { $h->finish };
-	}
+	stop_server($_) for values %running;
 }
 
 1;

@@ -427,9 +427,10 @@ sub stop
 
 =pod
 
-=head2 $stack->sql(QUERY)
+=head2 $stack->sql(QUERY, ...)
 
-safe_psql of QUERY on the stack's node, database postgres (dies on error).
+safe_psql of QUERY on the stack's node, database postgres (dies on error);
+several parts are joined by spaces into one session (SET ...; SELECT ...).
 
 =head2 $stack->wait_sql(QUERY, EXPECTED, TIMEOUT)
 
@@ -438,7 +439,7 @@ Waits (TodoKafkaTest::wait_until) until QUERY's answer is EXPECTED
 
 =cut
 
-sub sql { return $_[0]->{node}->safe_psql('postgres', $_[1]); }
+sub sql { my $self = shift; return $self->{node}->safe_psql('postgres', join(' ', @_)); }
 
 sub wait_sql
 {
