@@ -30,7 +30,7 @@ ISOLATION_OPTS = --load-extension=todo_kafka
 PG_CPPFLAGS += -DTODO_KAFKA_VERSION="\"$(EXTVERSION)\""
 
 # in build order; a directory joins once it has a Makefile
-FRONTEND_DIRS = $(patsubst %/Makefile,%,$(wildcard common/Makefile devbroker/Makefile relay/Makefile consumers/Makefile))
+FRONTEND_DIRS = $(patsubst %/Makefile,%,$(wildcard common/Makefile devbroker/Makefile relay/Makefile consumers/Makefile tools/dlq/Makefile))
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -35,7 +35,7 @@ my $ops = TodoKafkaTest::service_login($node, 'dlq');
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka);
 ok($audit->wait_log(qr/assigned \S+/), 'audit assigned');
 
-my $bin = TodoKafkaTest::repo_root() . '/consumers/dlq/todo-kafka-dlq';
+my $bin = TodoKafkaTest::repo_root() . '/tools/dlq/todo-kafka-dlq';
 
 # run the tool as the operator role; returns (exit code, stdout, stderr)
 sub dlq

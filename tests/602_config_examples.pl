@@ -65,7 +65,8 @@ like($out, qr/stale: .*relay\.conf/, 'and is named');
 
 my %binary = (
 	relay => TodoKafkaTest::relay_binary(),
-	map { $_ => "$root/consumers/$_/todo-kafka-$_" } qw(audit notify project dlq));
+	(map { $_ => "$root/consumers/$_/todo-kafka-$_" } qw(audit notify project)),
+	dlq => "$root/tools/dlq/todo-kafka-dlq");
 my @conn = ('-d', 'dbname=x', '-b', 'localhost:9092');
 
 for my $d (qw(relay audit notify project))

@@ -15,7 +15,7 @@
 #             .streams, the group group_prefix (default from
 #             consumers/runtime/runtime_config.c) + .name, writes .produces
 #             and the dead-letter stream (consumers/runtime/dlq.c)
-#   dlq       reads dead_letter with group.id PROGRAM (consumers/dlq), and
+#   dlq       reads dead_letter with group.id PROGRAM (tools/dlq), and
 #             replays to the streams the services read (the relay's poison
 #             rows go back through the outbox: dlq_requeue_outbox)
 #   cluster   IdempotentWrite for each program whose producer sets
@@ -75,7 +75,7 @@ my %streams_of;                          # service => streams read
 my %produces;                            # service => streams written
 for my $f (sort glob("$root/consumers/*/*.c"))
 {
-	next if $f =~ m{/consumers/(runtime|dlq)/};
+	next if $f =~ m{/consumers/runtime/};
 	my $t = TodoKafkaTest::slurp($f);
 	my %arrays;
 	$arrays{$1} = strings($2) while $t =~ /static const char \*const (\w+)\[\]\s*=\s*\{(.*?)\};/sg;
@@ -154,9 +154,9 @@ for my $svc (sort keys %streams_of)
 }
 
 # dlq
-my ($program) = src('consumers/dlq/dlq_int.h') =~ /#define PROGRAM "([^"]+)"/ or BAIL_OUT('no PROGRAM');
-like(src('consumers/dlq/dlq_read.c'), qr/"group\.id", PROGRAM/, 'the dlq tool reads with group.id PROGRAM');
-like(src('consumers/dlq/dlq_replay.c'), qr/dlq_requeue_outbox/, "the relay's poison rows are replayed through the outbox");
+my ($program) = src('tools/dlq/dlq_int.h') =~ /#define PROGRAM "([^"]+)"/ or BAIL_OUT('no PROGRAM');
+like(src('tools/dlq/dlq_read.c'), qr/"group\.id", PROGRAM/, 'the dlq tool reads with group.id PROGRAM');
+like(src('tools/dlq/dlq_replay.c'), qr/dlq_requeue_outbox/, "the relay's poison rows are replayed through the outbox");
 want($program, 'topic', $topic{dead_letter}, 'Read');
 want($program, 'group', $program, 'Read');
 my %read_by_services = map { $_ => 1 } map { @$_ } values %streams_of;
@@ -165,7 +165,7 @@ want($program, 'topic', $topic{$_}, 'Write') for keys %read_by_services;
 # idempotent producers
 my %idempotent = ('relay/relay_config.c' => ['todo-kafka-relay'],
 	'consumers/runtime/kafka.c' => [ map { principal($_) } keys %streams_of ],
-	'consumers/dlq/dlq_replay.c' => [$program]);
+	'tools/dlq/dlq_replay.c' => [$program]);
 for my $f (sort keys %idempotent)
 {
 	next unless like(src($f), qr/"enable\.idempotence",\s*"true"/, "$f: an idempotent producer");

@@ -16,7 +16,7 @@
  *	   offset order because one consumer owns a partition and appends a
  *	   batch in order; todo_kafka.verify_audit() finds the first broken link.
  * When the batch is refused (bad data, or a transient error), the records
- * are appended one by one (tkc_sink_batch) so only the bad one is retried
+ * are appended one by one (the runtime's sink shape) so only the bad one is retried
  * or dead-lettered, and the chain keeps offset order.
  * A database that is down, or a missing grant, pauses the partitions
  * (runtime: TKC_DOWN), never dead-letters.
@@ -31,10 +31,10 @@
  *
  * Offsets (issue 20): kept in the database, in the transaction of the rows
  * (audit_consume() = audit_append() + todo_kafka.audit_offsets), like the
- * projector's, through the runtime's sink hooks (sink_offsets.c): each
- * assigned partition starts where the database says (start_offset), a
+ * projector's, through the runtime's stored_offsets hooks (sink_offsets.c):
+ * each assigned partition starts where the database says (load), a
  * record dead-lettered as the last of its partition moves the stored
- * offset past it (dead_lettered: audit_skip()), and Kafka's committed
+ * offset past it (skip_dead_letter: audit_skip()), and Kafka's committed
  * group offsets are not used (offsets are kept per consumer group; only a
  * group the database holds none for, new or from before 0.5.0, starts at
  * its committed offsets).  So a database restored from a backup
@@ -167,26 +167,30 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 
 static bool allow_gap = false;
 
-/* start_offset hook: where the database says, else the beginning */
+/* stored_offsets->load: where the database says, else the beginning */
 static bool
 audit_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
 {
 	return tkc_sink_start_offset(w, OFFSETS_FN, tkc_group(w), topic, partition, offset);
 }
 
-/* dead_lettered hook: the stored offset moves past ev */
+/* stored_offsets->skip_dead_letter: the stored offset moves past ev */
 static tkc_result
 audit_dead_lettered(tkc_worker *w, tkc_event *ev)
 {
 	char		part[16];
 	char		off[32];
 	const char *params[4] = {tkc_group(w), ev->topic, part, off};
-	int			n;
+	PGresult   *res;
+	tkc_result	r;
 
 	snprintf(part, sizeof(part), "%d", (int) ev->partition);
 	snprintf(off, sizeof(off), "%lld", (long long) ev->offset);
-	return tkc_pg_count(w, "SELECT todo_kafka.audit_skip($1, $2, $3::int, $4::bigint)", 4,
-						params, ev, &n);
+	res = PQexecParams(tkc_pg(w), "SELECT todo_kafka.audit_skip($1, $2, $3::int, $4::bigint)",
+					   4, NULL, params, NULL, NULL, 0);
+	r = tkc_pg_result(w, res, ev);
+	PQclear(res);
+	return r;
 }
 
 /* setup hook: every partition's start must still be in the topic */
@@ -219,12 +223,6 @@ audit_setup(tkc_worker *w)
 			   "are missing from the audit trail", topic, p, (long long) low[p],
 			   (long long) start, (long long) low[p] - 1);
 	return TKC_SETUP_CONTINUE;
-}
-
-static void
-audit_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
-{
-	tkc_sink_batch(w, evs, n, results, append, "records");
 }
 
 /* verification: worker 0, at start and every verify_interval_s */
@@ -294,11 +292,14 @@ static const tkc_service audit_service = {
 	.options = audit_options,
 	.config_size = sizeof(audit_config),
 	.validate = audit_validate,
-	.handle_batch = audit_handle_batch,
+	.sink = append,
+	.sink_unit = "records",
 	.periodic = audit_periodic,
 	.periodic_ms = 10000,
-	.start_offset = audit_start_offset,
-	.dead_lettered = audit_dead_lettered,
+	.stored_offsets = &(const tkc_offset_store) {
+		.load = audit_start_offset,
+		.skip_dead_letter = audit_dead_lettered,
+	},
 	.setup = audit_setup,
 	.notes = "Search: SELECT * FROM todo_kafka.search_audit(p_user_id => 'alice');\n"
 	"Verify:  SELECT * FROM todo_kafka.verify_audit();   (as todo_kafka_auditor)\n"

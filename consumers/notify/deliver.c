@@ -383,7 +383,6 @@ severity(tkc_result r)
 		case TKC_DEAD:
 			return 1;
 		case TKC_RETRY:
-		case TKC_LATER:			/* batch handlers only; never returned here */
 			return 2;
 		case TKC_DOWN:
 			return 3;

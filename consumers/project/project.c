@@ -10,11 +10,11 @@
  * partitions' next offsets are written in that one transaction, so the
  * projection is exactly-once without Kafka's committed offsets (STYLE 38e).
  * SIGKILL at any point loses either both or neither.  Where each assigned
- * partition starts comes from the database too (start_offset hook:
+ * partition starts comes from the database too (stored_offsets->load:
  * todo_kafka.project_offsets()); events below a partition's stored offset
  * are skipped by project_apply, so a redelivery is never applied twice.
  * An event dead-lettered as the last of its partition moves the stored
- * offset too (dead_lettered hook), so a restart does not dead-letter it
+ * offset too (stored_offsets->skip_dead_letter), so a restart does not dead-letter it
  * again.
  *
  * What is projected: task.<created|updated|completed|deleted|
@@ -97,11 +97,14 @@ static const tkc_service project_service = {
 	.config_size = sizeof(project_config),
 	.cli_options = project_cli_options,
 	.validate = project_validate,
-	.handle_batch = project_handle_batch,
+	.sink = project_apply_batch,
+	.sink_unit = "events",
 	.periodic = project_periodic,
 	.periodic_ms = 1000,
-	.start_offset = project_start_offset,
-	.dead_lettered = project_dead_lettered,
+	.stored_offsets = &(const tkc_offset_store) {
+		.load = project_start_offset,
+		.skip_dead_letter = project_dead_lettered,
+	},
 	.setup = project_setup,
 	.notes =
 	"Modes (command line only):\n"

@@ -23,7 +23,7 @@
  * When a batch of several is refused (DEAD or RETRY), the events are
  * applied one by one in offset order to find the bad one; once an event
  * of a partition did not succeed, the later ones of that partition are
- * LATER (see project_handle_batch).  No database: every event is DOWN, and
+ * held back (the runtime's sink shape).  No database: every event is DOWN, and
  * the runtime pauses.
  *
  * A dead-lettered event never reaches project_apply() through the batch,
@@ -152,14 +152,8 @@ apply_events(tkc_worker *w, tkc_event **evs, int n, int *applied, bool offsets_o
 							  &arr, evs[0], applied);
 }
 
-static tkc_result
-apply(tkc_worker *w, tkc_event **evs, int n, int *applied)
-{
-	return apply_events(w, evs, n, applied, false);
-}
-
 /*
- * The runtime's dead_lettered hook: ev, the last finished event of its
+ * The runtime's stored_offsets->skip_dead_letter hook: ev, the last finished event of its
  * partition, went to the dead-letter topic.  It goes to project_apply() as
  * an event that is not a task change, so the partition's stored offset
  * moves past it in projection_offsets, in one transaction, like the offset
@@ -175,13 +169,13 @@ project_dead_lettered(tkc_worker *w, tkc_event *ev)
 }
 
 /*
- * One project_apply() per batch; refused batches go one by one, and a
- * partition whose event did not succeed holds its later events back
- * (TKC_LATER): applying offset n+1 would move the stored offset past n,
- * and n would then be skipped as applied.  tkc_sink_batch does both.
+ * The sink: one project_apply() per batch.  The runtime offers refused
+ * batches one by one, and a partition whose event did not succeed holds
+ * its later events back: applying offset n+1 would move the stored offset
+ * past n, and n would then be skipped as applied.
  */
-void
-project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results)
+tkc_result
+project_apply_batch(tkc_worker *w, tkc_event **evs, int n, int *applied)
 {
-	tkc_sink_batch(w, evs, n, results, apply, "events");
+	return apply_events(w, evs, n, applied, false);
 }

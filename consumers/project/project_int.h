@@ -44,12 +44,12 @@ typedef enum project_mode
 extern project_mode project_run_mode;
 extern bool project_allow_gap;
 
-/* project_apply.c: the runtime's validate, handle_batch and dead_lettered hooks */
+/* project_apply.c: the runtime's validate, sink and skip_dead_letter hooks */
 extern bool project_validate(const void *config, tkc_event *ev);
-extern void project_handle_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results);
+extern tkc_result project_apply_batch(tkc_worker *w, tkc_event **evs, int n, int *applied);
 extern tkc_result project_dead_lettered(tkc_worker *w, tkc_event *ev);
 
-/* project_modes.c: the start_offset, setup and periodic hooks */
+/* project_modes.c: the load (stored offsets), setup and periodic hooks */
 extern bool project_start_offset(tkc_worker *w, const char *topic, int32_t partition,
 								 int64_t *offset);
 extern int	project_setup(tkc_worker *w);

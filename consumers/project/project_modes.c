@@ -5,7 +5,7 @@
  *	  modes (--snapshot, --replay, --restore), the gap check, snapshots
  *
  * Offsets live in the database, written with the rows (project_apply.c).
- * The start_offset hook reads todo_kafka.project_offsets() for each
+ * The stored_offsets->load hook reads todo_kafka.project_offsets() for each
  * assigned partition; none stored means the beginning of the topic.  The
  * reading and the gap check are the runtime's (sink_offsets.c), shared
  * with the audit service.
@@ -52,7 +52,7 @@
 
 #define OFFSETS_FN "todo_kafka.project_offsets"
 
-/* start_offset hook: where the database says, else the beginning */
+/* stored_offsets->load: where the database says, else the beginning */
 bool
 project_start_offset(tkc_worker *w, const char *topic, int32_t partition, int64_t *offset)
 {

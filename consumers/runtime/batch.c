@@ -14,9 +14,10 @@
  *	 2. Read each as a CloudEvent (event.c) and let the service validate the
  *		fields it uses.  Invalid input can never succeed: it goes to the
  *		dead-letter topic at once, without retries (INVALID_INPUT).
- *	 3. Handle the rest: handle_batch() on all of them, or handle() one by
- *		one in offset order, stopping at the first event that did not
- *		finish, so one task's events keep their order.  Results:
+ *	 3. Handle the rest: a sink service's sink on all of them (sink.c), or
+ *		handle() one by one in offset order, stopping at the first event
+ *		that did not finish, so one task's events keep their order.
+ *		Results:
  *		  OK    done;
  *		  DEAD  dead-lettered now (PERMANENT);
  *		  RETRY tried again after a backoff with jitter (retry_base_ms,
@@ -29,7 +30,7 @@
  *				so.  The topic is never emptied into the dead-letter queue
  *				by an outage.  A database session that cannot be opened is
  *				the same outage, as is a dead letter Kafka will not take.
- *		  LATER (handle_batch) not tried this round, because an earlier
+ *		  NOT_TRIED (internal) not offered this round, because an earlier
  *				event of its partition got RETRY or DOWN: offered again with
  *				the next round, no attempt counted (a service whose sink
  *				keeps offsets must not apply offset n+1 before n).
@@ -42,10 +43,11 @@
  *		offset is stored only after its message was handled, and a crash
  *		at any point means "handle again from the last stored offset": at
  *		least once, no gap; the sinks make repeats harmless.  A service
- *		that keeps its offsets in its sink (the projector) is told first of
- *		each partition whose last finished message was dead-lettered
- *		(svc->dead_lettered), so its stored offset moves past it as well
- *		and a restart does not dead-letter it again.
+ *		that keeps its offsets in its sink (the projector, the audit
+ *		service) is told first of each partition whose last finished
+ *		message was dead-lettered (svc->stored_offsets->skip_dead_letter),
+ *		so its stored offset moves past it as well and a restart does not
+ *		dead-letter it again.
  * Partitions revoked while a batch was in hand (kafka.c) lose their
  * events from the batch and the stash without a stored offset: the new
  * owner handles them.
@@ -71,62 +73,6 @@
 #include "pg.h"
 #include "runtime.h"
 #include "signals.h"
-
-/* ---- revocations ---- */
-
-static bool
-is_revoked(tkc_worker *w, const char *topic, int32_t partition)
-{
-	return rd_kafka_topic_partition_list_find(w->revoked, topic, partition) != NULL;
-}
-
-void
-tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n)
-{
-	int			kept = 0;
-
-	if (w->revoked->cnt == 0)
-		return;
-	for (int i = 0; i < n; i++)
-		if (b[i].state == ITEM_PENDING &&
-			is_revoked(w, rd_kafka_topic_name(b[i].m->rkt), b[i].m->partition))
-			b[i].state = ITEM_ABANDONED;
-	for (int i = 0; i < w->nstash; i++)
-	{
-		rd_kafka_message_t *m = w->stash[i];
-
-		if (is_revoked(w, rd_kafka_topic_name(m->rkt), m->partition))
-			rd_kafka_message_destroy(m);
-		else
-			w->stash[kept++] = m;
-	}
-	w->nstash = kept;
-}
-
-/*
- * Partitions assigned again after a revocation (a group session that timed
- * out while every broker was down revokes everything, then gives the same
- * partitions back): what is in hand of them was polled before, under the
- * old assignment, and is dropped now; the revocation is then forgotten, so
- * the messages polled under the new assignment are handled.  Without this,
- * a revocation that came while no batch was in hand stayed listed until
- * the next batch, which then dropped the new assignment's messages without
- * handling them (found by tests/soak; tests/503).
- */
-void
-tkc_forget_revoked(tkc_worker *w, const rd_kafka_topic_partition_list_t *parts)
-{
-	bool		any = false;
-
-	for (int i = 0; i < parts->cnt && !any; i++)
-		any = is_revoked(w, parts->elems[i].topic, parts->elems[i].partition);
-	if (!any)
-		return;
-	tkc_drop_revoked(w, w->hand, w->nhand);
-	for (int i = 0; i < parts->cnt; i++)
-		rd_kafka_topic_partition_list_del(w->revoked, parts->elems[i].topic,
-										  parts->elems[i].partition);
-}
 
 /* ---- one batch ---- */
 
@@ -189,7 +135,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 	const tkc_service *svc = w->rt->svc;
 	int64_t		t0 = tk_wall_us();
 
-	if (svc->handle_batch)
+	if (svc->sink)
 	{
 		tkc_event **evs = malloc(sizeof(*evs) * np);
 
@@ -208,7 +154,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 			evs[k]->error[0] = '\0';
 			res[k] = TKC_RETRY;
 		}
-		svc->handle_batch(w, evs, np, res);
+		tkc_sink_run(w, evs, np, res);
 		free(evs);
 		for (int k = 0; k < np; k++)
 			tkc_metrics_handled(b[idx[k]].ev.topic, res[k],
@@ -226,7 +172,7 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 		if (tkc_result_stops_round(res[k]))
 		{
 			for (int j = k + 1; j < np; j++)
-				res[j] = -1;	/* not tried */
+				res[j] = TKC_NOT_TRIED;
 			break;
 		}
 	}
@@ -300,7 +246,8 @@ tkc_batch_process(tkc_worker *w, tkc_item *b, int n)
 			}
 			np = nh;
 		}
-		if (!down && np > 0 && !tkc_ensure_pg(w, why, sizeof(why)))
+		if (!down && np > 0 && !(tkc_session_connect(w, why, sizeof(why)) &&
+								 tkc_service_init_or_stop(w, why, sizeof(why))))
 			down = true;
 		else if (!down)
 		{
@@ -409,8 +356,8 @@ batch_positions(tkc_item *b, int n)
 }
 
 /*
- * Tell a service that keeps its offsets in its sink (svc->dead_lettered)
- * about each partition whose last finished message was dead-lettered: the
+ * Tell a service that keeps its offsets in its sink
+ * (svc->stored_offsets->skip_dead_letter) about each partition whose last finished message was dead-lettered: the
  * sink never saw it, so its stored offset would stay before it and a
  * restart would dead-letter it again.  Runs after the whole batch is
  * finished, so the sink never hears of offset n+1 before n was written
@@ -425,7 +372,7 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 	tk_backoff	backoff;
 	tkc_msg_pos *pos;
 
-	if (svc->dead_lettered == NULL)
+	if (svc->stored_offsets == NULL)
 		return;
 	if ((pos = batch_positions(b, n)) == NULL)
 	{
@@ -445,12 +392,13 @@ tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n)
 			char		why[512];
 
 			/* revoked: the new owner starts before it and dead-letters it again */
-			if (is_revoked(w, it->ev.topic, it->ev.partition))
+			if (tkc_is_revoked(w, it->ev.topic, it->ev.partition))
 				break;
-			if (tkc_ensure_pg(w, why, sizeof(why)))
+			if (tkc_session_connect(w, why, sizeof(why)) &&
+				tkc_service_init_or_stop(w, why, sizeof(why)))
 			{
 				it->ev.error[0] = '\0';
-				if (svc->dead_lettered(w, &it->ev) == TKC_OK)
+				if (svc->stored_offsets->skip_dead_letter(w, &it->ev) == TKC_OK)
 					break;
 				snprintf(why, sizeof(why), "cannot store the offset after dead letter %s[%d]@%lld: %s",
 						 it->ev.topic, (int) it->ev.partition, (long long) it->ev.offset,

@@ -3,21 +3,36 @@
  * consumer.h
  *	  the consumer runtime: what a todo_kafka consumer service writes
  *
- * A service is a handler table (tkc_service) and a main() of one line:
- *
- *		int main(int argc, char **argv) { return tkc_main(&audit_service, argc, argv); }
+ * Writing a new service (consumers/<name>/, program todo-kafka-<name>):
+ *	 1. Handler: a tkc_service with its streams and ONE shape: handle (one
+ *		event at a time; results OK, RETRY, DEAD, DOWN) or sink (one call
+ *		per batch, one statement, one transaction); validate for the fields
+ *		it uses; main() is one line: return tkc_main(&svc, argc, argv).
+ *		A Makefile of three lines (PROGRAM, SRCS, include ../service.mk).
+ *	 2. SQL: the service writes only through extension functions (STYLE
+ *		38f: a sink function taking a JSON array, idempotent by event id),
+ *		granted to the service's OWN role (todo_kafka_<role>, db_role
+ *		here) and to no other; the role is added to the extension's roles
+ *		and grants, and to tests/405_service_roles.pl.
+ *	 3. Schema: a stream it produces has a JSON schema in schemas/ and an
+ *		entry in common/messages/streams.h.
+ *	 4. Tests: tests/NNN_<name>_*.pl on start_stack (real PostgreSQL, the
+ *		devbroker), each able to fail: delivery, a dead letter, an outage.
+ *	 5. README: a "### todo-kafka-<name>" section under The consumer
+ *		services (what it does, its settings, its role), and its settings in
+ *		docs/reference.md (scripts/gen-reference).
  *
  * The runtime owns everything else: command line, config file and
  * environment (common/daemon_config.c), the consumer group
  * (<group_prefix><name>), one librdkafka consumer per worker thread
- * (--consumers N), the poll loop, offsets (stored only after handling),
- * retries with backoff and jitter, the dead-letter topic with origin
- * headers, alerts (ERROR log, metric, webhook), pausing on a dependency
- * outage, a PostgreSQL session per worker, /metrics and /healthz, signals.
- * See runtime.c and worker.c for how.
+ * (--consumers N), the poll loop, offsets (stored only after handling, or
+ * in the sink's own transaction: stored_offsets), retries with backoff and
+ * jitter, dead letters, alerts, pausing on a dependency outage, a
+ * PostgreSQL session per worker, /metrics and /healthz, signals (runtime.c,
+ * worker.c, batch.c).
  *
- * Threads: init, handle, handle_batch, periodic and fini of one worker run
- * on that worker's thread only; each worker has its own PGconn and state.
+ * Threads: init, handle or sink, periodic and fini of one worker run on
+ * that worker's thread only; each worker has its own PGconn and state.
  * Workers share nothing the service must lock, unless the service itself
  * shares state between them.
  *
@@ -48,18 +63,14 @@ typedef enum tkc_result
 	TKC_RETRY,					/* failed this time: retry with backoff, then
 								 * dead-letter after max_attempts */
 	TKC_DEAD,					/* can never succeed: dead-letter now */
-	TKC_DOWN,					/* a dependency is down (not the event's
+	TKC_DOWN					/* a dependency is down (not the event's
 								 * fault): pause, wait, try again, no attempt
 								 * counted, never dead-lettered for it */
-	TKC_LATER					/* handle_batch only: not tried now (an
-								 * earlier event of its partition must
-								 * succeed first); offered again with the
-								 * next round, no attempt counted */
 } tkc_result;
 
-/* tkc_service.start_offset: read the partition from its first offset */
+/* tkc_offset_store.load: read the partition from its first offset */
 #define TKC_OFFSET_BEGINNING (-2)
-/* tkc_service.start_offset: from the group's committed offset after all */
+/* tkc_offset_store.load: from the group's committed offset after all */
 #define TKC_OFFSET_COMMITTED (-1001)
 
 /* tkc_service.setup: go on and start the workers */
@@ -97,6 +108,44 @@ typedef struct tkc_event
 
 typedef struct tkc_worker tkc_worker;
 
+/* tkc_service.sink: write evs[0..n-1] in one transaction */
+typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
+									 int *written);
+
+/*
+ * Where a service that keeps its offsets in its sink (tkc_service.
+ * stored_offsets) tells the runtime about them.  Both hooks run on the
+ * worker's thread with its database session up.
+ */
+typedef struct tkc_offset_store
+{
+	/*
+	 * Where a newly assigned partition starts, called from the rebalance
+	 * callback (the runtime reconnects and asks again, with backoff, while
+	 * it returns false, e.g. the database is down).  Sets *offset to the
+	 * next offset to read, TKC_OFFSET_BEGINNING, or TKC_OFFSET_COMMITTED
+	 * (the group's committed offset, auto.offset.reset when none).
+	 * tkc_sink_start_offset() is a ready body.
+	 */
+	bool		(*load) (tkc_worker *w, const char *topic, int32_t partition,
+						 int64_t *offset);
+
+	/*
+	 * The sink must also count the events it never saw because they were
+	 * dead-lettered, or a partition whose last events were dead-lettered
+	 * starts before them again after a restart and dead-letters them
+	 * again.  Called once every event of a batch is finished, for each
+	 * partition whose last finished event (ev) went to the dead-letter
+	 * topic; it records that the partition is done up to and including ev.
+	 * Returns TKC_OK, or (reason in ev->error) anything else when the sink
+	 * cannot be written now: the runtime waits as for a dependency that is
+	 * down (partitions paused) and asks again, until it works, the
+	 * partition is revoked or the worker shuts down (then the event is read
+	 * and dead-lettered once more by the next owner: at least once).
+	 */
+	tkc_result	(*skip_dead_letter) (tkc_worker *w, tkc_event *ev);
+} tkc_offset_store;
+
 typedef struct tkc_service
 {
 	const char *name;			/* "audit": todo-kafka-audit, group
@@ -128,10 +177,28 @@ typedef struct tkc_service
 	bool		(*validate) (const void *config, tkc_event *ev);
 	/* once per worker, after its PostgreSQL session is up; false = fatal */
 	bool		(*init) (tkc_worker *w, char *errbuf, size_t errlen);
-	/* one event; or, when set, handle_batch gets up to batch_size at once */
+
+	/*
+	 * The two shapes of a service: set exactly one of handle and sink.
+	 *
+	 * handle: one event at a time, in offset order (the notifier).  The
+	 * runtime stops a batch at the first event that is not finished (RETRY,
+	 * DOWN), so one task's events keep their order.
+	 *
+	 * sink: one call per batch (one statement, one transaction: the audit
+	 * log, the projection); writes evs[0..n-1] and returns one result for
+	 * all of them, setting *written to the rows it actually wrote (repeats
+	 * it skipped do not count).  A refused batch (DEAD, RETRY) is offered
+	 * again one event at a time so only the bad one is retried or
+	 * dead-lettered, and a partition's later events wait for its earlier
+	 * ones (the sink never sees offset n+1 before n).  sink_unit names
+	 * what it writes on /metrics: todo_kafka_<service>_<unit>_written_total
+	 * and _<unit>_present_total (handled, already there).
+	 */
 	tkc_result	(*handle) (tkc_worker *w, tkc_event *ev);
-	void		(*handle_batch) (tkc_worker *w, tkc_event **evs, int n,
-								 tkc_result *results);
+	tkc_sink_call sink;
+	const char *sink_unit;		/* "records", "events" */
+
 	/* optional housekeeping, worker 0 only, every periodic_ms */
 	void		(*periodic) (tkc_worker *w);
 	int			periodic_ms;
@@ -139,32 +206,11 @@ typedef struct tkc_service
 
 	/*
 	 * Optional, for a service that keeps its offsets in its own sink, in the
-	 * transaction of its effects (STYLE 38e; the projector): where a newly
-	 * assigned partition starts.  Called on the worker's thread from the
-	 * rebalance callback, with the worker's database session up (the
-	 * runtime reconnects and asks again, with backoff, while it returns
-	 * false, e.g. the database is down).  Sets *offset to the next offset to
-	 * read, TKC_OFFSET_BEGINNING, or TKC_OFFSET_COMMITTED.  Without it a partition starts at the
-	 * group's committed offset (auto.offset.reset when none).
+	 * transaction of its effects (STYLE 38e: the projector, the audit
+	 * service): then the group's committed offsets never position a
+	 * partition.  See tkc_offset_store.
 	 */
-	bool		(*start_offset) (tkc_worker *w, const char *topic, int32_t partition,
-								 int64_t *offset);
-
-	/*
-	 * Optional, with start_offset: the sink must also count the events it
-	 * never saw because they were dead-lettered, or a partition whose last
-	 * events were dead-lettered starts before them again after a restart and
-	 * dead-letters them again.  Called on the worker's thread once every
-	 * event of a batch is finished, for each partition whose last finished
-	 * event (ev) went to the dead-letter topic, with the database session
-	 * up; it records that the partition is done up to and including ev.
-	 * Returns TKC_OK, or (reason in ev->error) anything else when the sink
-	 * cannot be written now: the runtime waits as for a dependency that is
-	 * down (partitions paused) and asks again, until it works, the partition
-	 * is revoked or the worker shuts down (then the event is read and
-	 * dead-lettered once more by the next owner: at least once).
-	 */
-	tkc_result	(*dead_lettered) (tkc_worker *w, tkc_event *ev);
+	const tkc_offset_store *stored_offsets;
 
 	/*
 	 * Optional: once, in the main thread, after the configuration and the
@@ -185,7 +231,7 @@ extern const void *tkc_config(tkc_worker *w);	/* the service's settings */
 extern void *tkc_state(tkc_worker *w);
 extern void tkc_set_state(tkc_worker *w, void *state);
 extern int	tkc_worker_index(tkc_worker *w);
-extern const char *tkc_group(tkc_worker *w);
+extern const char *tkc_group(tkc_worker *w);	/* <group_prefix><name> */
 extern PGconn *tkc_pg(tkc_worker *w);	/* NULL while the database is down */
 extern const char *tkc_topic(tkc_worker *w, const char *stream);
 
@@ -207,19 +253,12 @@ extern bool tkc_last_attempt(tkc_worker *w, const tkc_event *ev);
 extern tkc_result tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev);
 
 /*
- * Run a statement returning one integer (e.g. the rows a sink function
- * wrote) with text parameters, and map its outcome like tkc_pg_result;
- * *count is set only on TKC_OK.
- */
-extern tkc_result tkc_pg_count(tkc_worker *w, const char *sql, int nparams,
-							   const char *const *params, tkc_event *ev, int *count);
-
-/*
- * The batch form of tkc_pg_count, for a sink written with one call per
- * batch: arr holds a JSON array being built ("[" and the items); this
- * closes it, runs sql with params[0..nparams-1] (at most
- * TKC_PG_MAX_PARAMS - 1) and the array as the last parameter, and frees
- * arr.  Out of memory while building arr: TKC_RETRY, without a query.
+ * For a sink: arr holds a JSON array being built ("[" and the items); this
+ * closes it, runs sql (a statement returning one integer, e.g. the rows
+ * the sink function wrote) with the text params[0..nparams-1] (at most
+ * TKC_PG_MAX_PARAMS - 1) and the array as the last parameter, maps its
+ * outcome like tkc_pg_result, sets *count on TKC_OK, and frees arr.  Out
+ * of memory while building arr: TKC_RETRY, without a query.
  */
 #define TKC_PG_MAX_PARAMS 8
 extern tkc_result tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams,
@@ -255,24 +294,6 @@ extern void tkc_count(tkc_worker *w, const char *name, const char *label,
 extern void tkc_gauge(tkc_worker *w, const char *name, double value);
 
 /*
- * A sink written with one call per batch (one statement, one transaction:
- * the audit log, the projection).  call() writes evs[0..n-1] and returns
- * one result for all of them (setting *written to the rows it actually
- * wrote; repeats it skipped do not count).  tkc_sink_batch() makes that a
- * handle_batch: no session -> every event DOWN; the batch refused (DEAD or
- * RETRY) -> the events are tried one by one so that only the bad one is
- * retried or dead-lettered, and once an event of a partition did not
- * succeed, the later events of that partition wait (TKC_LATER), so a sink
- * never sees offset n+1 before n.  The rows written and the events that
- * were already there (handled OK, nothing written) are counted on /metrics
- * as todo_kafka_<service>_<what>_written_total and _<what>_present_total.
- */
-typedef tkc_result (*tkc_sink_call) (tkc_worker *w, tkc_event **evs, int n,
-									 int *written);
-extern void tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
-						   tkc_sink_call call, const char *what);
-
-/*
  * For services that keep their offsets in their own sink (sink_offsets.c).
  * offsets_fn names an extension function returning (kafka_partition,
  * next_offset) rows for (topic), or, when group is not NULL, for (group,
@@ -280,7 +301,7 @@ extern void tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *re
  *	 tkc_sink_stored_offset: the stored next offset of topic[partition], -1
  *		when none, -2 on error (reason in err); *any (may be NULL): whether
  *		any partition has one;
- *	 tkc_sink_start_offset: a start_offset hook body: stored, else the
+ *	 tkc_sink_start_offset: a tkc_offset_store.load body: stored, else the
  *		beginning, or with a group that has none at all, the group's
  *		committed offset (TKC_OFFSET_COMMITTED);
  *	 tkc_sink_low_watermarks: low[p] for every partition of topic (at most

@@ -19,8 +19,8 @@
  * (at-least-once; the sinks absorb the repeat).  While the worker is
  * paused for an outage, newly assigned partitions are paused too.
  *
- * A service that keeps its offsets in its own sink (svc->start_offset, the
- * projector) gives each newly assigned partition its start offset here,
+ * A service that keeps its offsets in its own sink (svc->stored_offsets, the
+ * projector, the audit service) gives each newly assigned partition its start offset here,
  * before it is assigned (set_start_offsets); the group's committed offsets
  * are then never used to position it.
  *
@@ -59,7 +59,7 @@ log_partitions(tkc_worker *w, const char *what,
 }
 
 /*
- * Services that keep their offsets in their own sink (svc->start_offset):
+ * Services that keep their offsets in their own sink (svc->stored_offsets->load):
  * set each newly assigned partition's start from it.  While the service
  * cannot tell (database down) this waits here, inside the rebalance
  * callback, with capped backoff: the partition must not start anywhere
@@ -84,8 +84,9 @@ set_start_offsets(tkc_worker *w, rd_kafka_topic_partition_list_t *parts)
 
 			if (tk_shutdown_requested)
 				return false;
-			if (tkc_ensure_pg(w, why, sizeof(why)) &&
-				w->rt->svc->start_offset(w, p->topic, p->partition, &off))
+			if (tkc_session_connect(w, why, sizeof(why)) &&
+				tkc_service_init_or_stop(w, why, sizeof(why)) &&
+				w->rt->svc->stored_offsets->load(w, p->topic, p->partition, &off))
 				break;
 			delay = tk_backoff_next(&b);
 			tk_log(TK_LOG_WARNING, "consumer %d: cannot learn where %s[%d] starts (retry in %d ms)",
@@ -120,7 +121,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	{
 		log_partitions(w, "assigned", parts);
 		tkc_forget_revoked(w, parts);
-		if (w->rt->svc->start_offset && !set_start_offsets(w, parts))
+		if (w->rt->svc->stored_offsets && !set_start_offsets(w, parts))
 			return;				/* shutting down: assign nothing */
 		if (cooperative)
 			error = rd_kafka_incremental_assign(rk, parts);

@@ -169,6 +169,16 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 	int			rc;
 	int			exit_code = TK_EXIT_OK;
 
+	if ((svc->handle == NULL) == (svc->sink == NULL) || (svc->sink && svc->sink_unit == NULL) ||
+		(svc->stored_offsets && (svc->stored_offsets->load == NULL ||
+								 svc->stored_offsets->skip_dead_letter == NULL)))
+	{
+		/* a programming error of the service, not a configuration error */
+		fprintf(stderr, "todo-kafka-%s: the service must set exactly one of handle and sink "
+				"(and sink_unit with sink; stored_offsets needs both hooks): see "
+				"consumers/runtime/consumer.h\n", svc->name);
+		return TK_EXIT_FAILURE;
+	}
 	memset(&rt, 0, sizeof(rt));
 	rt.svc = svc;
 	snprintf(rt.program, sizeof(rt.program), "todo-kafka-%s", svc->name);

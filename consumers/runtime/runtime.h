@@ -22,6 +22,9 @@
 
 #define TKC_MAX_STREAMS 8
 
+/* a result the runtime gives an event it did not offer this round (batch.c, sink.c) */
+#define TKC_NOT_TRIED ((tkc_result) -1)
+
 /* the runtime's own settings (runtime_config.c) */
 typedef struct tkc_runtime_config
 {
@@ -67,7 +70,7 @@ struct tkc_worker
 	tk_backoff	pg_backoff;
 	int64_t		pg_next_try_ms;
 	void	   *state;			/* the service's */
-	bool		initialized;	/* svc->init ran on this session */
+	bool		service_initialized;	/* svc->init ran (session.c) */
 	int64_t		next_periodic_ms;
 	uint64_t	rng;			/* retry jitter */
 
@@ -127,10 +130,13 @@ extern void tkc_batch_process(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_sink_dead_letters(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_store_offsets(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_batch_free(tkc_item *b, int n);
+
+/* revoked.c: partitions revoked while messages of them are in hand */
+extern bool tkc_is_revoked(tkc_worker *w, const char *topic, int32_t partition);
 extern void tkc_drop_revoked(tkc_worker *w, tkc_item *b, int n);
 extern void tkc_forget_revoked(tkc_worker *w, const rd_kafka_topic_partition_list_t *parts);
 
-/* worker.c: waits and outages, used by batch.c */
+/* pause.c: waiting while staying in the group, outages */
 extern void tkc_stash_push(tkc_worker *w, rd_kafka_message_t *m);
 extern void tkc_set_paused(tkc_worker *w, bool pause);
 extern void tkc_consumer_error(tkc_worker *w, rd_kafka_message_t *m);
@@ -138,10 +144,16 @@ extern bool tkc_wait_paused(tkc_worker *w, int ms);
 extern void tkc_outage_begin(tkc_worker *w, const char *why);
 extern void tkc_outage_end(tkc_worker *w);
 
-/* worker.c */
+/* session.c: the worker's PostgreSQL session; the service's init */
+extern bool tkc_session_connect(tkc_worker *w, char *why, size_t whylen);
+extern bool tkc_service_init_or_stop(tkc_worker *w, char *why, size_t whylen);
+
+/* worker.c: a worker's thread, and the setup worker */
 extern void *tkc_worker_run(void *arg);
-extern bool tkc_ensure_pg(tkc_worker *w, char *why, size_t whylen);
 extern int	tkc_run_setup(tkc_runtime *rt);
+
+/* sink.c: a sink service's batch; one result per event */
+extern void tkc_sink_run(tkc_worker *w, tkc_event **evs, int n, tkc_result *results);
 
 /* event.c: parse and check the envelope; false with reason in ev->error */
 extern bool tkc_event_parse(tkc_event *ev, const rd_kafka_message_t *m,

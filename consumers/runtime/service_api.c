@@ -125,8 +125,9 @@ tkc_pg_result(tkc_worker *w, const PGresult *res, tkc_event *ev)
 	return TKC_RETRY;
 }
 
-tkc_result
-tkc_pg_count(tkc_worker *w, const char *sql, int nparams, const char *const *params,
+/* a statement returning one integer; its outcome as tkc_pg_result */
+static tkc_result
+pg_count(tkc_worker *w, const char *sql, int nparams, const char *const *params,
 			 tkc_event *ev, int *count)
 {
 	PGresult   *res = PQexecParams(tkc_pg(w), sql, nparams, NULL, params, NULL, NULL, 0);
@@ -155,7 +156,7 @@ tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams, const char *cons
 	for (int i = 0; i < nparams; i++)
 		all[i] = params[i];
 	all[nparams] = arr->data;
-	r = tkc_pg_count(w, sql, nparams + 1, all, ev, count);
+	r = pg_count(w, sql, nparams + 1, all, ev, count);
 	tk_strbuf_free(arr);
 	return r;
 }
@@ -239,87 +240,4 @@ tkc_partition_count(tkc_worker *w, const char *topic, char *errbuf, size_t errle
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
 	return n;
-}
-
-static void
-set_all(tkc_event **evs, int n, tkc_result *results, tkc_result r)
-{
-	for (int i = 0; i < n; i++)
-	{
-		results[i] = r;
-		if (i > 0)
-			memcpy(evs[i]->error, evs[0]->error, sizeof(evs[i]->error));
-	}
-}
-
-static int
-sink_write(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
-			   tkc_sink_call call, const char *what)
-{
-	int			written = 0;
-	tkc_result	r;
-	int32_t		blocked[64];
-	int			nblocked = 0;
-
-	if (tkc_pg(w) == NULL)
-	{
-		tkc_fail(evs[0], "database unavailable");
-		set_all(evs, n, results, TKC_DOWN);
-		return 0;
-	}
-	r = call(w, evs, n, &written);
-	if (!((r == TKC_DEAD || r == TKC_RETRY) && n > 1))
-	{
-		set_all(evs, n, results, r);
-		return r == TKC_OK ? written : 0;
-	}
-
-	/* find the bad event: one by one, in offset order */
-	tk_log(TK_LOG_WARNING, "batch of %d %s refused (%s); writing them one by one",
-		   n, what, evs[0]->error);
-	written = 0;
-	for (int i = 0; i < n; i++)
-	{
-		bool		wait = nblocked == 64;
-		int			one = 0;
-
-		for (int k = 0; k < nblocked; k++)
-			wait = wait || blocked[k] == evs[i]->partition;
-		if (wait)
-		{
-			results[i] = TKC_LATER;
-			continue;
-		}
-		if (tkc_pg(w) == NULL)
-		{
-			tkc_fail(evs[i], "database unavailable");
-			results[i] = TKC_DOWN;
-		}
-		else
-			results[i] = call(w, &evs[i], 1, &one);
-		if (results[i] == TKC_OK)
-			written += one;
-		else if (results[i] == TKC_RETRY || results[i] == TKC_DOWN)
-			blocked[nblocked++] = evs[i]->partition;
-	}
-	return written;
-}
-
-void
-tkc_sink_batch(tkc_worker *w, tkc_event **evs, int n, tkc_result *results,
-			   tkc_sink_call call, const char *what)
-{
-	int			written = sink_write(w, evs, n, results, call, what);
-	int			done = 0;
-	char		name[128];
-
-	for (int i = 0; i < n; i++)
-		done += results[i] == TKC_OK;
-	snprintf(name, sizeof(name), "%s_written_total", what);
-	tkc_count(w, name, NULL, NULL, written);
-	if (done > written)
-	{
-		snprintf(name, sizeof(name), "%s_present_total", what);
-		tkc_count(w, name, NULL, NULL, done - written);
-	}
 }

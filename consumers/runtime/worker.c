@@ -5,18 +5,14 @@
  *	  leaving the group
  *
  * A worker owns one librdkafka consumer (kafka.c), one PostgreSQL session
- * (tkc_ensure_pg: reconnect with capped backoff; the service's init runs
- * once, after the first session is up) and, when needed, one producer.
- * Its loop takes one batch at a time (batch.c explains a batch: validate,
+ * (session.c: reconnect with capped backoff; the service's init runs once,
+ * after the first session is up) and, when needed, one producer.  Its
+ * loop takes one batch at a time (batch.c explains a batch: validate,
  * handle, retry, dead-letter, store offsets), then runs the service's
- * periodic housekeeping (worker 0 only).
- *
- * Waiting (retry backoff, a dependency that is down) never stops the
- * consumer: tkc_wait_paused() pauses the worker's partitions and keeps
- * calling rd_kafka_consumer_poll(), so the worker stays in the group and
- * serves rebalances; anything polled meanwhile is stashed for the next
- * batch.  An outage raises one alert when it starts (tkc_outage_begin) and
- * one when it ends, and shows on /healthz meanwhile.
+ * periodic housekeeping (worker 0 only).  Waits and outages are pause.c's.
+ * The setup worker (tkc_run_setup) is the other life a worker has: one
+ * session, no consumer, the service's setup hook in the main thread.
+ * This file calls those; none of them calls back into it.
  *
  * Shutdown (SIGTERM): the batch in hand completes unless it is waiting, in
  * which case its unfinished events are left for the next owner; stored
@@ -38,152 +34,6 @@
 #include "pg.h"
 #include "runtime.h"
 #include "signals.h"
-
-/* ---- the database session ---- */
-
-/* a usable session, (re)connecting at most as often as the backoff allows */
-bool
-tkc_ensure_pg(tkc_worker *w, char *why, size_t whylen)
-{
-	int64_t		now = tk_monotonic_ms();
-	char		err[512];
-
-	if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-		return true;
-	if (w->pg)
-	{
-		PQfinish(w->pg);
-		w->pg = NULL;
-	}
-	if (now < w->pg_next_try_ms)
-	{
-		snprintf(why, whylen, "database unavailable (reconnecting)");
-		return false;
-	}
-	w->pg = tk_pg_connect(w->rt->d.conninfo, w->rt->program);
-	if (w->pg == NULL)
-	{
-		w->pg_next_try_ms = now + tk_backoff_next(&w->pg_backoff);
-		snprintf(why, whylen, "database unavailable: cannot connect");
-		return false;
-	}
-	tk_backoff_reset(&w->pg_backoff);
-	if (!w->initialized && w->rt->svc->init)
-	{
-		if (!w->rt->svc->init(w, err, sizeof(err)))
-		{
-			tk_log(TK_LOG_FATAL, "%s: %s", w->rt->program, err);
-			w->exit_code = TK_EXIT_FAILURE;
-			tk_shutdown_requested = 1;
-			snprintf(why, whylen, "service could not start: %.400s", err);
-			return false;
-		}
-	}
-	w->initialized = true;
-	return true;
-}
-
-/* ---- waiting while staying in the group ---- */
-
-void
-tkc_stash_push(tkc_worker *w, rd_kafka_message_t *m)
-{
-	if (w->nstash == w->cap_stash)
-	{
-		int			cap = w->cap_stash ? w->cap_stash * 2 : 256;
-		rd_kafka_message_t **s = realloc(w->stash, sizeof(*s) * cap);
-
-		if (s == NULL)
-		{
-			/* cannot keep it: it is redelivered, as its offset is not stored */
-			tk_log(TK_LOG_ERROR, "out of memory: dropping a polled message, it will be redelivered");
-			rd_kafka_message_destroy(m);
-			return;
-		}
-		w->stash = s;
-		w->cap_stash = cap;
-	}
-	w->stash[w->nstash++] = m;
-}
-
-void
-tkc_set_paused(tkc_worker *w, bool pause)
-{
-	rd_kafka_topic_partition_list_t *parts = NULL;
-
-	if (w->paused == pause)
-		return;
-	if (rd_kafka_assignment(w->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts)
-	{
-		if (parts->cnt > 0)
-		{
-			if (pause)
-				rd_kafka_pause_partitions(w->consumer, parts);
-			else
-				rd_kafka_resume_partitions(w->consumer, parts);
-		}
-		rd_kafka_topic_partition_list_destroy(parts);
-	}
-	w->paused = pause;
-}
-
-/* a polled message that carries an error instead of data */
-void
-tkc_consumer_error(tkc_worker *w, rd_kafka_message_t *m)
-{
-	if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-		tk_log(TK_LOG_WARNING, "consumer %d: %s", w->index, rd_kafka_message_errstr(m));
-	rd_kafka_message_destroy(m);
-}
-
-/* wait ms with the partitions paused, serving the group; false on shutdown */
-bool
-tkc_wait_paused(tkc_worker *w, int ms)
-{
-	int64_t		deadline = tk_monotonic_ms() + ms;
-
-	tkc_set_paused(w, true);
-	while (!tk_shutdown_requested)
-	{
-		int64_t		left = deadline - tk_monotonic_ms();
-		rd_kafka_message_t *m;
-
-		if (left <= 0)
-			return true;
-		m = rd_kafka_consumer_poll(w->consumer, left < 100 ? (int) left : 100);
-		if (m == NULL)
-			continue;
-		if (m->err)
-			tkc_consumer_error(w, m);
-		else
-			tkc_stash_push(w, m);
-	}
-	return false;
-}
-
-/* ---- outages ---- */
-
-void
-tkc_outage_begin(tkc_worker *w, const char *why)
-{
-	if (w->outage)
-		return;
-	w->outage = true;
-	tkc_metrics_outage(w->index, true, why);
-	tkc_alert(w->rt, "dependency_down",
-			  "consumer %d pauses its partitions: %s; nothing is dead-lettered while it waits",
-			  w->index, why);
-}
-
-void
-tkc_outage_end(tkc_worker *w)
-{
-	if (!w->outage)
-		return;
-	w->outage = false;
-	tkc_metrics_outage(w->index, false, NULL);
-	tkc_alert(w->rt, "dependency_recovered", "consumer %d resumes its partitions", w->index);
-}
 
 /* how many partitions the consumed topics have; warn when N exceeds them */
 static void
@@ -230,9 +80,9 @@ tkc_run_setup(tkc_runtime *rt)
 	memset(&w, 0, sizeof(w));
 	w.rt = rt;
 	w.index = -1;
-	w.initialized = true;
+	w.service_initialized = true;	/* the setup worker runs no init */
 	tk_backoff_init(&w.pg_backoff, 200, rt->rc.outage_retry_max_ms, (uint64_t) getpid());
-	while (!tkc_ensure_pg(&w, why, sizeof(why)))
+	while (!tkc_session_connect(&w, why, sizeof(why)))
 	{
 		if (tk_shutdown_requested)
 			return TK_EXIT_OK;
@@ -270,7 +120,9 @@ tkc_worker_run(void *arg)
 	}
 	if (w->index == 0)
 		check_partitions(w);
-	(void) tkc_ensure_pg(w, why, sizeof(why));	/* early, so init errors show at once */
+	/* early, so init errors show at once */
+	if (tkc_session_connect(w, why, sizeof(why)))
+		(void) tkc_service_init_or_stop(w, why, sizeof(why));
 
 	while (!tk_shutdown_requested)
 	{
@@ -290,7 +142,8 @@ tkc_worker_run(void *arg)
 		if (w->index == 0 && rt->svc->periodic && tk_monotonic_ms() >= w->next_periodic_ms)
 		{
 			w->next_periodic_ms = tk_monotonic_ms() + rt->svc->periodic_ms;
-			if (tkc_ensure_pg(w, why, sizeof(why)))
+			if (tkc_session_connect(w, why, sizeof(why)) &&
+				tkc_service_init_or_stop(w, why, sizeof(why)))
 				rt->svc->periodic(w);
 		}
 	}

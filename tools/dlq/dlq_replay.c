@@ -29,7 +29,7 @@
  * stderr as the database worded them.
  *
  * IDENTIFICATION
- *	  consumers/dlq/dlq_replay.c
+ *	  tools/dlq/dlq_replay.c
  *
  *-------------------------------------------------------------------------
  */

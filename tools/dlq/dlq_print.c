@@ -17,7 +17,7 @@
  * Output goes to stdout; nothing here talks to PostgreSQL or Kafka.
  *
  * IDENTIFICATION
- *	  consumers/dlq/dlq_print.c
+ *	  tools/dlq/dlq_print.c
  *
  *-------------------------------------------------------------------------
  */

@@ -1,20 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * dlq_int.h
- *	  todo-kafka-dlq: what its files share (private to consumers/dlq/)
+ *	  todo-kafka-dlq: what its files share (private to tools/dlq/)
  *
  * The tool is one pass: dlq.c parses the command line and the config,
  * connects, then dlq_read.c collects every dead letter (the dead-letter
  * topic, then the table todo_kafka.dead_letters, then the replay counts)
  * into one dl_list; dlq_print.c selects from it and prints (list, show),
- * dlq_replay.c replays the selected ones.  The list lives until exit and
+ * dlq_replay.c replays the selected ones; dlq_conf.c holds what they all
+ * build on (the Kafka configuration, times).  The list lives until exit and
  * is never freed: a command, not a service.
  *
  * A dead letter is named by where it lies: "<partition>:<offset>" of the
  * dead-letter topic, or "db:<id>" of the table (dead_letter.name).
  *
  * IDENTIFICATION
- *	  consumers/dlq/dlq_int.h
+ *	  tools/dlq/dlq_int.h
  *
  *-------------------------------------------------------------------------
  */
@@ -83,7 +84,7 @@ typedef struct dl_list
 	int			cap;
 } dl_list;
 
-/* dlq.c: the command line */
+/* dlq_conf.c: what the commands build on */
 extern rd_kafka_conf_t *dlq_kafka_conf(const tk_daemon_config *d, char *err, size_t errlen);
 extern bool dlq_resolve_time(PGconn *conn, const char *opt, const char *value, int64_t *us);
 

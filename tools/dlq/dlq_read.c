@@ -32,7 +32,7 @@
  * what it has.  Memory is malloc'd and kept until exit.
  *
  * IDENTIFICATION
- *	  consumers/dlq/dlq_read.c
+ *	  tools/dlq/dlq_read.c
  *
  *-------------------------------------------------------------------------
  */

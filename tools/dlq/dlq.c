@@ -16,22 +16,23 @@
  *
  * This file is the command line: the options (the common config engine,
  * not the consumer runtime: a command, not a service), the checks of the
- * command and its selection, the connection, and the dispatch:
+ * command and its selection (parse_request), the connection, and one
+ * function per command:
  *	 list, show	 read everything (dlq_read.c), print (dlq_print.c);
  *	 replay		 read everything, replay what matches (dlq_replay.c);
- *	 purge		 here: dead letters older than --older-than are forgotten:
+ *	 purge		 cmd_purge: dead letters older than --older-than are forgotten:
  *				 table rows and replay records deleted, the topic's first
  *				 offset to list remembered per partition (todo_kafka.dlq_purge,
  *				 given the offsets dlq_read_topic() computed); Kafka's
  *				 retention deletes the messages.
  * Times (--since, --until, --older-than) are parsed by PostgreSQL
- * (dlq_resolve_time): RFC 3339 or an age before now.
+ * (dlq_resolve_time, dlq_conf.c): RFC 3339 or an age before now.
  *
  * All SQL is extension functions granted to todo_kafka_operator (STYLE
  * 38f).  Exit status: 0 done, 1 something failed or was refused, 2 usage.
  *
  * IDENTIFICATION
- *	  consumers/dlq/dlq.c
+ *	  tools/dlq/dlq.c
  *
  *-------------------------------------------------------------------------
  */
@@ -45,7 +46,6 @@
 
 #include "daemon_config.h"
 #include "dlq_int.h"
-#include "kafka_conf.h"
 #include "log.h"
 #include "pg.h"
 
@@ -123,68 +123,33 @@ usage_error(const char *fmt, const char *arg)
 	return TK_EXIT_USAGE;
 }
 
+/* what the command line asked for */
+typedef struct dlq_request
+{
+	const char *command;		/* list, show, replay, purge */
+	const char *show_id;		/* show's argument */
+	tk_daemon_config cfg;
+	dlq_config	o;
+} dlq_request;
+
 /*
- * A librdkafka configuration from -b, -X and the config file; the topic
- * reader (dlq_read.c) and the replay producer (dlq_replay.c) add theirs.
+ * Split the command and its argument from the options, which go to the
+ * shared parser, then check what each command needs.  Returns -1 to go
+ * on, or an exit code (--help, --version, a usage error).
  */
-rd_kafka_conf_t *
-dlq_kafka_conf(const tk_daemon_config *d, char *err, size_t errlen)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-	for (int i = 0; i < d->kafka.n; i++)
-		if (!tk_kafka_conf_set(conf, d->kafka.items[i].key, d->kafka.items[i].value, err, errlen))
-		{
-			rd_kafka_conf_destroy(conf);
-			return NULL;
-		}
-	rd_kafka_conf_set_log_cb(conf, tk_kafka_log_cb);
-	return conf;
-}
-
-/* a time option as wall-clock microseconds (PostgreSQL parses it) */
-bool
-dlq_resolve_time(PGconn *conn, const char *opt, const char *value, int64_t *us)
-{
-	const char *params[1] = {value};
-	PGresult   *res = PQexecParams(conn,
-								   "SELECT (extract(epoch FROM CASE WHEN $1 ~ '^[0-9]{4}-' "
-								   "THEN $1::timestamptz ELSE now() - $1::interval END) * 1e6)::bigint",
-								   1, NULL, params, NULL, NULL, 0);
-	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-
-	if (ok)
-		*us = atoll(PQgetvalue(res, 0, 0));
-	else
-		fprintf(stderr, PROGRAM ": invalid --%s \"%s\": expected an RFC 3339 time or an age such as 2h\n",
-				opt, value);
-	PQclear(res);
-	return ok;
-}
-
-int
-main(int argc, char **argv)
+static int
+parse_request(int argc, char **argv, dlq_request *req)
 {
 	tk_daemon_spec spec;
 	tk_cli		cli;
-	tk_daemon_config cfg;
-	dlq_config	o;
-	void	   *own[1] = {&o};
+	void	   *own[1] = {&req->o};
 	char		err[1024];
 	char	  **args = calloc(argc + 1, sizeof(char *));
 	int			nargs = 0;
-	const char *command = NULL;
-	const char *show_id = NULL;
-	PGconn	   *conn;
-	char		topic[256];
-	dl_list		l = {0};
-	int64_t		since = 0,
-				until = 0;
-	int			rc = TK_EXIT_OK;
+	int			rc;
 
 	if (args == NULL)
 		return TK_EXIT_FAILURE;
-	/* the command and its argument; the options go to the shared parser */
 	args[nargs++] = argv[0];
 	for (int i = 1; i < argc; i++)
 	{
@@ -205,19 +170,20 @@ main(int argc, char **argv)
 				i + 1 < argc)
 				args[nargs++] = argv[++i];
 		}
-		else if (command == NULL)
-			command = argv[i];
-		else if (strcmp(command, "show") == 0 && show_id == NULL)
-			show_id = argv[i];
+		else if (req->command == NULL)
+			req->command = argv[i];
+		else if (strcmp(req->command, "show") == 0 && req->show_id == NULL)
+			req->show_id = argv[i];
 		else
 			return usage_error("unexpected argument \"%s\"", argv[i]);
 	}
-	if (command == NULL)
+	if (req->command == NULL)
 		return usage_error("%s", "no command given: list, show, replay or purge");
-	if (strcmp(command, "list") != 0 && strcmp(command, "show") != 0 &&
-		strcmp(command, "replay") != 0 && strcmp(command, "purge") != 0)
-		return usage_error("unknown command \"%s\": expected list, show, replay or purge", command);
-	if (strcmp(command, "show") == 0 && show_id == NULL)
+	if (strcmp(req->command, "list") != 0 && strcmp(req->command, "show") != 0 &&
+		strcmp(req->command, "replay") != 0 && strcmp(req->command, "purge") != 0)
+		return usage_error("unknown command \"%s\": expected list, show, replay or purge",
+						   req->command);
+	if (strcmp(req->command, "show") == 0 && req->show_id == NULL)
 		return usage_error("%s", "show needs the ID of a dead letter (see list)");
 
 	memset(&spec, 0, sizeof(spec));
@@ -229,20 +195,159 @@ main(int argc, char **argv)
 	rc = tk_cli_parse(&spec, nargs, args, &cli);
 	if (rc >= 0)
 		return rc;
-	rc = TK_EXIT_OK;
-	memset(&o, 0, sizeof(o));
-	if (!tk_daemon_config_load(&spec, &cli, &cfg, own, err, sizeof(err)))
+	if (!tk_daemon_config_load(&spec, &cli, &req->cfg, own, err, sizeof(err)))
 		return usage_error("%s", err);
 	if (tk_kvlist_get(&cli.settings, "log_level") == NULL)
-		cfg.log_level = TK_LOG_WARNING;	/* a tool: quiet unless asked */
-	tk_log_set_level(cfg.log_level);
-	if (strcmp(command, "replay") == 0 && !o.ids[0] && !o.origin_topic[0] && !o.since[0] &&
-		!o.until[0] && !o.all)
+		req->cfg.log_level = TK_LOG_WARNING;	/* a tool: quiet unless asked */
+	tk_log_set_level(req->cfg.log_level);
+	if (strcmp(req->command, "replay") == 0 && !req->o.ids[0] && !req->o.origin_topic[0] &&
+		!req->o.since[0] && !req->o.until[0] && !req->o.all)
 		return usage_error("%s", "replay needs a selection: --id, --origin-topic, --since, --until or --all");
-	if (strcmp(command, "purge") == 0 && !o.older_than[0])
+	if (strcmp(req->command, "purge") == 0 && !req->o.older_than[0])
 		return usage_error("%s", "purge needs --older-than=AGE, e.g. --older-than='30 days'");
+	return -1;
+}
 
-	conn = tk_pg_connect(cfg.conninfo, PROGRAM);
+/*
+ * purge: dead letters older than --older-than are forgotten (table rows
+ * and replay records deleted, the topic's first offset to list kept per
+ * partition); Kafka's retention deletes the messages.
+ */
+static int
+cmd_purge(dlq_request *req, PGconn *conn, const char *topic)
+{
+	int64_t		cutoff;
+	char		keep[4096];
+	const char *params[3] = {req->o.older_than, topic, keep};
+	dl_list		l = {0};
+	PGresult   *res;
+	int			gone = 0;
+
+	if (!dlq_resolve_time(conn, "older-than", req->o.older_than, &cutoff))
+		return TK_EXIT_USAGE;
+	if (!dlq_read_topic(&req->cfg, conn, topic, &l, &cutoff, keep, sizeof(keep)))
+		return TK_EXIT_FAILURE;
+	res = PQexecParams(conn, "SELECT todo_kafka.dlq_purge($1::interval, $2, $3::jsonb)",
+					   3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, PROGRAM ": purge failed: %s", PQerrorMessage(conn));
+		PQclear(res);
+		return TK_EXIT_FAILURE;
+	}
+	for (int i = 0; i < l.n; i++)
+		gone += l.items[i].failed_us < cutoff;
+	printf("purged %d dead letter%s of topic %s and %s row%s of todo_kafka.dead_letters "
+		   "older than %s\n(the topic's retention deletes the messages themselves)\n",
+		   gone, gone == 1 ? "" : "s", topic, PQgetvalue(res, 0, 0),
+		   strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s", req->o.older_than);
+	PQclear(res);
+	return TK_EXIT_OK;
+}
+
+/* show: one dead letter, whole */
+static int
+cmd_show(dlq_request *req, const dl_list *l)
+{
+	int			rc = TK_EXIT_FAILURE;
+
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->items[i].name, req->show_id) == 0)
+		{
+			dlq_print_one(&l->items[i]);
+			rc = TK_EXIT_OK;
+		}
+	if (rc != TK_EXIT_OK)
+		fprintf(stderr, PROGRAM ": no dead letter \"%s\" (see list)\n", req->show_id);
+	return rc;
+}
+
+/* each --id that names no dead letter, said on stderr; how many */
+static int
+unknown_ids(const char *list, const dl_list *l)
+{
+	char	   *ids = strdup(list);
+	int			unknown = 0;
+
+	if (ids == NULL)
+		return 1;
+	for (char *tok = strtok(ids, ", "); tok; tok = strtok(NULL, ", "))
+	{
+		bool		found = false;
+
+		for (int i = 0; i < l->n && !found; i++)
+			found = strcmp(l->items[i].name, tok) == 0;
+		if (!found)
+		{
+			fprintf(stderr, "%s: no such dead letter (see list)\n", tok);
+			unknown++;
+		}
+	}
+	free(ids);
+	return unknown;
+}
+
+/* replay: each selected dead letter once to where it came from */
+static int
+cmd_replay(dlq_request *req, PGconn *conn, const dl_list *l, int64_t since, int64_t until)
+{
+	rd_kafka_t *producer = NULL;
+	int			done = 0,
+				failed = 0;
+
+	for (int i = 0; i < l->n; i++)
+		if (dlq_matches(&req->o, &l->items[i], since, until))
+		{
+			if (dlq_replay_one(conn, &producer, &req->cfg, &l->items[i], req->o.force))
+				done++;
+			else
+				failed++;
+		}
+	if (req->o.ids[0])
+		failed += unknown_ids(req->o.ids, l);
+	printf("replayed %d, refused or failed %d\n", done, failed);
+	if (producer)
+	{
+		rd_kafka_flush(producer, 10000);
+		rd_kafka_destroy(producer);
+	}
+	return failed > 0 ? TK_EXIT_FAILURE : TK_EXIT_OK;
+}
+
+/* list, show, replay: read every dead letter, then act on the selection */
+static int
+cmd_read_all(dlq_request *req, PGconn *conn, const char *topic, int64_t since, int64_t until)
+{
+	dl_list		l = {0};
+
+	if (!dlq_read_topic(&req->cfg, conn, topic, &l, NULL, NULL, 0) || !dlq_read_table(conn, &l))
+		return TK_EXIT_FAILURE;
+	dlq_read_replays(conn, &l);
+	if (strcmp(req->command, "list") == 0)
+	{
+		dlq_print_list(&l, &req->o, since, until);
+		return TK_EXIT_OK;
+	}
+	if (strcmp(req->command, "show") == 0)
+		return cmd_show(req, &l);
+	return cmd_replay(req, conn, &l, since, until);
+}
+
+int
+main(int argc, char **argv)
+{
+	dlq_request req;
+	PGconn	   *conn;
+	char		topic[256];
+	int64_t		since = 0,
+				until = 0;
+	int			rc;
+
+	memset(&req, 0, sizeof(req));
+	rc = parse_request(argc, argv, &req);
+	if (rc >= 0)
+		return rc;
+	conn = tk_pg_connect(req.cfg.conninfo, PROGRAM);
 	if (conn == NULL)
 	{
 		fprintf(stderr, PROGRAM ": cannot connect to the database\n");
@@ -256,116 +361,13 @@ main(int argc, char **argv)
 		PQfinish(conn);
 		return TK_EXIT_FAILURE;
 	}
-	if ((o.since[0] && !dlq_resolve_time(conn, "since", o.since, &since)) ||
-		(o.until[0] && !dlq_resolve_time(conn, "until", o.until, &until)))
-	{
-		PQfinish(conn);
-		return TK_EXIT_USAGE;
-	}
-
-	if (strcmp(command, "purge") == 0)
-	{
-		int64_t		cutoff;
-		char		keep[4096];
-		const char *params[3] = {o.older_than, topic, keep};
-		PGresult   *res;
-
-		if (!dlq_resolve_time(conn, "older-than", o.older_than, &cutoff))
-		{
-			PQfinish(conn);
-			return TK_EXIT_USAGE;
-		}
-		if (!dlq_read_topic(&cfg, conn, topic, &l, &cutoff, keep, sizeof(keep)))
-		{
-			PQfinish(conn);
-			return TK_EXIT_FAILURE;
-		}
-		res = PQexecParams(conn, "SELECT todo_kafka.dlq_purge($1::interval, $2, $3::jsonb)",
-						   3, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		{
-			fprintf(stderr, PROGRAM ": purge failed: %s", PQerrorMessage(conn));
-			rc = TK_EXIT_FAILURE;
-		}
-		else
-		{
-			int			gone = 0;
-
-			for (int i = 0; i < l.n; i++)
-				gone += l.items[i].failed_us < cutoff;
-			printf("purged %d dead letter%s of topic %s and %s row%s of todo_kafka.dead_letters "
-				   "older than %s\n(the topic's retention deletes the messages themselves)\n",
-				   gone, gone == 1 ? "" : "s", topic, PQgetvalue(res, 0, 0),
-				   strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s", o.older_than);
-		}
-		PQclear(res);
-		PQfinish(conn);
-		return rc;
-	}
-
-	if (!dlq_read_topic(&cfg, conn, topic, &l, NULL, NULL, 0) || !dlq_read_table(conn, &l))
-	{
-		PQfinish(conn);
-		return TK_EXIT_FAILURE;
-	}
-	dlq_read_replays(conn, &l);
-
-	if (strcmp(command, "list") == 0)
-		dlq_print_list(&l, &o, since, until);
-	else if (strcmp(command, "show") == 0)
-	{
-		rc = TK_EXIT_FAILURE;
-		for (int i = 0; i < l.n; i++)
-			if (strcmp(l.items[i].name, show_id) == 0)
-			{
-				dlq_print_one(&l.items[i]);
-				rc = TK_EXIT_OK;
-			}
-		if (rc != TK_EXIT_OK)
-			fprintf(stderr, PROGRAM ": no dead letter \"%s\" (see list)\n", show_id);
-	}
+	if ((req.o.since[0] && !dlq_resolve_time(conn, "since", req.o.since, &since)) ||
+		(req.o.until[0] && !dlq_resolve_time(conn, "until", req.o.until, &until)))
+		rc = TK_EXIT_USAGE;
+	else if (strcmp(req.command, "purge") == 0)
+		rc = cmd_purge(&req, conn, topic);
 	else
-	{
-		rd_kafka_t *producer = NULL;
-		int			done = 0,
-					failed = 0;
-
-		for (int i = 0; i < l.n; i++)
-			if (dlq_matches(&o, &l.items[i], since, until))
-			{
-				if (dlq_replay_one(conn, &producer, &cfg, &l.items[i], o.force))
-					done++;
-				else
-					failed++;
-			}
-		if (o.ids[0])
-		{
-			/* name every id that matched nothing */
-			char	   *ids = strdup(o.ids);
-
-			for (char *tok = strtok(ids, ", "); tok; tok = strtok(NULL, ", "))
-			{
-				bool		found = false;
-
-				for (int i = 0; i < l.n && !found; i++)
-					found = strcmp(l.items[i].name, tok) == 0;
-				if (!found)
-				{
-					fprintf(stderr, "%s: no such dead letter (see list)\n", tok);
-					failed++;
-				}
-			}
-			free(ids);
-		}
-		printf("replayed %d, refused or failed %d\n", done, failed);
-		if (producer)
-		{
-			rd_kafka_flush(producer, 10000);
-			rd_kafka_destroy(producer);
-		}
-		if (failed > 0)
-			rc = TK_EXIT_FAILURE;
-	}
+		rc = cmd_read_all(&req, conn, topic, since, until);
 	PQfinish(conn);
 	return rc;
 }
