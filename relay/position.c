@@ -3,48 +3,28 @@
  * position.c
  *	  the relay's position in the outbox: which windows Kafka has settled
  *
- * Since 0.5.0 the relay does not delete the rows Kafka acknowledged; it
- * keeps a position instead, and the extension empties whole outbox
- * partitions with TRUNCATE once the position covers them (PgQ's rotation;
- * extension/sql/04_outbox_capture.sql).  The position is a snapshot S
- * with the promise "every row visible in S was published or moved to
- * dead_letters", plus max_id, the highest id among those rows (it lets
- * the next read skip them: relay_page()).
+ * The relay never deletes published rows; it keeps a position and the
+ * extension TRUNCATEs whole outbox partitions it covers (PgQ's rotation;
+ * extension/sql/04_outbox_capture.sql).  The position is a snapshot S,
+ * promising "every row visible in S was published or dead-lettered", plus
+ * max_id, the highest such id (the next read skips below it: relay_page()).
  *
- * The reader reads in snapshot windows (outbox_reader.c): window k is the
- * rows committed between S(k-1) and S(k).  Here each window gets a count
- * of its rows not yet settled; rows are counted when produced
- * (relay_inflight_add stamps them with the open window) and uncounted when
- * their last message is acknowledged, or, for a poison row, when it was
- * moved to dead_letters.  Windows settle in order: once window k is
- * closed, its count is zero and every earlier window settled, S(k) becomes
- * the settled position.  Windows that were closed with no rows settle at
- * once, so an idle relay's position follows the database's snapshots.
+ * Window k (outbox_reader.c) = rows committed between S(k-1) and S(k).  It
+ * counts its unsettled rows: +1 when produced (relay_inflight_add), -1 when
+ * the last message is acknowledged or the row dead-lettered.  Windows settle
+ * in order: once k is closed, at zero and all earlier settled, S(k) is the
+ * position.  A rescan drops the windows and reads from the position; rows
+ * in flight rejoin the new first window (relay_row_rejoin).
  *
- * A rescan (reconnect, or a transient delivery failure) drops the windows
- * and reads again from the settled position.  Rows still in flight are
- * then met again by the new first window and counted there
- * (relay_row_rejoin, via the reader), so no window can settle before a
- * row it re-read; rows acknowledged in dropped windows are sent again
- * (at-least-once, the same message ids).
+ * relay_position_store() sends todo_kafka.relay_commit_position() (which
+ * truncates settled partitions) when rows settled and the interval passed,
+ * or at shutdown, and every TRUNCATE_RETRY_MS for a while after the last
+ * rows, so a partition it could not lock is emptied too.  It runs on its
+ * own session, collected on a later loop turn, so no TRUNCATE holds up
+ * reading.  A store lost to a kill, late, or by an ex-leader is still true:
+ * at worst rows are re-sent (same message ids: guarantee 4).
  *
- * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
- * when rows settled since the last call and the interval has passed (or
- * when forced at shutdown); that call also truncates settled partitions.
- * A partition it could not lock at that moment is retried by a store
- * every second for ten seconds after the last rows settled, so a quiet
- * outbox is emptied too.
- * It runs on a session of its own, asynchronously: the main thread sends
- * it and collects the answer on a later turn of its loop, so neither the
- * UPDATE nor a TRUNCATE ever holds up the reading of the outbox (the
- * reader's session only waits if it reads the very partition being
- * truncated, for the TRUNCATE itself).  A relay killed between two stores
- * re-sends the rows settled since the last one (at-least-once, the same
- * message ids: guarantee 4).  A position stored late, or by a relay that
- * just lost leadership, is still true (every row visible in it was
- * published), so the worst it does is make the next leader re-send rows.
- *
- * Threading: main thread only.
+ * Threading: main thread only; all state is in position_state.
  *
  * IDENTIFICATION
  *	  relay/position.c
