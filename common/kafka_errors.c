@@ -3,37 +3,26 @@
  * kafka_errors.c
  *	  one handler for Kafka connection problems, for every daemon
  *
- * librdkafka reports a broker it cannot use twice (a log line "FAIL" and
- * an error event) and again on every reconnect, about once a second, in
- * its own words: "sasl_plaintext://h:9092/bootstrap: SASL authentication
- * error: SaslAuthenticateRequest failed: Local: Broker transport failure".
- * This file says it once, in plain words with the fix, naming the broker
- * and the settings involved (tk_kafka_explain(), a pure function with unit
- * tests):
- *	 auth		SASL login refused: which broker, mechanism and user, "check
- *				sasl.username / sasl.password"; or mechanism not offered
- *	 tls_ca		"the broker's certificate is not signed by ssl.ca.location"
- *	 tls		other TLS handshake failures
- *	 protocol	the listener speaks another security.protocol
- *	 resolve	the broker's name does not resolve
- *	 refused	nothing listens at the broker's address
- *	 all_down	no broker reachable
- *	 other		anything else: librdkafka's text, as before
+ * librdkafka reports an unusable broker twice (a "FAIL" log line and an
+ * error event), again on every reconnect, in its own words.  This says it
+ * once, plainly, naming the broker, the settings and the fix
+ * (tk_kafka_explain(), pure, unit-tested).  Kinds: auth (SASL login or
+ * mechanism refused), tls_ca (certificate not signed by ssl.ca.location),
+ * tls, protocol (the listener speaks another security.protocol), resolve,
+ * refused (nothing listens), all_down, other (librdkafka's text).
  *
- * Rate limit: the first report of a kind is logged (ERROR for problems
- * that need a configuration change, WARNING otherwise); repeats within
- * TK_KAFKA_REPEAT_S seconds are counted, and the next report after that
- * logs "still failing" with the count.  A known problem seen on the log
- * callback is logged the same way but not counted, since its error event
- * follows and is.  Each error event also counts into
- * todo_kafka_kafka_errors_total{kind} (/metrics), and the last problem is
- * "current" for /healthz until tk_kafka_ok() (Kafka answered) or
- * TK_KAFKA_CURRENT_S seconds without a repeat.
+ * The first report of a kind is logged (ERROR when configuration must
+ * change, else WARNING); repeats within TK_KAFKA_REPEAT_S are counted and
+ * the next one after logs "still failing" with the count.  Log-callback
+ * reports are logged alike but not counted (the error event follows).
+ * Error events count into todo_kafka_kafka_errors_total{kind}; the last
+ * problem is "current" for /healthz until tk_kafka_ok() or
+ * TK_KAFKA_CURRENT_S without a repeat.
  *
- * Threading contract: error_cb runs on the thread that polls, the log
- * callback on librdkafka's threads, /healthz and /metrics on the HTTP
- * thread: all state is under one mutex; tk_kafka_ok() takes it only when a
- * problem is current, so the delivery path stays lock-free.
+ * Threading: error_cb runs on the polling thread, the log callback on
+ * librdkafka's threads, /healthz and /metrics on the HTTP thread: all
+ * state is under one mutex; tk_kafka_ok() takes it only when a problem is
+ * current, so the delivery path stays lock-free.
  *
  * IDENTIFICATION
  *	  common/kafka_errors.c

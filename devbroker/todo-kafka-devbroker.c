@@ -3,38 +3,26 @@
  * todo-kafka-devbroker.c
  *	  a development Kafka cluster around librdkafka's mock cluster
  *
- * todo-kafka-devbroker starts librdkafka's in-process mock cluster
- * (rdkafka_mock.h): N brokers speaking the real Kafka protocol on loopback
- * TCP ports, with the project's topics pre-created.  Any Kafka client
- * (librdkafka, kcat) can produce to and consume from it.  It exists for
- * development and for the end-to-end tests, which also use it to inject
- * faults (brokers down and up, request errors) while the code under test
- * runs.
+ * Starts librdkafka's in-process mock cluster (rdkafka_mock.h): N brokers
+ * speaking the real Kafka protocol on loopback TCP, the project's topics
+ * pre-created, for development and the end-to-end tests (which also inject
+ * faults through it).  Any Kafka client can use it.
  *
  * Protocol with the caller:
+ *	- the FIRST stdout line is bootstrap.servers, flushed once the cluster
+ *	  and topics exist (with -o, also written atomically to a file);
+ *	- then stdout carries only answers to control commands, one line each
+ *	  ("ok ..." / "error: ..."; command.c); stderr is the log (common/log.c);
+ *	- commands come from stdin and the optional --control FIFO (input.c);
+ *	  EOF on stdin does not stop it: SIGTERM/SIGINT exit 0, a second exits
+ *	  at once.
  *
- *	- the FIRST line on stdout is the bootstrap.servers list, flushed as
- *	  soon as the cluster and its topics exist (and, with -o, the same line
- *	  is written to a file, atomically: temporary file + rename);
- *	- after that stdout carries only answers to control commands, one line
- *	  each ("ok ..." / "error: ..."), see command.c;
- *	- stderr carries the log, one timestamped line per event (common/log.c);
- *	- control commands are read from stdin and from the optional --control
- *	  FIFO (input.c).  End of file on stdin does not stop the broker: only
- *	  SIGTERM or SIGINT do, and it then exits 0.  A second signal during
- *	  shutdown exits at once.
- *
- * The mock cluster belongs to a producer handle that is never used for
- * producing; destroying the handle destroys the cluster.  The mock runs its
- * own thread; the main loop here only polls the command sources every
- * 100 ms and checks the signal flags.
- *
- * Limits of the librdkafka 2.0.2 mock that users should know (see also
- * command.c): each partition keeps at most 5 MiB / 100,000 batches and
- * drops the oldest beyond that (its log start offset moves); it does not
- * answer CreateTopics, SASL or TLS; auto-created topics get the mock's own
- * default partition count, so name every topic you rely on with -t or the
- * "topic" command.
+ * The cluster belongs to a never-used producer handle; destroying the
+ * handle destroys it.  The mock runs its own thread; the main loop only
+ * polls the command sources every 100 ms and checks the signal flags.
+ * Mock limits (see command.c): at most 5 MiB / 100,000 batches per
+ * partition, oldest dropped; no CreateTopics, SASL or TLS; auto-created
+ * topics get the mock's partition count, so name yours with -t or "topic".
  *
  * IDENTIFICATION
  *	  devbroker/todo-kafka-devbroker.c

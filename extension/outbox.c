@@ -3,47 +3,28 @@
  * outbox.c
  *	  write one event into todo_kafka.outbox
  *
- * Every path that produces an event (the capture trigger, publish(),
- * emit()) comes through outbox_write(), so the event id, actor,
- * correlation id, traceparent, transaction id and time are stamped in one
- * place.
+ * Every path that produces an event (capture trigger, publish(), emit())
+ * comes through outbox_write(), which stamps event id, actor, correlation
+ * id, traceparent, xid and time in one place.  actor is what the
+ * application claims (todo_kafka.actor); db_role is session_user, which
+ * neither SET ROLE nor SECURITY DEFINER changes.
  *
- * The row goes in with heap_insert + index insertion (CatalogTupleInsert),
- * not through SPI: an INSERT through the executor costs a plan-cache check,
- * executor start-up and constraint evaluation per row, which measured as
- * most of the capture overhead on single-row transactions (bench/capture).
- * The outbox is the extension's own table with a plain btree primary key
- * and no triggers, so the short path is complete: the identity value comes
- * from its sequence, xid and occurred_at are computed here (what the column
- * defaults would give), and TOAST is handled by heap_insert.  Like an RI
- * trigger running as the table owner, this bypasses the caller's
- * privileges on the outbox: the application role may change tasks but has
- * no privilege on the outbox itself, so it cannot forge, alter or delete
- * events.
+ * The row goes in by heap_insert + CatalogTupleInsert, not SPI: the
+ * executor path was most of the capture cost (bench/RESULTS.md).  The
+ * outbox has a plain btree key and no triggers, so this is complete: the
+ * id comes from its sequence, xid and occurred_at are computed here as the
+ * defaults would.  Like an RI trigger it bypasses the caller's privileges:
+ * the application role has none on the outbox, so it cannot forge events.
  *
- * The rotating outbox (since 0.5.0, extension/sql/04_outbox_capture.sql).
- * todo_kafka.outbox is partitioned by ((id / TODO_KAFKA_OUTBOX_CHUNK) %
- * TODO_KAFKA_OUTBOX_SLOTS) into outbox_0 .. outbox_2, which the relay
- * empties with TRUNCATE once published.  heap_insert cannot route, so the
- * row goes straight into the partition its id belongs to, computed here
- * with the same constants (outbox_slot(); sql/outbox_rotation.sql checks
- * that PostgreSQL's routing agrees).  The transaction gets its xid before
- * it takes its id: ids then follow xids within a session, and a TRUNCATE
- * waiting for this partition cannot slip in between (see
- * relay_commit_position()).  Under an older SQL version (a plain outbox
- * with an identity column, new library before ALTER EXTENSION UPDATE) the
- * row goes into that table as before.
- *
- * The outbox's OID, its partitions, its sequence and the column numbers
- * are cached per backend and forgotten on any relcache invalidation of the
- * outbox or a partition (ALTER, TRUNCATE, DROP EXTENSION), so a re-created
- * extension is picked up.
- *
- * Who.  actor is what the application claims (the todo_kafka.actor
- * setting, which any role may SET to anything); db_role (since 0.3.0) is
- * session_user, the role the session logged in as, which neither SET ROLE
- * nor a SECURITY DEFINER function changes: the audit trail's answer to
- * "which database role really made this change".
+ * The outbox is partitioned by ((id / TODO_KAFKA_OUTBOX_CHUNK) %
+ * TODO_KAFKA_OUTBOX_SLOTS) (extension/sql/04_outbox_capture.sql), and the
+ * relay TRUNCATEs published partitions.  heap_insert cannot route, so
+ * outbox_slot() picks the partition (sql/outbox_rotation.sql checks it
+ * agrees with PostgreSQL).  The xid is taken before the id, so ids follow
+ * xids within a session and a waiting TRUNCATE cannot slip in between
+ * (relay_commit_position()).  An unpartitioned outbox (library newer than
+ * the installed SQL) gets a plain insert.  OIDs, sequence and column
+ * numbers are cached per backend and dropped on relcache invalidation.
  *
  * IDENTIFICATION
  *	  extension/outbox.c

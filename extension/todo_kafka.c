@@ -4,43 +4,27 @@
  *	  module entry point: settings, per-transaction context and the
  *	  relay wake-up at commit
  *
- * Settings (all may be SET LOCAL by the application per transaction):
- *	 todo_kafka.actor			who made the change; empty = the user a task
- *								API call acts for (todo_kafka.api_user), else
- *								the session's current role outside SECURITY
- *								DEFINER functions
- *	 todo_kafka.correlation_id	ties related events together; empty = one
- *								generated id per transaction
+ * Settings (each may be SET LOCAL for one transaction):
+ *	 todo_kafka.actor			who made the change; empty = api_user, else the
+ *								current role outside SECURITY DEFINER functions
+ *	 todo_kafka.correlation_id	empty = one generated id per transaction,
+ *								kept in a static buffer cleared at commit/abort
  *	 todo_kafka.traceparent		W3C trace context stamped on each event
- *	 todo_kafka.api_user		(internal, since 0.4.0) set by the task API
- *								functions (add_task ...) to their p_user_id for
- *								their own duration: a function-level SET
- *								clause confines it, so plain SQL on the table
- *								afterwards keeps the role as its actor
- *	 todo_kafka.audit_purge		(superuser only, not for applications) set
- *								for its transaction by purge_audit(), the one
- *								path allowed to delete audit_log rows
- *	 todo_kafka.audit_retention	(superuser only, since 0.5.0) purge_audit()
- *								refuses a shorter period; default 90 days,
- *								read through audit_retention() (C), so a
- *								placeholder SET before the module was loaded
- *								cannot lower it
+ *	 todo_kafka.api_user		(internal) the task API functions' p_user_id,
+ *								confined to them by a function-level SET
+ *	 todo_kafka.audit_purge		(superuser) set only by purge_audit()
+ *	 todo_kafka.audit_retention	(superuser) purge_audit()'s minimum period,
+ *								read in C so a placeholder cannot lower it
  *	 todo_kafka.push_allowed_hosts, todo_kafka.push_gateway_allowed_hosts
- *								(superuser only) where push endpoints and
- *								gateways may be registered: push_allowlist.c
+ *								(superuser): push_allowlist.c
  *
- * Waking the relay.  NOTIFY takes a database-wide lock at commit, which
- * halves write throughput when every transaction notifies (DESIGN.md, the
- * NOTIFY trap).  So a transaction that wrote the outbox notifies only when
- * the relay says it is asleep, by holding the advisory lock
- * (TODO_KAFKA_LOCK_CLASS, TODO_KAFKA_LOCK_SLEEPING).  The check is a
- * conditional lock-manager probe at PRE_COMMIT (no table access), done once
- * per transaction; at most one empty NOTIFY per transaction is queued.  The
- * relay re-checks the outbox after taking the lock and keeps a timed poll,
- * so a writer that probed just before the relay fell asleep is not lost.
- *
- * Memory: the per-transaction correlation id lives in a static buffer that
- * the transaction callback clears at commit or abort.
+ * Waking the relay: NOTIFY takes a database-wide lock at commit (DESIGN.md,
+ * the NOTIFY trap), so a transaction that wrote the outbox notifies only
+ * when the relay holds the "sleeping" advisory lock (TODO_KAFKA_LOCK_CLASS,
+ * TODO_KAFKA_LOCK_SLEEPING): one conditional lock-manager probe at
+ * PRE_COMMIT, at most one empty NOTIFY per transaction.  The relay
+ * re-checks the outbox after taking the lock and keeps a timed poll, so a
+ * writer that probed just before it fell asleep is not lost.
  *
  * IDENTIFICATION
  *	  extension/todo_kafka.c

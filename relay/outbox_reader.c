@@ -3,58 +3,27 @@
  * outbox_reader.c
  *	  read committed outbox rows in snapshot windows
  *
- * The read algorithm (guarantee 2: nothing skipped).  Reading by
- * "id > last_id" loses rows of a transaction that took a lower id but
- * committed after a higher one (watermill#311).  Instead the reader works
- * in snapshot windows, as PgQ's ticks do:
+ * Nothing skipped (guarantee 2): "id > last_id" loses a row whose
+ * transaction took a lower id but committed later.  So, as PgQ's ticks:
+ * S1 = the snapshot that closed the previous window (after a (re)connect,
+ * the settled position of position.c), S2 = pg_current_snapshot() of the
+ * query opening this one; the window = rows visible in S2 but not in S1,
+ * read in id order page by page with S1, S2 fixed; a short page closes it.
+ * Each query passes known_max (highest id of earlier windows), so
+ * relay_page() finds late rows by xid and never walks published rows
+ * still waiting for their partition's TRUNCATE.
+ * Order (guarantee 3): a task's row lock serializes its changes, so the
+ * later one has the higher id and the same or a later window.
  *
- *	 S1 = the snapshot that closed the previous window (after a
- *		  (re)connect or rescan: the settled position, position.c; none
- *		  before anything was ever published);
- *	 S2 = pg_current_snapshot() of the query that opens this window;
- *	 the window = rows whose transaction is visible in S2 and was not
- *		  visible in S1, i.e. committed between the two snapshots,
- *		  read in id order, page by page (id > page cursor LIMIT batch)
- *		  with S1 and S2 fixed; the last (short) page closes the window
- *		  and S1 := S2.
+ * A rescan skips rows still in flight; they rejoin the current window
+ * (relay_row_rejoin), and position.c settles windows.  A full librdkafka
+ * queue returns PASS_BACKPRESSURE and the page resumes later.  Poison rows
+ * go to dead_letters (todo_kafka.relay_dead_letter()).  Only the relay API
+ * is called (extension/sql/05_relay_api.sql), never a query on tables.
  *
- * A transaction that took id 10 and commits after the one that took id 11
- * is simply in a later window.  After a restart the reader starts at the
- * stored position: rows published after it was stored are sent again,
- * with the same message ids (at-least-once, guarantee 4).  Published rows
- * stay in the outbox until their partition is truncated, so each query
- * also passes the highest id of earlier windows (known_max): relay_page()
- * finds the few late rows below it by xid and the rest by id, never
- * walking the published rows.
- * pg_current_snapshot() returns the statement's own snapshot, so the query
- * that opens a window also reads its first page in one round trip.
- *
- * Order (guarantee 3): changes to one task are serialized by its row lock,
- * so the later change both takes the higher id and commits later; it is in
- * the same or a later window, and within a window rows go out in id order.
- * Kafka key = task id keeps them in one partition, the idempotent producer
- * keeps them in order there.
- *
- * Pipelining: while a full page's rows are produced, the query for the
- * next page of the same window is already running (relay_reader_pass()).
- * After a window closed, the caller may have the query that opens the next
- * one sent early (relay_reader_prefetch_begin/_end), to run while it waits
- * on Kafka; its snapshot is simply taken a little earlier.
- *
- * Rows still in flight are skipped, so a rescan never sends them twice
- * from one process; each joins the current window (relay_row_rejoin).  Each window is registered with position.c, which
- * settles it once all its rows are acknowledged.  Backpressure: before each row
- * the reader checks that librdkafka's queue has room; if not it returns
- * PASS_BACKPRESSURE and resumes the same page later.
- *
- * Dead rows (poison) are moved to todo_kafka.dead_letters and deleted in
- * one statement each (todo_kafka.relay_dead_letter()).
- *
- * SQL: the reader runs only the relay API of the extension
- * (extension/sql/05_relay_api.sql), never a query on its tables.
- *
- * All calls are libpq on the main thread; the one asynchronous query (the
- * prefetch) is always collected before relay_reader_pass() returns.
+ * Main thread only.  The next page's query runs while a page is produced,
+ * and the next window's may be sent early (relay_reader_prefetch_begin/
+ * _end); it is always collected before relay_reader_pass() returns.
  *
  * IDENTIFICATION
  *	  relay/outbox_reader.c

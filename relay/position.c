@@ -3,48 +3,28 @@
  * position.c
  *	  the relay's position in the outbox: which windows Kafka has settled
  *
- * Since 0.5.0 the relay does not delete the rows Kafka acknowledged; it
- * keeps a position instead, and the extension empties whole outbox
- * partitions with TRUNCATE once the position covers them (PgQ's rotation;
- * extension/sql/04_outbox_capture.sql).  The position is a snapshot S
- * with the promise "every row visible in S was published or moved to
- * dead_letters", plus max_id, the highest id among those rows (it lets
- * the next read skip them: relay_page()).
+ * The relay never deletes published rows; it keeps a position and the
+ * extension TRUNCATEs whole outbox partitions it covers (PgQ's rotation;
+ * extension/sql/04_outbox_capture.sql).  The position is a snapshot S,
+ * promising "every row visible in S was published or dead-lettered", plus
+ * max_id, the highest such id (the next read skips below it: relay_page()).
  *
- * The reader reads in snapshot windows (outbox_reader.c): window k is the
- * rows committed between S(k-1) and S(k).  Here each window gets a count
- * of its rows not yet settled; rows are counted when produced
- * (relay_inflight_add stamps them with the open window) and uncounted when
- * their last message is acknowledged, or, for a poison row, when it was
- * moved to dead_letters.  Windows settle in order: once window k is
- * closed, its count is zero and every earlier window settled, S(k) becomes
- * the settled position.  Windows that were closed with no rows settle at
- * once, so an idle relay's position follows the database's snapshots.
+ * Window k (outbox_reader.c) = rows committed between S(k-1) and S(k).  It
+ * counts its unsettled rows: +1 when produced (relay_inflight_add), -1 when
+ * the last message is acknowledged or the row dead-lettered.  Windows settle
+ * in order: once k is closed, at zero and all earlier settled, S(k) is the
+ * position.  A rescan drops the windows and reads from the position; rows
+ * in flight rejoin the new first window (relay_row_rejoin).
  *
- * A rescan (reconnect, or a transient delivery failure) drops the windows
- * and reads again from the settled position.  Rows still in flight are
- * then met again by the new first window and counted there
- * (relay_row_rejoin, via the reader), so no window can settle before a
- * row it re-read; rows acknowledged in dropped windows are sent again
- * (at-least-once, the same message ids).
+ * relay_position_store() sends todo_kafka.relay_commit_position() (which
+ * truncates settled partitions) when rows settled and the interval passed,
+ * or at shutdown, and every TRUNCATE_RETRY_MS for a while after the last
+ * rows, so a partition it could not lock is emptied too.  It runs on its
+ * own session, collected on a later loop turn, so no TRUNCATE holds up
+ * reading.  A store lost to a kill, late, or by an ex-leader is still true:
+ * at worst rows are re-sent (same message ids: guarantee 4).
  *
- * Storing: relay_position_store() calls todo_kafka.relay_commit_position()
- * when rows settled since the last call and the interval has passed (or
- * when forced at shutdown); that call also truncates settled partitions.
- * A partition it could not lock at that moment is retried by a store
- * every second for ten seconds after the last rows settled, so a quiet
- * outbox is emptied too.
- * It runs on a session of its own, asynchronously: the main thread sends
- * it and collects the answer on a later turn of its loop, so neither the
- * UPDATE nor a TRUNCATE ever holds up the reading of the outbox (the
- * reader's session only waits if it reads the very partition being
- * truncated, for the TRUNCATE itself).  A relay killed between two stores
- * re-sends the rows settled since the last one (at-least-once, the same
- * message ids: guarantee 4).  A position stored late, or by a relay that
- * just lost leadership, is still true (every row visible in it was
- * published), so the worst it does is make the next leader re-send rows.
- *
- * Threading: main thread only.
+ * Threading: main thread only; all state is in position_state.
  *
  * IDENTIFICATION
  *	  relay/position.c
@@ -89,7 +69,7 @@ static struct
 	bool		store_busy;		/* a store was sent, not yet collected */
 	int64_t		connect_at;		/* next (re)connect attempt */
 	bool		broken;			/* out of memory: never advance again */
-} P = {.next_seq = 1};
+} position_state = {.next_seq = 1};
 
 /*
  * Out of memory while tracking windows: a window whose rows are not
@@ -102,22 +82,22 @@ position_broken(const char *what)
 {
 	tk_log(TK_LOG_FATAL, "out of memory while %s; stopping (rows past the stored position are sent again)",
 		   what);
-	P.broken = true;
+	position_state.broken = true;
 	relay_fatal_error = 1;
 }
 
 static window *
 window_at(int i)
 {
-	return &P.ring[(P.head + i) % P.cap];
+	return &position_state.ring[(position_state.head + i) % position_state.cap];
 }
 
 static window *
 window_find(uint64_t seq)
 {
-	if (P.count == 0 || seq < window_at(0)->seq)
+	if (position_state.count == 0 || seq < window_at(0)->seq)
 		return NULL;
-	if (seq - window_at(0)->seq >= (uint64_t) P.count)
+	if (seq - window_at(0)->seq >= (uint64_t) position_state.count)
 		return NULL;
 	return window_at((int) (seq - window_at(0)->seq));
 }
@@ -126,29 +106,29 @@ window_find(uint64_t seq)
 void
 relay_position_set(const char *snapshot, int64_t max_id)
 {
-	free(P.settled);
-	P.settled = snapshot ? strdup(snapshot) : NULL;
-	P.settled_max = snapshot ? max_id : 0;
-	P.settled_rows = 0;
+	free(position_state.settled);
+	position_state.settled = snapshot ? strdup(snapshot) : NULL;
+	position_state.settled_max = snapshot ? max_id : 0;
+	position_state.settled_rows = 0;
 }
 
 /* the settled position, where a rescan starts: false when there is none */
 bool
 relay_position_settled(const char **snapshot, int64_t *max_id)
 {
-	*snapshot = P.settled;
-	*max_id = P.settled_max;
-	return P.settled != NULL;
+	*snapshot = position_state.settled;
+	*max_id = position_state.settled_max;
+	return position_state.settled != NULL;
 }
 
 /* forget every window (a rescan); the settled position stays */
 void
 relay_position_drop_windows(void)
 {
-	for (int i = 0; i < P.count; i++)
+	for (int i = 0; i < position_state.count; i++)
 		free(window_at(i)->snapshot);
-	P.count = 0;
-	P.head = 0;
+	position_state.count = 0;
+	position_state.head = 0;
 }
 
 /* open a window; returns its seq (0 when out of memory: see position_broken) */
@@ -157,9 +137,9 @@ relay_position_open_window(void)
 {
 	window	   *w;
 
-	if (P.count == P.cap)
+	if (position_state.count == position_state.cap)
 	{
-		int			cap = P.cap ? P.cap * 2 : 64;
+		int			cap = position_state.cap ? position_state.cap * 2 : 64;
 		window	   *ring = malloc(sizeof(window) * cap);
 
 		if (ring == NULL)
@@ -167,16 +147,16 @@ relay_position_open_window(void)
 			position_broken("opening an outbox window");
 			return 0;
 		}
-		for (int i = 0; i < P.count; i++)
+		for (int i = 0; i < position_state.count; i++)
 			ring[i] = *window_at(i);
-		free(P.ring);
-		P.ring = ring;
-		P.cap = cap;
-		P.head = 0;
+		free(position_state.ring);
+		position_state.ring = ring;
+		position_state.cap = cap;
+		position_state.head = 0;
 	}
-	w = window_at(P.count++);
+	w = window_at(position_state.count++);
 	memset(w, 0, sizeof(*w));
-	w->seq = P.next_seq++;
+	w->seq = position_state.next_seq++;
 	return w->seq;
 }
 
@@ -184,9 +164,9 @@ relay_position_open_window(void)
 uint64_t
 relay_position_current_window(void)
 {
-	if (P.count == 0 || window_at(P.count - 1)->closed)
+	if (position_state.count == 0 || window_at(position_state.count - 1)->closed)
 		return 0;
-	return window_at(P.count - 1)->seq;
+	return window_at(position_state.count - 1)->seq;
 }
 
 void
@@ -205,25 +185,25 @@ relay_position_row_settled(uint64_t seq)
 
 	if (w != NULL)
 		w->pending--;
-	P.settled_rows++;
+	position_state.settled_rows++;
 }
 
 /* settle the windows at the head */
 static void
 advance(void)
 {
-	while (P.count > 0 && !P.broken)
+	while (position_state.count > 0 && !position_state.broken)
 	{
 		window	   *w = window_at(0);
 
 		if (!w->closed || w->pending > 0)
 			break;
-		free(P.settled);
-		P.settled = w->snapshot;
-		if (w->max_id > P.settled_max)
-			P.settled_max = w->max_id;
-		P.head = (P.head + 1) % P.cap;
-		P.count--;
+		free(position_state.settled);
+		position_state.settled = w->snapshot;
+		if (w->max_id > position_state.settled_max)
+			position_state.settled_max = w->max_id;
+		position_state.head = (position_state.head + 1) % position_state.cap;
+		position_state.count--;
 	}
 }
 
@@ -254,19 +234,19 @@ void
 relay_position_open(const char *conninfo)
 {
 	relay_position_close();
-	P.conninfo = strdup(conninfo);
-	P.connect_at = 0;
+	position_state.conninfo = strdup(conninfo);
+	position_state.connect_at = 0;
 }
 
 void
 relay_position_close(void)
 {
-	if (P.store)
-		PQfinish(P.store);
-	P.store = NULL;
-	P.store_busy = false;
-	free(P.conninfo);
-	P.conninfo = NULL;
+	if (position_state.store)
+		PQfinish(position_state.store);
+	position_state.store = NULL;
+	position_state.store_busy = false;
+	free(position_state.conninfo);
+	position_state.conninfo = NULL;
 }
 
 /*
@@ -279,12 +259,14 @@ store_collect(bool wait)
 {
 	PGresult   *res;
 
-	if (!P.store_busy)
+	if (!position_state.store_busy)
 		return;
-	if (!wait && (!PQconsumeInput(P.store) || PQisBusy(P.store)) &&
-		PQstatus(P.store) == CONNECTION_OK)
+	if (!wait &&
+		(!PQconsumeInput(position_state.store) ||
+		 PQisBusy(position_state.store)) &&
+		PQstatus(position_state.store) == CONNECTION_OK)
 		return;
-	while ((res = PQgetResult(P.store)) != NULL)
+	while ((res = PQgetResult(position_state.store)) != NULL)
 	{
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		{
@@ -296,18 +278,18 @@ store_collect(bool wait)
 		else
 		{
 			tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
-				   PQerrorMessage(P.store));
+				   PQerrorMessage(position_state.store));
 			relay_metrics_error("postgres");
-			P.settled_rows++;
+			position_state.settled_rows++;
 		}
 		PQclear(res);
 	}
-	P.store_busy = false;
-	if (PQstatus(P.store) != CONNECTION_OK)
+	position_state.store_busy = false;
+	if (PQstatus(position_state.store) != CONNECTION_OK)
 	{
-		PQfinish(P.store);
-		P.store = NULL;
-		P.connect_at = tk_monotonic_ms() + 1000;
+		PQfinish(position_state.store);
+		position_state.store = NULL;
+		position_state.connect_at = tk_monotonic_ms() + 1000;
 	}
 }
 
@@ -326,9 +308,10 @@ relay_position_store(bool force, int interval_ms)
 
 	advance();
 	store_collect(force);
-	if (P.store_busy || P.settled == NULL || P.conninfo == NULL)
+	if (position_state.store_busy || position_state.settled == NULL ||
+		position_state.conninfo == NULL)
 		return;
-	if (P.settled_rows == 0)
+	if (position_state.settled_rows == 0)
 	{
 		/*
 		 * Nothing new to store, but a partition the last store could not
@@ -336,41 +319,43 @@ relay_position_store(bool force, int interval_ms)
 		 * rows: after activity, store again every TRUNCATE_RETRY_MS for
 		 * a while, so an outbox that falls quiet still gets emptied.
 		 */
-		if (force || now >= P.retry_until || now - P.stored_at < TRUNCATE_RETRY_MS)
+		if (force || now >= position_state.retry_until ||
+			now - position_state.stored_at < TRUNCATE_RETRY_MS)
 			return;
 	}
-	else if (!force && now - P.stored_at < interval_ms)
+	else if (!force && now - position_state.stored_at < interval_ms)
 		return;
 	else
-		P.retry_until = now + TRUNCATE_RETRY_FOR_MS;
-	if (P.store == NULL)
+		position_state.retry_until = now + TRUNCATE_RETRY_FOR_MS;
+	if (position_state.store == NULL)
 	{
-		if (!force && now < P.connect_at)
+		if (!force && now < position_state.connect_at)
 			return;
-		P.store = relay_pg_connect(P.conninfo);
-		if (P.store == NULL)
+		position_state.store = relay_pg_connect(position_state.conninfo);
+		if (position_state.store == NULL)
 		{
-			P.connect_at = now + 1000;
+			position_state.connect_at = now + 1000;
 			return;
 		}
 	}
 
-	snprintf(max_id, sizeof(max_id), "%" PRId64, P.settled_max);
-	params[0] = P.settled;
+	snprintf(max_id, sizeof(max_id), "%" PRId64, position_state.settled_max);
+	params[0] = position_state.settled;
 	params[1] = max_id;
-	if (!PQsendQueryParams(P.store, "SELECT todo_kafka.relay_commit_position($1, $2)",
+	if (!PQsendQueryParams(position_state.store,
+						   "SELECT todo_kafka.relay_commit_position($1, $2)",
 						   2, NULL, params, NULL, NULL, 0))
 	{
 		tk_log(TK_LOG_ERROR, "could not store the relay's outbox position: %s",
-			   PQerrorMessage(P.store));
-		PQfinish(P.store);
-		P.store = NULL;
-		P.connect_at = now + 1000;
+			   PQerrorMessage(position_state.store));
+		PQfinish(position_state.store);
+		position_state.store = NULL;
+		position_state.connect_at = now + 1000;
 		return;
 	}
-	P.store_busy = true;
-	P.settled_rows = 0;
-	P.stored_at = now;
+	position_state.store_busy = true;
+	position_state.settled_rows = 0;
+	position_state.stored_at = now;
 	if (force)
 		store_collect(true);
 }
@@ -381,9 +366,10 @@ relay_position_store_due_ms(int interval_ms)
 {
 	int64_t		d;
 
-	if (P.settled_rows == 0 && (P.count == 0 || !window_at(0)->closed))
+	if (position_state.settled_rows == 0 &&
+		(position_state.count == 0 || !window_at(0)->closed))
 		return -1;
-	d = P.stored_at + interval_ms - tk_monotonic_ms();
+	d = position_state.stored_at + interval_ms - tk_monotonic_ms();
 	return d < 0 ? 0 : d;
 }
 

@@ -3,52 +3,26 @@
  * reminders.c
  *	  fire due reminders from the leader relay, and know when the next is due
  *
- * What fires a reminder: SELECT ... FROM todo_kafka.relay_fire_reminders(grace,
- * max_rows), sent in autocommit mode, so one statement is one transaction.
- * In that transaction the function marks each due reminder sent (missed
- * when later than scheduled_time + grace) and writes its reminder event
- * into the outbox; both commit or neither does, so a reminder fires exactly
- * once across relay restarts and failovers.  Only the leader calls it (the
- * call sits in the leader branch of main.c's loop), and the function's
- * FOR UPDATE SKIP LOCKED keeps even two concurrent callers from firing one
- * reminder twice.  The events then leave through the ordinary outbox pass:
- * after a call that fired something the caller makes the next pass due at
- * once rather than waiting for NOTIFY.
+ * Firing: todo_kafka.relay_fire_reminders(grace, max_rows) (extension/sql/
+ * 06_reminders.sql) in autocommit, one transaction that marks each due
+ * reminder sent (missed past scheduled_time + grace) and writes its event
+ * into the outbox: exactly once across restarts and failovers.  Only the
+ * leader calls it (main.c); SKIP LOCKED keeps two callers from firing one
+ * twice.  It also returns the metrics, and a call that fired something
+ * makes the next outbox pass due at once.
  *
- * When to call (the relay sleeps until the next reminder, not a fixed
- * poll): the function returns the scheduled time of the next pending
- * reminder.  The statement also returns the milliseconds from the server's
- * clock_timestamp() to that time, so clock skew between the relay's host
- * and the database does not matter; relay_reminders_due_at() turns it into
- * a deadline on the monotonic clock, rounded up by a millisecond (waking a
- * hair early is harmless: the function fires only what is due and we call
- * again).  main.c's loop sleeps until min(next reminder, next outbox pass,
- * poll) and calls relay_reminders_fire() when the deadline has come.
- * The deadline moves earlier (a re-query) when:
- *	 - leadership is gained (relay_reminders_reset): that first call also
- *	   fires everything that fell due while no relay ran, as missed when
- *	   later than the grace, sent otherwise;
- *	 - the outbox pass reads a reminder `scheduled` or `cancelled` event
- *	   (relay_reminders_changed): the next reminder may now be earlier than
- *	   the one we sleep for.  Re-queries are spaced by REQUERY_MIN_MS, which
- *	   bounds their cost when many tasks with reminders are written and
- *	   delays a new reminder's first check by at most that;
- *	 - the result says more are due (over max_rows: at once; rows locked by
- *	   another transaction: after LOCKED_RETRY_MS, not in a busy loop).
- * With nothing pending the relay still re-queries every SAFETY_MS.
+ * When: it returns the milliseconds from the server's clock to the next
+ * pending reminder (no clock skew), made a monotonic deadline rounded up
+ * by 1 ms; main.c sleeps until min(reminder, outbox pass, poll).  Re-query
+ * earlier when leadership is gained (relay_reminders_reset: fires what fell
+ * due meanwhile), a reminder `scheduled`/`cancelled` event passes
+ * (relay_reminders_changed, spaced by REQUERY_MIN_MS), or more are due
+ * (over max_rows: at once; locked: after LOCKED_RETRY_MS); else SAFETY_MS.
  *
- * Metrics: relay_fire_reminders() calls fire_due_reminders() and, when
- * its transaction wrote anything (it has an xid), counts that transaction's
- * sent/missed outbox rows and their largest lateness (occurred_at, i.e.
- * fire time, minus scheduled_time), in the same call: one round trip.
- *
- * Errors: a failed statement on a healthy connection is retried with
- * capped backoff; an extension without relay_fire_reminders (older than
- * 0.4.0) disables firing until the next leadership gain, with one warning.
- * A broken connection is reported to the caller (-1), which reconnects.
- *
- * All state is static and owned by the main thread; libpq calls are
- * synchronous.
+ * Errors: a failed statement retries with capped backoff; a missing
+ * function disables firing until the next leadership gain (one warning); a
+ * broken connection returns -1 and the caller reconnects.  All state is
+ * static and owned by the main thread; libpq is synchronous.
  *
  * IDENTIFICATION
  *	  relay/reminders.c

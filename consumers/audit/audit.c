@@ -1,58 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  todo-kafka-audit: the audit trail, from todo.audit.log into
- *	  todo_kafka.audit_log
+ *	  todo-kafka-audit: the audit trail, todo.audit.log -> todo_kafka.audit_log
  *
- * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
- * batch of audit records becomes ONE call of todo_kafka.audit_consume()
- * (audit_append() of extension 0.3.0 plus the offsets, 0.5.0; granted to
- * todo_kafka_audit_writer), i.e. one transaction and one round trip per
- * batch:
- *	 - idempotent by event id: a record already in the log is skipped, so
- *	   redeliveries after a crash or a rebalance add nothing;
- *	 - chained: each row carries sha256(previous hash || its content) within
- *	   its chain (= the Kafka partition), in the order appended, which is
- *	   offset order because one consumer owns a partition and appends a
- *	   batch in order; todo_kafka.verify_audit() finds the first broken link.
- * When the batch is refused (bad data, or a transient error), the records
- * are appended one by one (the runtime's sink shape) so only the bad one is retried
- * or dead-lettered, and the chain keeps offset order.
- * A database that is down, or a missing grant, pauses the partitions
- * (runtime: TKC_DOWN), never dead-letters.
+ * A sink service on the runtime (consumers/runtime/consumer.h): a batch is
+ * ONE call of todo_kafka.audit_consume() (extension/sql/07_audit.sql,
+ * 09_audit_offsets.sql), one transaction appending the records and storing
+ * the offsets.  Idempotent by event id; rows are chained by sha256(previous
+ * hash || content) per partition in offset order (verify_audit() finds a
+ * broken link).  A refused batch is retried one by one so only the bad
+ * record is dead-lettered; a database down or a missing grant pauses.
+ * Accepted are only records the relay made from captured changes (id
+ * "<event_id>:audit", type "audit.<event_type>"); they carry actor (the
+ * application's claim) and db_role (session_user, unforgeable).
  *
- * Who really did it: the relay's audit record carries actor (what the
- * application claims through the todo_kafka.actor setting) and db_role
- * (session_user at capture, which it cannot forge).  Only records the relay
- * made from captured changes are accepted: their CloudEvents id is
- * "<event_id>:audit" and type "audit.<event_type>" (publish() refuses the
- * audit stream since 0.3.0, and a forged message on the topic fails these
- * checks), so anything else is dead-lettered as invalid input at once.
- *
- * Offsets (issue 20): kept in the database, in the transaction of the rows
- * (audit_consume() = audit_append() + todo_kafka.audit_offsets), like the
- * projector's, through the runtime's stored_offsets hooks (sink_offsets.c):
- * each assigned partition starts where the database says (load), a
- * record dead-lettered as the last of its partition moves the stored
- * offset past it (skip_dead_letter: audit_skip()), and Kafka's committed
- * group offsets are not used (offsets are kept per consumer group; only a
- * group the database holds none for, new or from before 0.5.0, starts at
- * its committed offsets).  So a database restored from a backup
- * resumes from its own position and the trail has no gap.  The setup hook
- * checks that every partition's start is still in the topic: when the
- * restore point (or a long stop) is older than the topic's retention, the
- * events in between are gone and the service refuses to start (exit 2),
- * unless --allow-gap accepts a trail that misses them.
- *
- * Retention: worker 0 runs todo_kafka.purge_audit(retention_days) every
- * purge_interval_s; it deletes a prefix of each chain and anchors what
- * remains, so the chain still verifies.  The database refuses a period
- * below its todo_kafka.audit_retention (superuser-only, 90 days; logged
- * as a failed purge), and records each purge in todo_kafka.audit_purges.
- * Verification: worker 0 also runs todo_kafka.verify_audit() at start and
- * every verify_interval_s (0: never; it rereads the whole log) and counts
- * sets the gauge todo_kafka_audit_chains_broken (0 when all verify), so an
- * alert fires while a chain stays broken (deploy/prometheus/).
+ * Offsets live in the database (consumers/runtime/sink_offsets.c), so a
+ * restored database resumes from its own position; a group it holds none
+ * for starts at its committed offsets.  A last-of-partition dead letter
+ * moves the offset past it (audit_skip()).  A start below the low
+ * watermark refuses (exit 2) unless --allow-gap.  Worker 0 runs
+ * purge_audit(retention_days) every purge_interval_s (it anchors what
+ * remains and refuses below todo_kafka.audit_retention: extension/sql/
+ * 08_audit_purge.sql) and verify_audit() every verify_interval_s, into
+ * the gauge todo_kafka_audit_chains_broken (alert: deploy/prometheus/).
  *
  * IDENTIFICATION
  *	  consumers/audit/audit.c

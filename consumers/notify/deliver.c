@@ -1,49 +1,30 @@
 /*-------------------------------------------------------------------------
  *
  * deliver.c
- *	  todo-kafka-notify, delivery stage: one queued notification reaches
- *	  its channel once
+ *	  todo-kafka-notify, delivery stage: a queued notification reaches its
+ *	  channel once
  *
- * Input: notification.requested on todo.notifications (fanout.c), data
- * {notification_id, user_id, channel, kind, task_id, title, body ...}.
- *
+ * Input: notification.requested on todo.notifications (fanout.c).
  *	 in_app	 todo_kafka.deliver_in_app(): inbox row, delivery log row and
- *			 NOTIFY on the user's inbox channel in one transaction; a
- *			 redelivered message finds its row and does nothing
- *	 email	 to the user's address now (notification_targets), over SMTP
- *			 (email.h); the Message-ID comes from the notification id
- *	 push	 to every Web Push subscription of the user (webpush.h, VAPID,
- *			 aes128gcm) and to the user's JSON gateway, if set
+ *			 NOTIFY in one transaction; a redelivery does nothing
+ *	 email	 SMTP to the user's address (email.h), Message-ID from the id
+ *	 push	 every Web Push subscription (webpush.h) and the JSON gateway
  *
- * Email and push cannot join a database transaction, so each send to a
- * target is bracketed by the delivery log (see 20_notify.sql):
- * delivery_claim() commits 'sending' before it, delivery_done() or
- * delivery_retry() records the outcome after it.  A target already done is
- * skipped, so a retried message sends only to the targets that failed.  An
- * attempt that died between claim and outcome (SIGKILL mid-send) is not
- * repeated unless resend_interrupted is on: at most once, so no second
- * email; it is logged as a WARNING and counted.
+ * Email and push cannot join a transaction, so each send to a target is
+ * bracketed by the delivery log (extension/sql/11_notify_delivery.sql):
+ * delivery_claim() commits 'sending' before, delivery_done()/_retry() the
+ * outcome after; done targets are skipped on a retry.  An attempt killed
+ * mid-send is not repeated unless resend_interrupted (no second email);
+ * it is logged as a WARNING and counted.
  *
- * Outcomes (delivery.h) -> handler result, worst of all targets first:
- *	 email unavailable: the SMTP server cannot take any message (cannot
- *			 connect, TLS or certificate failure, STARTTLS missing, login
- *			 denied, 421 ...; email.h)	TKC_DOWN: the runtime pauses and
- *			 retries without counting attempts or dead-lettering; the log
- *			 row stays 'retry'
- *	 other transient (4xx to the message, 429/5xx/network for push; a push
- *			 endpoint that is unavailable is one endpoint's, not every
- *			 message's)	TKC_RETRY (backoff, then the dead-letter topic); on
- *			 the last attempt the log row becomes 'dead_lettered'
- *	 permanent (5xx to the message, push 400/403/413 ...), and a
- *			 subscription answering 404: TKC_DEAD with the reason, log row
- *			 'dead_lettered' (the 404 subscription is removed: row 'gone')
- *	 410 Gone: the subscription is removed; the notification is done
- *	 an endpoint not on push_allowed_hosts: removed, WARNING, TKC_DEAD
- *	 delivered, or nothing to deliver to: TKC_OK
- * A 'dead_lettered' row is claimed again when the dead letter is replayed.
- *
- * Logs name notification ids, never push endpoints (they are capability
- * URLs), keys or passwords.
+ * Outcomes (delivery.h), worst target wins: SMTP unavailable (connect, TLS,
+ * login, 421 ...) TKC_DOWN; other transient (4xx, push 429/5xx/network)
+ * TKC_RETRY, 'dead_lettered' on the last attempt; permanent (5xx, push
+ * 400/403/413; 404, which also removes the subscription) TKC_DEAD; 410
+ * removes it and is done; an endpoint off push_allowed_hosts is removed,
+ * TKC_DEAD.  Replaying a dead letter claims its row again.  Logs name
+ * notification ids, never push endpoints (capability URLs), keys or
+ * passwords.  Runs on worker threads with the worker's tkn_worker.
  *
  * IDENTIFICATION
  *	  consumers/notify/deliver.c

@@ -5,37 +5,25 @@
  *	  email, Web Push and the in-app inbox, each once
  *
  * Two stages on the consumer runtime (consumers/runtime/consumer.h):
+ *	 fan-out   (fanout.c) task.created and task.reminder (sent/missed) ->
+ *			   one notification.requested per channel on todo.notifications,
+ *			   key = user id, id = <source event id>:<channel>
+ *	 delivery  (deliver.c) -> email, push, in-app, each (notification,
+ *			   channel, target) once through the delivery log
+ *			   (extension/sql/11_notify_delivery.sql)
  *
- *	 fan-out   (fanout.c) task.created on todo.task.events and task.reminder
- *			   (sent/missed) on todo.reminders -> one notification.requested
- *			   message per channel on todo.notifications, key = user id,
- *			   id = <source event id>:<channel> (stable across redeliveries)
- *	 delivery  (deliver.c) todo.notifications -> email (SMTP), push (Web
- *			   Push or a JSON gateway), in-app (inbox row + NOTIFY), each
- *			   (notification, channel, target) once through the delivery
- *			   log of the extension (extension/sql/11_notify_delivery.sql)
- *
- * Which stage a process runs (--stage, or TODO_KAFKA_STAGE; not the config
- * file, because the stage picks the consumer group before the file is read):
- *	 all		(default) both stages, every channel; group todo-chatbot-notify
- *	 fanout		fan-out only;				group todo-chatbot-notify-fanout
- *	 email		email delivery only;		group todo-chatbot-notify-email
- *	 realtime	push and in-app delivery;	group todo-chatbot-notify-realtime
- * A stage is a consumer group of its own, so each reads every message of
- * its topics and skips what is not its business.
- *
- * Why the split exists: a notification's key is its user, so all of a
- * user's channels share a partition.  When the SMTP server is down, email
- * delivery answers TKC_DOWN and the runtime pauses the partition (never
- * dead-lettering for it); with --stage all that also holds up that user's
- * push and in-app messages behind the email.  Run fanout + email + realtime
- * (three processes, any number of each) and the email group waits alone
- * while push and in-app keep flowing.  The default is the one-process
- * setup, which is enough when a short stall during an SMTP outage is fine.
+ * --stage (or TODO_KAFKA_STAGE; not the config file: the stage picks the
+ * consumer group before the file is read): all (default, both stages,
+ * group todo-chatbot-notify), fanout, email, realtime (push and in-app),
+ * each in group todo-chatbot-notify-<stage>, reading every message of its
+ * topics and skipping what is not its business.  Why: a user's channels
+ * share a partition (key = user), so with --stage all an SMTP outage
+ * (TKC_DOWN, paused) also holds up push and in-app; split, the email group
+ * waits alone.
  *
  * Threads: every handler runs on its worker's thread with that worker's
- * tkn_worker (init); the settings are read-only; libcurl was initialised
- * once in main() before the runtime started any thread.
+ * tkn_worker (init); settings are read-only; libcurl was initialised once
+ * in main() before the runtime started any thread.
  *
  * IDENTIFICATION
  *	  consumers/notify/notify.c

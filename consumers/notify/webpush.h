@@ -3,35 +3,27 @@
  * webpush.h
  *	  push delivery: the Web Push protocol browsers use, or a JSON gateway
  *
- * Web Push (what a browser's PushSubscription points at):
- *	 - RFC 8291 message encryption with the aes128gcm content coding of
- *	   RFC 8188, to the subscription's p256dh key and auth secret;
- *	 - RFC 8292 VAPID: an ES256 JWT (aud = the endpoint's origin, exp 12 h
- *	   ahead, sub = the configured contact) signed with the application
- *	   server's P-256 key, sent as "Authorization: vapid t=<jwt>, k=<key>";
- *	 - RFC 8030 delivery: POST to the endpoint with TTL, Urgency and
- *	   optionally Topic.
- * Gateway mode: a plain JSON POST to a configured URL (ntfy, an FCM/APNs
- * relay), classified the same way.
+ * Web Push (what a browser's PushSubscription points at): RFC 8291
+ * encryption (aes128gcm, RFC 8188) to the subscription's p256dh key and
+ * auth secret; RFC 8292 VAPID, an ES256 JWT (aud = endpoint origin, exp
+ * 12 h, sub = contact) as "Authorization: vapid t=<jwt>, k=<key>"; RFC
+ * 8030 POST with TTL, Urgency, optionally Topic.  Gateway mode: a plain
+ * JSON POST to a configured URL (ntfy, an FCM/APNs relay).
  *
- * Outcomes (delivery.h): 2xx delivered; 404/410 gone; 408, 429 and 5xx
- * and network errors transient (retry_after from Retry-After); any other
- * status (400, 401, 403, 413, ...) permanent.  A subscription whose keys
- * are malformed, or a payload too large for one 4096-byte record, is
- * permanent before anything is sent.  Where a request may go (push_guard.h):
- * an endpoint whose host is not on allowed_hosts is gone with status 0
- * (remove the subscription) and a gateway not on gateway_allowed_hosts
- * permanent, before anything is sent; a connection refused because of its
- * address (loopback, private, link-local, ...) is permanent.
+ * Outcomes (delivery.h): 2xx delivered; 404/410 gone; 408, 429, 5xx and
+ * network errors transient (retry_after from Retry-After); other statuses
+ * permanent, as are malformed keys or a payload over one 4096-byte record.
+ * Where a request may go (push_guard.h): an endpoint host off
+ * allowed_hosts is gone with status 0, a gateway off gateway_allowed_hosts
+ * permanent, both before sending; a connection refused for its address
+ * (loopback, private, link-local ...) is permanent.
  *
  * Usage:
- *	 tkn_vapid *v = tkn_vapid_load("/etc/todo_kafka/vapid.pem",
- *								   "mailto:ops@example.com", err, sizeof(err));
+ *	 tkn_vapid *v = tkn_vapid_load(pem_path, contact, err, sizeof(err));
  *	 puts(tkn_vapid_public_key(v));		-- give this to the browsers
  *	 tkn_push_subscription sub = {endpoint, p256dh, auth};
- *	 tkn_delivery d = tkn_webpush_send(v, &sub, json, len, NULL, err, sizeof(err));
+ *	 d = tkn_webpush_send(v, &sub, json, len, NULL, err, sizeof(err));
  *	 tkn_vapid_free(v);
- *
  * A tkn_vapid is read-only after loading and may be shared by threads.
  *
  * IDENTIFICATION

@@ -4,51 +4,25 @@
  *	  todo-kafka-project: the read model of tasks (todo_kafka.task_view),
  *	  built from the task events topic alone, with snapshots and replay
  *
- * A handler on the consumer runtime (consumers/runtime/consumer.h).  Each
- * batch becomes ONE call of todo_kafka.project_apply(topic, events)
- * (extension 0.4.0, granted to todo_kafka_projector): the view rows AND the
- * partitions' next offsets are written in that one transaction, so the
- * projection is exactly-once without Kafka's committed offsets (STYLE 38e).
- * SIGKILL at any point loses either both or neither.  Where each assigned
- * partition starts comes from the database too (stored_offsets->load:
- * todo_kafka.project_offsets()); events below a partition's stored offset
- * are skipped by project_apply, so a redelivery is never applied twice.
- * An event dead-lettered as the last of its partition moves the stored
- * offset too (stored_offsets->skip_dead_letter), so a restart does not dead-letter it
- * again.
- *
- * What is projected: task.<created|updated|completed|deleted|
- * recurring-created> events of the tasks table (source task_source); the
- * view row is the event's data.task_data (the whole row image; a delete
- * removes the row).  Other events (other types, a tracked application
- * table on the same stream) only advance the offsets.  Timestamps and
- * intervals are read by PostgreSQL, so any RFC 3339 offset ("Z" or
- * "+02:00") and PostgreSQL or ISO 8601 interval text work.  An event of
- * ours without a uuid task_id or an object task_data is invalid input
- * (dead-lettered at once).
+ * A sink service on the runtime (consumers/runtime/consumer.h).  A batch is
+ * ONE call of todo_kafka.project_apply() (extension/sql/12_projection.sql):
+ * view rows AND next offsets in one transaction, so the projection is
+ * exactly-once without Kafka's offsets (STYLE 38e).  Partitions start where
+ * the database says (consumers/runtime/sink_offsets.c).
  *
  * Modes (command line only, so a config file cannot make every restart a
- * rebuild; the setup hook runs them before anything is consumed):
- *	 --snapshot	 take a snapshot now (project_snapshot) and exit 0;
- *	 --replay	 rebuild from the start of the topic: empty the view and the
- *				 offsets, then run.  When the topic no longer holds its
- *				 first events (a partition's low watermark > 0: retention
- *				 deleted them), the newest snapshot that covers the gap is
- *				 restored instead; without one the replay is refused with
- *				 exit 2: it would build a silently incomplete read model.
- *	 --restore	 restore the newest snapshot and replay only what came after
- *				 (exit 2 when there is none, or events after it are gone).
- * A normal start makes the same check: stored offsets below the low
- * watermark (the projector was stopped longer than the retention) refuse
- * with exit 2, unless --allow-gap says an incomplete model is acceptable.
+ * rebuild; run by the setup hook before anything is consumed):
+ *	 --snapshot	 take a snapshot now and exit 0;
+ *	 --replay	 empty view and offsets, rebuild from the topic; if retention
+ *				 deleted its start, from the newest snapshot covering the gap,
+ *				 else refuse (exit 2);
+ *	 --restore	 newest snapshot, then what came after (exit 2 if impossible).
+ * A normal start below the low watermark refuses (exit 2) unless
+ * --allow-gap.  Worker 0 snapshots every snapshot_interval_s, keeping
+ * snapshots_keep; project_snapshot() blocks applies while it copies.
  *
- * Snapshots: worker 0 takes one every snapshot_interval_s (0: never) and
- * keeps the newest snapshots_keep.  project_snapshot() blocks applies
- * while it copies, so rows and offsets of a snapshot agree.
- *
- * Files: project.c (this: options, the service table, main and the
- * modes' command line), project_apply.c (validation and the batch apply
- * path), project_modes.c (offsets, the setup hook's modes and gap check,
+ * Files: project.c (options, service table, main), project_apply.c (what is
+ * projected, batch apply), project_modes.c (offsets, modes, gap check,
  * snapshots), project_int.h (what they share).
  *
  * IDENTIFICATION

@@ -4,34 +4,21 @@
  *	  todo-kafka-project: validate task events and apply a batch in one
  *	  transaction
  *
- * What is projected: task.<created|updated|completed|deleted|
- * recurring-created> events of the tasks table (source task_source, empty:
- * any); the view row is the event's data.task_data (the whole row image;
- * a delete removes the row).  Other events (other types, a tracked
- * application table on the same stream) only advance the offsets: they go
- * to project_apply() with type null.  An event of ours without a uuid
- * task_id or an object task_data (a delete may omit it) is invalid input:
- * validate fails it and the runtime dead-letters it at once.
+ * Projected: task.<created|updated|completed|deleted|recurring-created> of
+ * the tasks table (source task_source; empty: any); the view row is the
+ * event's data.task_data, a delete removes it.  Other events only advance
+ * the offsets (type null).  An event of ours without a uuid task_id or an
+ * object task_data (a delete may omit it) fails validate: dead-lettered.
  *
- * A batch becomes ONE call of todo_kafka.project_apply(topic, events)
- * with a JSON array of {partition, offset, type, task_id, task_data}: the
- * view rows AND the partitions' next offsets are written in that one
- * transaction, so the projection is exactly-once (STYLE 38e); events below
- * a partition's stored offset are skipped and not counted as applied.
- * Timestamps and intervals in task_data are read by PostgreSQL.
- *
- * When a batch of several is refused (DEAD or RETRY), the events are
- * applied one by one in offset order to find the bad one; once an event
- * of a partition did not succeed, the later ones of that partition are
- * held back (the runtime's sink shape).  No database: every event is DOWN, and
- * the runtime pauses.
- *
- * A dead-lettered event never reaches project_apply() through the batch,
- * so when it is the last of its partition the stored offset would stay
- * before it and every restart would dead-letter it again.  The runtime
- * therefore calls project_dead_lettered() for it once the batch is
- * finished, which stores the offset past it the same way (an event with
- * type null).
+ * A batch is ONE call of todo_kafka.project_apply(topic, events) with a
+ * JSON array of {partition, offset, type, task_id, task_data}: view rows
+ * and next offsets in one transaction (STYLE 38e); events below a stored
+ * offset are skipped.  Timestamps and intervals are read by PostgreSQL.
+ * A refused batch is applied one by one in offset order, a partition's
+ * later events held back after a failure (the runtime's sink shape); no
+ * database: all DOWN.  project_dead_lettered() stores the offset past a
+ * last-of-partition dead letter (skip_dead_letter), so a restart does not
+ * dead-letter it again.
  *
  * Called on the worker threads; each worker has its own connection
  * (tkc_pg) and nothing here is shared between them.

@@ -4,59 +4,26 @@
  *	  one batch of a worker: collect, validate, handle, retry, dead-letter,
  *	  store offsets
  *
- * Each worker (--consumers N threads, or N processes, all in the service's
- * group; Kafka gives each member whole partitions; worker.c) runs this
- * loop, one batch at a time:
- *
- *	 1. Collect a batch: up to batch_size messages, waiting at most 100 ms
- *		for the first (STYLE 31/38b: flags are checked often), taking first
- *		what was polled while the previous batch waited (the stash).
- *	 2. Read each as a CloudEvent (event.c) and let the service validate the
- *		fields it uses.  Invalid input can never succeed: it goes to the
- *		dead-letter topic at once, without retries (INVALID_INPUT).
- *	 3. Handle the rest: a sink service's sink on all of them (sink.c), or
- *		handle() one by one in offset order, stopping at the first event
- *		that did not finish, so one task's events keep their order.
- *		Results:
- *		  OK    done;
- *		  DEAD  dead-lettered now (PERMANENT);
- *		  RETRY tried again after a backoff with jitter (retry_base_ms,
- *				doubling, capped at retry_max_ms); after max_attempts it is
- *				dead-lettered (RETRIES_EXHAUSTED) with an alert;
- *		  DOWN  a dependency is down: not the event's fault, no attempt is
- *				counted.  The worker pauses its partitions, raises an alert
- *				once, and tries again with capped backoff
- *				(outage_retry_max_ms) until it works, then resumes and says
- *				so.  The topic is never emptied into the dead-letter queue
- *				by an outage.  A database session that cannot be opened is
- *				the same outage, as is a dead letter Kafka will not take.
- *		  NOT_TRIED (internal) not offered this round, because an earlier
- *				event of its partition got RETRY or DOWN: offered again with
- *				the next round, no attempt counted (a service whose sink
- *				keeps offsets must not apply offset n+1 before n).
- *		While waiting the worker keeps calling rd_kafka_consumer_poll()
- *		(partitions paused), so it stays in the group and rebalances are
- *		served; anything polled meanwhile is stashed for the next batch.
- *	 4. Store offsets: for each partition, the offset after the last event
- *		of the batch, once EVERY event of the batch is done (handled or
- *		dead-lettered).  Auto commit sends them (runtime_config.c).  So an
- *		offset is stored only after its message was handled, and a crash
- *		at any point means "handle again from the last stored offset": at
- *		least once, no gap; the sinks make repeats harmless.  A service
- *		that keeps its offsets in its sink (the projector, the audit
- *		service) is told first of each partition whose last finished
- *		message was dead-lettered (svc->stored_offsets->skip_dead_letter),
- *		so its stored offset moves past it as well and a restart does not
- *		dead-letter it again.
- * Partitions revoked while a batch was in hand (kafka.c) lose their
- * events from the batch and the stash without a stored offset: the new
- * owner handles them.
- *
- * Shutdown (SIGTERM): the handler call in progress finishes and its batch
- * completes unless it is waiting (retry backoff, outage), in which case
- * the unfinished events are left for the next owner; stored offsets are
- * committed synchronously, then rd_kafka_consumer_close() leaves the
- * group cleanly (STYLE 34) and the thread returns.
+ * Each worker (worker.c) owns whole partitions and runs one batch at a time:
+ *	 1. Collect up to batch_size messages, the stash first (what was polled
+ *		while the last batch waited), waiting <= 100 ms (STYLE 31).
+ *	 2. Read each as a CloudEvent (event.c); the service validates it, and
+ *		invalid input is dead-lettered at once (INVALID_INPUT).
+ *	 3. Handle: a sink service's sink on all (sink.c), else handle() one by
+ *		one in offset order.  OK: done.  DEAD: dead-lettered (PERMANENT).
+ *		RETRY: again after a capped, jittered backoff; after max_attempts
+ *		dead-lettered (RETRIES_EXHAUSTED).  DOWN: a dependency is down, no
+ *		attempt counted, never dead-lettered: pause and retry (pause.c).
+ *		NOT_TRIED: an earlier event of its partition got RETRY or DOWN, so
+ *		it waits (a sink must not apply offset n+1 before n).
+ *	 4. Store offsets only once EVERY event of the batch is done
+ *		(batch_offsets.c): a crash means "again from the last stored offset",
+ *		at least once, no gap.  A sink keeping its own offsets is told of a
+ *		partition whose last event was dead-lettered (skip_dead_letter).
+ * Events of partitions revoked mid-batch are dropped unstored (revoked.c).
+ * SIGTERM: the handler call in progress finishes; a waiting batch is left
+ * to the next owner; offsets are committed, then the consumer closes
+ * (STYLE 34).  Everything here runs on the worker's own thread.
  *
  * IDENTIFICATION
  *	  consumers/runtime/batch.c

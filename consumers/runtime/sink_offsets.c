@@ -4,35 +4,24 @@
  *	  for services that keep their Kafka offsets in their own sink: where
  *	  a partition starts, and the refusal of a silent gap
  *
- * A service that stores its offsets in the transaction of its effects
- * (STYLE 38e: the projector's projection_offsets, the audit service's
- * audit_offsets) resumes from what its database says, never from the
- * group's committed offsets: after a restore of the database those are
- * ahead of it, and the events in between would be skipped.  The database
- * answers through an extension function returning (kafka_partition,
- * next_offset) rows for a topic; the service names it (offsets_fn below,
- * e.g. "todo_kafka.project_offsets"; with a consumer group, the function
- * takes (group, topic): "todo_kafka.audit_offsets") and these helpers do
- * the rest.  A partition the database has no offset for starts at the
- * beginning; with a group, when the database has none at all for the
- * group (a new group, or a database from before the service kept
- * offsets), at the group's committed offset instead.
+ * A service storing offsets in the transaction of its effects (STYLE 38e:
+ * the projector, the audit service) resumes from its database, never from
+ * the group's committed offsets, which are ahead after a restore.  It names
+ * an extension function returning (kafka_partition, next_offset) for a
+ * topic (offsets_fn: "todo_kafka.project_offsets"; with a group it takes
+ * (group, topic): "todo_kafka.audit_offsets").  A partition without one
+ * starts at the beginning; a group the database holds none for at all
+ * (new, or older than its offsets) at the group's committed offsets.
  *
- *	 tkc_sink_stored_offset	 the stored next offset of one partition;
- *	 tkc_sink_start_offset	 a start_offset hook body: stored, else the
- *							 beginning of the partition;
+ *	 tkc_sink_stored_offset	 one partition's stored next offset;
+ *	 tkc_sink_start_offset	 a start_offset hook: stored, else the beginning;
  *	 tkc_sink_low_watermarks each partition's first retained offset;
- *	 tkc_sink_check_gap		 the check of a normal start: every partition
- *							 must start at or past its low watermark, or
- *							 events the sink never saw are gone (the
- *							 database was restored to a point older than
- *							 the topic's retention, or the service was
- *							 stopped longer than that): refuse, unless
- *							 the operator allowed the gap;
- *	 tkc_sink_log_gap		 the refusal's message, shared by every mode.
- *
- * tkc_take_flag() takes a service's own flag (--allow-gap) out of argv
- * before tkc_main() parses the rest.
+ *	 tkc_sink_check_gap		 a normal start's check: every partition at or
+ *							 past its low watermark, or events the sink never
+ *							 saw are gone (restore or stop older than the
+ *							 retention): refuse unless the gap is allowed;
+ *	 tkc_sink_log_gap		 the refusal's message, shared by every mode;
+ *	 tkc_take_flag			 takes --allow-gap out of argv before tkc_main().
  *
  * IDENTIFICATION
  *	  consumers/runtime/sink_offsets.c
