@@ -16,10 +16,8 @@ use Test::More;
 use Time::HiRes qw(sleep);
 use TodoKafkaTest;
 
-my $s = TodoKafkaTest->start_stack('t405');
+my $s = TodoKafkaTest->start_stack('t406');
 my ($node, $t, $kafka, $relay) = @$s{qw(node topics kafka relay)};
-
-sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 my $dir = tempdir(CLEANUP => 1);
 open my $fh, '>', "$dir/audit.conf" or die $!;
@@ -40,20 +38,20 @@ sub lags
 	my ($n) = @_;
 	my $m = TodoKafkaTest::http_get("127.0.0.1:$port{$n}", '/metrics') // '';
 	return { map { $_->[0] => $_->[1] }
-		  map { [/partition="(\d+)"\} (\S+)/] } grep { /^todo_kafka_consumer_lag\{/ } split /\n/, $m };
+		  map { [/partition="(\d+)"[^}]*\} (\S+)/] } grep { /^todo_kafka_consumer_lag\{/ } split /\n/, $m };
 }
 
 start_audit(1);
 ok($svc{1}->wait_log(qr/assigned .*\[0\].*\[1\].*\[2\]/), 'the first process has all three partitions');
-sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('alice', 'task $_');" } 1 .. 30);
+$s->sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('alice', 'task $_');" } 1 .. 30);
 ok(TodoKafkaTest::wait_until('lag for three partitions on the first process',
 	sub { keys %{ lags(1) } == 3 }, 30), 'the first process reports lag for its three partitions');
 
 start_audit(2);
 ok($svc{1}->wait_log(qr/revoked/, 60), 'the second process joins: the first gives partitions up');
 ok($svc{2}->wait_log(qr/assigned/, 60), 'the second has partitions');
-sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('bob', 'task $_');" } 1 .. 30);
-ok(TodoKafkaTest::wait_until('the audit rows', sub { sql('SELECT count(*) FROM todo_kafka.audit_log') == 60 }, 60),
+$s->sql(join '', map { "SELECT 1 FROM todo_kafka.add_task('bob', 'task $_');" } 1 .. 30);
+ok(TodoKafkaTest::wait_until('the audit rows', sub { $s->sql('SELECT count(*) FROM todo_kafka.audit_log') == 60 }, 60),
 	'both processes caught up');
 sleep(7);    # the lag is counted from the committed offset (auto commit every 5 s)
 my ($a, $b) = (lags(1), lags(2));
