@@ -153,12 +153,14 @@ sub start_relay
 	return $class->start_daemon(relay_binary(), $node, $kafka, name => 'relay', %opt);
 }
 
-# a consumer service: consumers/<service>/todo-kafka-<service>
+# a consumer service (consumers/<service>/) or the dlq tool (tools/dlq/)
 sub service_binary
 {
 	my ($service) = @_;
+	# the dlq command is a tool (tools/dlq), the rest consumer services
+	my $dir = $service eq 'dlq' ? 'tools' : 'consumers';
 	return $ENV{ 'TODO_KAFKA_' . uc($service) }
-	  // repo_root() . "/consumers/$service/todo-kafka-$service";
+	  // repo_root() . "/$dir/$service/todo-kafka-$service";
 }
 
 sub start_service
