@@ -28,6 +28,10 @@
  * "<event_id>:audit" and type "audit.<event_type>" (publish() refuses the
  * audit stream since 0.3.0, and a forged message on the topic fails these
  * checks), so anything else is dead-lettered as invalid input at once.
+ * Administrative operations (issue 18) come as type "admin.<operation>"
+ * = data.event_type with data.table "admin_operations": the audit stream's
+ * rows record_admin_operation() writes (only SECURITY DEFINER functions of
+ * the extension call it); they join the same chains.
  *
  * Offsets (issue 20): kept in the database, in the transaction of the rows
  * (audit_consume() = audit_append() + todo_kafka.audit_offsets), like the
@@ -124,6 +128,20 @@ audit_validate(const void *config, tkc_event *ev)
 		tkc_fail(ev, "not an audit record: data.operation \"%.32s\" is not INSERT, UPDATE or DELETE",
 				 operation);
 		return false;
+	}
+	/* an administrative operation: record_admin_operation() wrote it */
+	if (strncmp(event_type, "admin.", 6) == 0)
+	{
+		const char *table = tkc_json_string(ev->data, "table");
+
+		if (strcmp(ev->type, event_type) != 0 || table == NULL ||
+			strcmp(table, "admin_operations") != 0)
+		{
+			tkc_fail(ev, "not an admin audit record: type \"%.64s\" must be data.event_type "
+					 "\"%.64s\" and data.table \"admin_operations\"", ev->type, event_type);
+			return false;
+		}
+		return true;
 	}
 	n = strlen(event_id);
 	if (strncmp(ev->id, event_id, n) != 0 || strcmp(ev->id + n, ":audit") != 0 ||
