@@ -5,7 +5,8 @@
 # letters; each is recorded in todo_kafka.admin_operations (who = the
 # operator's login, what, outcome) and, through the outbox, the relay and
 # todo-kafka-audit, as an admin.<operation> entry of the audit hash chain,
-# next to the task changes; the chain still verifies.  Topic creation by
+# next to the task changes; the chain still verifies, and every message
+# on the audit topic validates against schemas/audit.v1.json.  Topic creation by
 # the relay is not recorded yet (the devbroker's mock cluster cannot
 # answer CreateTopics), so it is not tested here.
 
@@ -65,6 +66,15 @@ ok(wait_until('the task change in the chain', sub {
 	'the task change is in the same trail');
 is($s->sql('SELECT ok FROM todo_kafka.verify_audit()'), 't', 'the chain verifies');
 unlike($audit->log_text, qr/dead-letter|not an audit record/i, 'nothing dead-lettered');
+
+# every message on the audit topic, task change and admin record alike,
+# validates against schemas/audit.v1.json (the independent validator)
+my $n = $kafka->end_offsets($t->{audit});
+my $msgs = $s->events('audit', count => $n, timeout => 30);
+my @admin = grep { ($_->{event}{type} // '') =~ /^admin\./ } @$msgs;
+is(scalar @admin, 2, 'two admin.* messages on the audit topic');
+my @res = TodoKafkaTest::validate_schemas(map { [ 'audit.v1', $_->{payload} ] } @$msgs);
+is_deeply([ grep { $_ ne 'ok' } @res ], [], "all $n audit messages validate against audit.v1");
 
 is($audit->stop, 0, 'audit stops');
 is($relay->stop, 0, 'relay stops');
