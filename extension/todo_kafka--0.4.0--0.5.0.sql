@@ -1076,3 +1076,263 @@ SELECT pg_catalog.pg_extension_config_dump('todo_kafka.projection_snapshot_rows'
 /* dead letters replayed and purged */
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_replays', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_purges', '');
+
+/* ---------------------------------------------------------------------------
+ * Administrative operations audited (15_admin_audit.sql); dlq_claim_replay,
+ * dlq_purge and purge_audit record theirs, and this update records itself.
+ * ------------------------------------------------------------------------- */
+CREATE TABLE todo_kafka.admin_operations (
+	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event_id			uuid NOT NULL UNIQUE,	/* the audit record's event id */
+	performed_at		timestamptz NOT NULL,	/* the operation's transaction time */
+	performed_by		text NOT NULL,			/* session_user: the login */
+	operation			text NOT NULL CHECK (operation ~ '^[a-z][a-z0-9_]{0,62}$'),
+	target				text,
+	detail				jsonb NOT NULL DEFAULT '{}',
+	outcome				text NOT NULL CHECK (outcome IN ('succeeded', 'failed'))
+);
+
+COMMENT ON TABLE todo_kafka.admin_operations IS
+	'every administrative operation (dead-letter replays and purges, audit purges, extension updates): who, when, what, outcome';
+
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.admin_operations', '');
+SELECT pg_catalog.pg_extension_config_dump('todo_kafka.admin_operations_id_seq', '');
+
+CREATE OR REPLACE FUNCTION todo_kafka.admin_operations_append_only()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+	RAISE EXCEPTION 'todo_kafka.admin_operations is append-only: % is not allowed', TG_OP
+		USING ERRCODE = 'insufficient_privilege',
+			  HINT = 'Rows are added by todo_kafka.record_admin_operation() only.';
+END
+$function$;
+
+CREATE TRIGGER admin_operations_append_only BEFORE UPDATE OR DELETE ON todo_kafka.admin_operations
+	FOR EACH ROW EXECUTE FUNCTION todo_kafka.admin_operations_append_only();
+
+CREATE TRIGGER admin_operations_no_truncate BEFORE TRUNCATE ON todo_kafka.admin_operations
+	FOR EACH STATEMENT EXECUTE FUNCTION todo_kafka.admin_operations_append_only();
+
+ALTER TABLE todo_kafka.admin_operations ENABLE ALWAYS TRIGGER admin_operations_append_only;
+
+ALTER TABLE todo_kafka.admin_operations ENABLE ALWAYS TRIGGER admin_operations_no_truncate;
+
+/* record one administrative operation; returns its admin_operations id */
+CREATE OR REPLACE FUNCTION todo_kafka.record_admin_operation(p_operation text, p_target text, p_detail jsonb, p_outcome text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	r			todo_kafka.admin_operations;
+BEGIN
+	IF p_operation IS NULL OR p_operation !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid admin operation name: "%"', p_operation
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'An operation is a lower-case name like dlq_replay.';
+	END IF;
+	IF p_outcome IS NULL OR p_outcome NOT IN ('succeeded', 'failed') THEN
+		RAISE EXCEPTION 'invalid admin operation outcome: "%"', p_outcome
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The outcome is succeeded or failed.';
+	END IF;
+	INSERT INTO todo_kafka.admin_operations
+		(event_id, performed_at, performed_by, operation, target, detail, outcome)
+	VALUES (gen_random_uuid(), now(), session_user, p_operation, p_target,
+			coalesce(p_detail, '{}'), p_outcome)
+	RETURNING * INTO r;
+	PERFORM todo_kafka.emit('custom', 'audit', coalesce(r.target, r.operation),
+		'admin.' || r.operation, NULL,
+		jsonb_build_object(
+			'event_id', r.event_id, 'actor', r.performed_by, 'db_role', r.performed_by,
+			'operation', 'INSERT', 'event_type', 'admin.' || r.operation,
+			'table', 'admin_operations', 'task_id', NULL, 'user_id', NULL,
+			'before', NULL, 'after', to_jsonb(r), 'changed_fields', NULL,
+			'txid', txid_current(),
+			'timestamp', to_char(r.performed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+			'correlation_id', NULL),
+		'admin_operations');
+	RETURN r.id;
+END
+$function$;
+
+REVOKE ALL ON FUNCTION todo_kafka.record_admin_operation(text,text,jsonb,text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION todo_kafka.admin_operations_append_only() FROM PUBLIC;
+REVOKE ALL ON todo_kafka.admin_operations FROM PUBLIC;
+REVOKE ALL ON SEQUENCE todo_kafka.admin_operations_id_seq FROM PUBLIC;
+GRANT SELECT ON todo_kafka.admin_operations TO todo_kafka_auditor;
+
+CREATE OR REPLACE FUNCTION todo_kafka.dlq_record_replay(p_dead_letter text, p_origin_topic text, p_origin_partition integer, p_origin_offset bigint, p_event_id text, p_force boolean, p_replays integer)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+	SELECT FROM todo_kafka.record_admin_operation('dlq_replay', p_dead_letter,
+		jsonb_build_object('origin_topic', p_origin_topic, 'origin_partition', p_origin_partition,
+						   'origin_offset', p_origin_offset, 'event_id', p_event_id,
+						   'force', coalesce(p_force, false), 'replays', p_replays),
+		'succeeded');
+$function$;
+
+REVOKE ALL ON FUNCTION todo_kafka.dlq_record_replay(text,text,integer,bigint,text,boolean,integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION todo_kafka.dlq_claim_replay(p_dead_letter text, p_origin_topic text, p_origin_partition integer, p_origin_offset bigint, p_event_id text, p_force boolean DEFAULT false)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	v_prev		todo_kafka.dead_letter_replays;
+BEGIN
+	IF p_dead_letter IS NULL OR p_dead_letter !~ '^([0-9]+:[0-9]+|db:[0-9]+)$' THEN
+		RAISE EXCEPTION 'invalid dead letter name: "%"', p_dead_letter
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Names are "<partition>:<offset>" of the dead-letter topic or "db:<id>" of todo_kafka.dead_letters.';
+	END IF;
+	INSERT INTO todo_kafka.dead_letter_replays
+		(dead_letter, origin_topic, origin_partition, origin_offset, event_id)
+	VALUES (p_dead_letter, p_origin_topic, p_origin_partition, p_origin_offset, p_event_id)
+	ON CONFLICT (dead_letter) DO NOTHING;
+	IF FOUND THEN
+		PERFORM todo_kafka.dlq_record_replay(p_dead_letter, p_origin_topic, p_origin_partition,
+											 p_origin_offset, p_event_id, p_force, 1);
+		RETURN 1;
+	END IF;
+	SELECT * INTO v_prev FROM todo_kafka.dead_letter_replays r
+	 WHERE r.dead_letter = p_dead_letter FOR UPDATE;
+	IF NOT coalesce(p_force, false) THEN
+		RAISE EXCEPTION 'dead letter % was already replayed', p_dead_letter
+			USING ERRCODE = 'unique_violation',
+				  DETAIL = format('Replayed %s time(s), last at %s by %s.', v_prev.replays,
+								  to_char(v_prev.last_replayed_at AT TIME ZONE 'UTC',
+										  'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+								  v_prev.replayed_by),
+				  HINT = 'Replaying it again delivers it twice; use --force if that is what you want.';
+	END IF;
+	UPDATE todo_kafka.dead_letter_replays r
+	   SET replays = r.replays + 1, last_replayed_at = clock_timestamp(), replayed_by = session_user
+	 WHERE r.dead_letter = p_dead_letter;
+	PERFORM todo_kafka.dlq_record_replay(p_dead_letter, p_origin_topic, p_origin_partition,
+										 p_origin_offset, p_event_id, p_force, v_prev.replays + 1);
+	RETURN v_prev.replays + 1;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION todo_kafka.dlq_purge(p_older_than interval, p_topic text DEFAULT NULL::text, p_keep_from jsonb DEFAULT '{}'::jsonb)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	v_cutoff	timestamptz;
+	v_count		bigint;
+	v_ids		bigint[];
+BEGIN
+	IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+		RAISE EXCEPTION 'invalid purge age: %', p_older_than
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a positive interval, e.g. ''7 days''.';
+	END IF;
+	v_cutoff := now() - p_older_than;
+	WITH d AS (DELETE FROM todo_kafka.dead_letters d WHERE d.failed_at < v_cutoff RETURNING d.id)
+	SELECT array_agg(d.id) INTO v_ids FROM d;
+	v_count := coalesce(cardinality(v_ids), 0);
+	DELETE FROM todo_kafka.dead_letter_replays r
+	 WHERE r.dead_letter = ANY (SELECT 'db:' || i FROM unnest(v_ids) i);
+	IF p_topic IS NOT NULL THEN
+		INSERT INTO todo_kafka.dead_letter_purges AS p (topic, kafka_partition, keep_from_offset)
+		SELECT p_topic, k.key::integer, k.value::bigint FROM jsonb_each_text(p_keep_from) k
+		ON CONFLICT (topic, kafka_partition) DO UPDATE
+		   SET keep_from_offset = greatest(p.keep_from_offset, EXCLUDED.keep_from_offset),
+			   purged_at = clock_timestamp();
+		DELETE FROM todo_kafka.dead_letter_replays r
+		 USING todo_kafka.dead_letter_purges p
+		 WHERE p.topic = p_topic AND r.dead_letter !~ '^db:'
+		   AND split_part(r.dead_letter, ':', 1)::integer = p.kafka_partition
+		   AND split_part(r.dead_letter, ':', 2)::bigint < p.keep_from_offset;
+	END IF;
+	PERFORM todo_kafka.record_admin_operation('dlq_purge', p_topic,
+		jsonb_build_object('older_than', p_older_than::text, 'cutoff', v_cutoff,
+						   'keep_from', p_keep_from, 'deleted', v_count), 'succeeded');
+	RETURN v_count;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION todo_kafka.purge_audit(p_older_than interval DEFAULT NULL::interval)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	v_floor		interval := todo_kafka.audit_retention();
+	v_period	interval := coalesce(p_older_than, v_floor);
+	v_cutoff	timestamptz;
+	v_chain		integer;
+	v_keep		bigint;
+	v_last_seq	bigint;
+	v_last_hash	bytea;
+	v_count		bigint;
+	v_total		bigint := 0;
+	v_anchors	jsonb := '[]';
+BEGIN
+	IF v_period < interval '0' THEN
+		RAISE EXCEPTION 'invalid retention period: %', v_period
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a positive interval, e.g. ''90 days''.';
+	END IF;
+	IF v_period < v_floor THEN
+		RAISE EXCEPTION 'audit entries are kept at least %: a purge of entries older than % is refused',
+				v_floor, v_period
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period of at least the retention (or none: purge_audit() uses it). '
+					  'The retention is the setting todo_kafka.audit_retention, which only a superuser can change.';
+	END IF;
+	v_cutoff := now() - v_period;
+	PERFORM set_config('todo_kafka.audit_purge', 'on', true);
+	FOR v_chain IN SELECT c.chain FROM todo_kafka.audit_chains c ORDER BY c.chain FOR UPDATE
+	LOOP
+		SELECT a.seq INTO v_keep FROM todo_kafka.audit_log a
+		 WHERE a.chain = v_chain AND a.recorded_at >= v_cutoff
+		 ORDER BY a.seq LIMIT 1;
+		IF v_keep IS NULL THEN
+			SELECT a.seq, a.hash INTO v_last_seq, v_last_hash FROM todo_kafka.audit_log a
+			 WHERE a.chain = v_chain ORDER BY a.seq DESC LIMIT 1;
+		ELSE
+			SELECT a.seq, a.hash INTO v_last_seq, v_last_hash FROM todo_kafka.audit_log a
+			 WHERE a.chain = v_chain AND a.seq < v_keep ORDER BY a.seq DESC LIMIT 1;
+		END IF;
+		CONTINUE WHEN v_last_seq IS NULL;
+		DELETE FROM todo_kafka.audit_log a WHERE a.chain = v_chain AND a.seq <= v_last_seq;
+		GET DIAGNOSTICS v_count = ROW_COUNT;
+		v_total := v_total + v_count;
+		UPDATE todo_kafka.audit_chains c SET anchor_seq = v_last_seq, anchor_hash = v_last_hash
+		 WHERE c.chain = v_chain;
+		v_anchors := v_anchors || jsonb_build_object('chain', v_chain, 'anchor_seq', v_last_seq,
+													 'anchor_hash', encode(v_last_hash, 'hex'),
+													 'entries', v_count);
+	END LOOP;
+	PERFORM set_config('todo_kafka.audit_purge', 'off', true);
+	IF v_total > 0 THEN
+		INSERT INTO todo_kafka.audit_purges
+			(purged_at, purged_by, older_than, cutoff, retention, entries, anchors)
+		VALUES (now(), session_user, v_period, v_cutoff, v_floor, v_total, v_anchors);
+		PERFORM todo_kafka.record_admin_operation('audit_purge', 'todo_kafka.audit_log',
+			jsonb_build_object('older_than', v_period::text, 'cutoff', v_cutoff,
+							   'retention', v_floor::text, 'entries', v_total, 'anchors', v_anchors),
+			'succeeded');
+	END IF;
+	RETURN v_total;
+END
+$function$;
+
+/* this update, as an admin operation */
+SELECT FROM todo_kafka.record_admin_operation('extension_update', 'todo_kafka',
+	jsonb_build_object('from', '0.4.0', 'to', '0.5.0'), 'succeeded');

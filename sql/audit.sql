@@ -248,9 +248,12 @@ RESET SESSION AUTHORIZATION;
 SET ROLE tk_audit_app;
 SELECT (todo_kafka.add_task('alice', 'via SET ROLE')).title;
 RESET ROLE;
-SELECT event_type, actor,
+SELECT event_type, CASE WHEN actor = session_user THEN '(session_user)' ELSE actor END AS actor,
        CASE WHEN db_role = session_user THEN '(session_user)' ELSE db_role END AS db_role
   FROM todo_kafka.outbox ORDER BY id;
+-- the purges above are admin operations (admin_audit): who, what, outcome
+SELECT operation, target, performed_by = session_user AS by_me, outcome, detail->'entries' AS entries
+  FROM todo_kafka.admin_operations WHERE operation = 'audit_purge' ORDER BY id;
 DELETE FROM todo_kafka.topics WHERE stream = 'app_events';
 
 -- privileges

@@ -131,7 +131,12 @@ SELECT t.title, r."offset", r.notification_method, r.scheduled_time, r.status,
        r.correlation_id IS NULL AS no_correlation_id
   FROM todo_kafka.reminders r JOIN todo_kafka.tasks t ON t.id = r.task_id;
 -- rows written before 0.3.0 have no db_role
-SELECT kind, event_type, key, after->>'message' AS message, db_role FROM todo_kafka.outbox ORDER BY id;
+SELECT kind, event_type, key, after->>'message' AS message,
+       CASE WHEN db_role = session_user THEN '(session_user)' ELSE db_role END AS db_role
+  FROM todo_kafka.outbox ORDER BY id;
+-- the update recorded itself as an admin operation (admin_audit)
+SELECT operation, target, detail, outcome, performed_by = session_user AS by_me
+  FROM todo_kafka.admin_operations WHERE operation = 'extension_update';
 TRUNCATE todo_kafka.outbox;
 
 -- 0.1.0 calls still work, positionally and by name

@@ -12,7 +12,9 @@
  * record is dead-lettered; a database down or a missing grant pauses.
  * Accepted are only records the relay made from captured changes (id
  * "<event_id>:audit", type "audit.<event_type>"); they carry actor (the
- * application's claim) and db_role (session_user, unforgeable).
+ * application's claim) and db_role (session_user, unforgeable).  Also
+ * accepted: administrative operations, type "admin.<operation>" with
+ * data.table "admin_operations" (extension/sql/15_admin_audit.sql).
  *
  * Offsets live in the database (consumers/runtime/sink_offsets.c), so a
  * restored database resumes from its own position; a group it holds none
@@ -94,6 +96,20 @@ audit_validate(const void *config, tkc_event *ev)
 		tkc_fail(ev, "not an audit record: data.operation \"%.32s\" is not INSERT, UPDATE or DELETE",
 				 operation);
 		return false;
+	}
+	/* an administrative operation: record_admin_operation() wrote it */
+	if (strncmp(event_type, "admin.", 6) == 0)
+	{
+		const char *table = tkc_json_string(ev->data, "table");
+
+		if (strcmp(ev->type, event_type) != 0 || table == NULL ||
+			strcmp(table, "admin_operations") != 0)
+		{
+			tkc_fail(ev, "not an admin audit record: type \"%.64s\" must be data.event_type "
+					 "\"%.64s\" and data.table \"admin_operations\"", ev->type, event_type);
+			return false;
+		}
+		return true;
 	}
 	n = strlen(event_id);
 	if (strncmp(ev->id, event_id, n) != 0 || strcmp(ev->id + n, ":audit") != 0 ||

@@ -16,7 +16,9 @@
  * (who: session_user, which SET ROLE does not change; when; the period and
  * cutoff; the floor in force; how many; each chain's new anchor), in the
  * purge's own transaction, append-only like the audit log; the auditor
- * reads it.  A refused purge leaves nothing but the server log's ERROR.
+ * reads it; it is also an admin operation (record_admin_operation(),
+ * 15_admin_audit.sql).  A refused purge leaves nothing but the server
+ * log's ERROR.
  */
 
 /* the retention floor: the module's superuser-only setting, as an interval */
@@ -134,6 +136,10 @@ BEGIN
 		INSERT INTO todo_kafka.audit_purges
 			(purged_at, purged_by, older_than, cutoff, retention, entries, anchors)
 		VALUES (now(), session_user, v_period, v_cutoff, v_floor, v_total, v_anchors);
+		PERFORM todo_kafka.record_admin_operation('audit_purge', 'todo_kafka.audit_log',
+			jsonb_build_object('older_than', v_period::text, 'cutoff', v_cutoff,
+							   'retention', v_floor::text, 'entries', v_total, 'anchors', v_anchors),
+			'succeeded');
 	END IF;
 	RETURN v_total;
 END

@@ -74,6 +74,20 @@ SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letters_id_seq', '')
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_replays', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.dead_letter_purges', '');
 
+/* the admin record of a claimed replay (15_admin_audit.sql); granted to nobody */
+CREATE OR REPLACE FUNCTION todo_kafka.dlq_record_replay(p_dead_letter text, p_origin_topic text, p_origin_partition integer, p_origin_offset bigint, p_event_id text, p_force boolean, p_replays integer)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+	SELECT FROM todo_kafka.record_admin_operation('dlq_replay', p_dead_letter,
+		jsonb_build_object('origin_topic', p_origin_topic, 'origin_partition', p_origin_partition,
+						   'origin_offset', p_origin_offset, 'event_id', p_event_id,
+						   'force', coalesce(p_force, false), 'replays', p_replays),
+		'succeeded');
+$function$;
+
 /*
  * Claim the replay of one dead letter; call inside the transaction that
  * commits once Kafka acknowledged the replayed message.  Refuses (SQLSTATE
@@ -98,6 +112,8 @@ BEGIN
 	VALUES (p_dead_letter, p_origin_topic, p_origin_partition, p_origin_offset, p_event_id)
 	ON CONFLICT (dead_letter) DO NOTHING;
 	IF FOUND THEN
+		PERFORM todo_kafka.dlq_record_replay(p_dead_letter, p_origin_topic, p_origin_partition,
+											 p_origin_offset, p_event_id, p_force, 1);
 		RETURN 1;
 	END IF;
 	SELECT * INTO v_prev FROM todo_kafka.dead_letter_replays r
@@ -114,6 +130,8 @@ BEGIN
 	UPDATE todo_kafka.dead_letter_replays r
 	   SET replays = r.replays + 1, last_replayed_at = clock_timestamp(), replayed_by = session_user
 	 WHERE r.dead_letter = p_dead_letter;
+	PERFORM todo_kafka.dlq_record_replay(p_dead_letter, p_origin_topic, p_origin_partition,
+										 p_origin_offset, p_event_id, p_force, v_prev.replays + 1);
 	RETURN v_prev.replays + 1;
 END
 $function$;
@@ -211,6 +229,9 @@ BEGIN
 		   AND split_part(r.dead_letter, ':', 1)::integer = p.kafka_partition
 		   AND split_part(r.dead_letter, ':', 2)::bigint < p.keep_from_offset;
 	END IF;
+	PERFORM todo_kafka.record_admin_operation('dlq_purge', p_topic,
+		jsonb_build_object('older_than', p_older_than::text, 'cutoff', v_cutoff,
+						   'keep_from', p_keep_from, 'deleted', v_count), 'succeeded');
 	RETURN v_count;
 END
 $function$;
