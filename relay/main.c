@@ -49,6 +49,7 @@
 #include "signals.h"
 #include "clock.h"
 #include "config.h"
+#include "otlp.h"
 #include "relay.h"
 
 #define LOOP_WAIT_MAX_MS	100
@@ -267,7 +268,10 @@ run_loop(relay_state *st)
 				if (st->conn == NULL)
 					st->next_connect_at = now + tk_backoff_next(&st->backoff);
 				else
+				{
+					relay_trace_connected(st->conn);
 					st->next_leader_try = now;
+				}
 			}
 			wait_events(st, st->conn ? now : st->next_connect_at);
 			continue;
@@ -391,6 +395,7 @@ drain_and_exit(relay_state *st)
 	rd_kafka_destroy(st->rk);
 	PQfinish(st->conn);
 	relay_metrics_stop();
+	tk_otlp_stop();
 	tk_log(TK_LOG_INFO, "relay stopped");
 	return code;
 }
@@ -446,6 +451,12 @@ main(int argc, char **argv)
 		return RELAY_EXIT_FAILURE;
 	}
 
+	if (!tk_otlp_start(st.cfg.d.otlp_endpoint, relay_spec.program, err, sizeof(err)))
+	{
+		tk_log(TK_LOG_FATAL, "%s", err);
+		rd_kafka_destroy(st.rk);
+		return RELAY_EXIT_FAILURE;
+	}
 	tk_daemon_log_start(&relay_spec, &st.cfg.d);
 
 	st.reader = relay_reader_create();
