@@ -55,7 +55,7 @@ const tk_option tk_daemon_options[] = {
 	{"metrics_listen", TK_OPT_STRING, OFF(metrics_listen), "", 0, 0,
 	"HOST:PORT for /metrics and /healthz; empty: off"},
 	{"otlp_endpoint", TK_OPT_SECRET, OFF(otlp_endpoint), "", 0, 0,
-	"OTLP/HTTP collector URL spans are sent to (+ /v1/traces); empty: off"},
+	"OTLP/HTTP collector URL for spans (POSTs to /v1/traces); empty: off; the dlq tool makes none"},
 	{"profile", TK_OPT_PROFILE, OFF(profile), "development", 0, 0,
 	"development or production (production requires SASL_SSL)"},
 	{"log_level", TK_OPT_LOGLEVEL, OFF(log_level), "info", 0, 0,
