@@ -10,7 +10,8 @@
  * fan-out); a message without one starts a new trace.  Its span id is
  * derived from the service and the event id, so a message a service
  * produces because of an event (the notifier's fan-out) is the same on a
- * redelivery.  Handler services (notify): the span brackets handle(); the
+ * redelivery (a retried or redelivered message reports its process span
+ * again under the same id, one per attempt).  Handler services (notify): the span brackets handle(); the
  * service adds the spans of its side effects with tkc_span_start() and
  * tkc_span_finish() (email send, push send, inbox insert), and passes
  * tkc_traceparent() on to the messages it produces.  Sink services (audit,
