@@ -8,11 +8,11 @@
  *	 in_app	 todo_kafka.deliver_in_app(): inbox row (with the trace id),
  *			 delivery log row and NOTIFY in one transaction; a redelivery
  *			 does nothing
+ *	 email	 SMTP to the user's address (email.h), Message-ID from the id
+ *	 push	 every Web Push subscription (webpush.h) and the JSON gateway
  * Tracing: a span per send ("email send", "push send") and per inbox row
  * ("inbox insert"), children of the message's process span (runtime
  * trace.c); an email carries a Traceparent header.
- *	 email	 SMTP to the user's address (email.h), Message-ID from the id
- *	 push	 every Web Push subscription (webpush.h) and the JSON gateway
  *
  * Email and push cannot join a transaction, so each send to a target is
  * bracketed by the delivery log (extension/sql/11_notify_delivery.sql):
