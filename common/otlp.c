@@ -310,8 +310,8 @@ tk_span_begin(tk_span *s, const char *name, tk_span_kind kind,
 void
 tk_span_attr(tk_span *s, const char *key, const char *value)
 {
-	if (s->nattrs == TK_SPAN_MAX_ATTRS || value == NULL)
-		return;
+	if (s->kind == 0 || s->nattrs >= TK_SPAN_MAX_ATTRS || value == NULL)
+		return;					/* not begun (tracing off), or full */
 	snprintf(s->attrs[s->nattrs].key, sizeof(s->attrs[0].key), "%s", key);
 	snprintf(s->attrs[s->nattrs].value, sizeof(s->attrs[0].value), "%s", value);
 	s->nattrs++;

@@ -69,6 +69,7 @@ extern uint64_t tk_otlp_dropped(void);	/* spans lost: queue full or send failed 
  */
 extern void tk_span_begin(tk_span *s, const char *name, tk_span_kind kind,
 						  const tk_trace_ctx *parent, const uint8_t *span_id);
+/* a no-op on a span with kind 0 (not begun: tracing off) */
 extern void tk_span_attr(tk_span *s, const char *key, const char *value);
 /* ends it now (error: status ERROR with that message, else OK) and queues it */
 extern void tk_span_end(tk_span *s, const char *error);

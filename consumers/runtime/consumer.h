@@ -339,7 +339,8 @@ extern const char *tkc_json_string(const cJSON *obj, const char *name);
  * ev's own traceparent; NULL when none); valid until the next call.
  * tkc_span_start/finish: a span of a side effect (an email, a push, an
  * inbox row), a child of the event's process span; both do nothing when
- * tracing is off.  finish: error NULL when it succeeded.
+ * tracing is off (tk_span_attr on such a span too).  finish: error NULL
+ * when it succeeded.
  */
 extern bool tkc_event_trace_id(const tkc_event *ev, char out[33]);
 extern const char *tkc_traceparent(tkc_worker *w, const tkc_event *ev);

@@ -149,7 +149,8 @@ tkc_span_start(tkc_worker *w, tk_span *s, const char *name)
 {
 	tk_trace_ctx ctx;
 
-	s->kind = 0;
+	s->kind = 0;				/* off: tk_span_attr and finish do nothing */
+	s->nattrs = 0;
 	if (!w->tracing)
 		return;
 	tk_span_context(&w->trace, &ctx);
