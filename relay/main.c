@@ -165,6 +165,8 @@ reload_config(relay_state *st)
 		relay_reminders_reset();
 	if (!tk_kvlist_equal(&fresh.d.kafka, &st->cfg.d.kafka))
 		tk_log(TK_LOG_WARNING, "Kafka settings changed; they take effect when the relay restarts");
+	if (strcmp(fresh.d.otlp_endpoint, st->cfg.d.otlp_endpoint) != 0)
+		tk_log(TK_LOG_WARNING, "otlp_endpoint changed; it takes effect when the relay restarts");
 	if (strcmp(fresh.d.metrics_listen, st->cfg.d.metrics_listen) != 0)
 	{
 		relay_metrics_stop();
