@@ -6,7 +6,7 @@
  * Off unless tk_otlp_start() got an endpoint.  Then tk_otlp_emit() copies
  * a finished span into a bounded ring (TK_OTLP_QUEUE spans) under a mutex
  * and returns: the hot path never waits for the network, and a full ring
- * drops the span (counted).  One sender thread takes up to TK_OTLP_BATCH
+ * drops the span (counted, and reported by the sender).  One sender thread takes up to TK_OTLP_BATCH
  * spans when that many are queued or once a second, encodes them as an
  * ExportTraceServiceRequest (otlp_proto.c) and POSTs it to
  * <endpoint>/v1/traces (application/x-protobuf; the endpoint as given when
@@ -48,6 +48,8 @@ static struct
 {
 	atomic_bool on;
 	atomic_uint_fast64_t dropped;
+	atomic_uint_fast64_t full;	/* dropped by tk_otlp_emit: ring full */
+	uint64_t	full_seen;		/* of those, counted in dropped (sender) */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	pthread_t	thread;
@@ -176,6 +178,13 @@ sender(void *arg)
 		stop = X.stopping && X.count == 0;
 		pthread_mutex_unlock(&X.lock);
 
+		if (atomic_load(&X.full) > X.full_seen)
+		{
+			uint64_t	full = atomic_load(&X.full);
+
+			lost((int) (full - X.full_seen), "queue full (the collector takes spans slower than they come)");
+			X.full_seen = full;
+		}
 		if (n > 0 && (curl == NULL || batch == NULL))
 			lost(n, "out of memory");
 		else if (n > 0)
@@ -246,6 +255,9 @@ tk_otlp_stop(void)
 	pthread_cond_signal(&X.wake);
 	pthread_mutex_unlock(&X.lock);
 	pthread_join(X.thread, NULL);
+	if (atomic_load(&X.dropped) > 0)
+		tk_log(TK_LOG_WARNING, "OTLP: %llu spans were lost in all",
+			   (unsigned long long) atomic_load(&X.dropped));
 	free(X.url);
 	free(X.ring);
 	X.url = NULL;
@@ -280,7 +292,7 @@ tk_otlp_emit(const tk_span *s)
 		return;
 	}
 	pthread_mutex_unlock(&X.lock);
-	atomic_fetch_add(&X.dropped, 1);
+	atomic_fetch_add(&X.full, 1);	/* the sender counts and reports it */
 }
 
 /* ---- spans ---- */
