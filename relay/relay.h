@@ -110,11 +110,10 @@ typedef struct relay_topics
 	int			n;
 } relay_topics;
 
-extern bool relay_topics_load(PGconn *conn, rd_kafka_t *rk, relay_topics *topics);
+extern bool relay_topics_load(PGconn *conn, rd_kafka_t *rk, relay_topics *topics,
+							  bool ensure);
 extern void relay_topics_free(relay_topics *topics);
 extern relay_topic *relay_topics_find(relay_topics *topics, const char *stream);
-extern void relay_topics_ensure(rd_kafka_t *rk, const relay_topics *topics,
-								int timeout_ms);
 
 /* ---- producer.c ---- */
 
