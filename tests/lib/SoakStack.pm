@@ -214,6 +214,21 @@ sub offset_resets
 	return @hits;
 }
 
+# the consumers' summed todo_kafka_consumer_lag (gauges refresh every 5 s),
+# or undef when one of them does not answer
+sub consumer_lag
+{
+	my ($self) = @_;
+	my $lag = 0;
+	for my $n (sort grep { !/^relay/ } keys %{ $self->{d} })
+	{
+		my ($text) = TodoKafkaTest::http_get("127.0.0.1:$self->{ports}{$n}", '/metrics');
+		return undef unless defined $text && $text =~ /^todo_kafka_/m;
+		$lag += $1 while $text =~ /^todo_kafka_consumer_lag\{[^}]*\}\s+(\S+)$/mg;
+	}
+	return $lag;
+}
+
 # ---- /metrics of every running daemon: name => {series => value}
 sub scrape
 {

@@ -59,6 +59,7 @@ CREATE TABLE soak.msg AS
 SELECT stream, (j->>'partition')::int AS part, (j->>'offset')::bigint AS off,
 	   to_timestamp((j->>'ts')::double precision / 1000) AS ts, j->>'key' AS key,
 	   p AS payload, coalesce(p->>'id', '') AS id, p->>'type' AS type,
+	   regexp_replace(coalesce(p->>'id', ''), ':(update:[0-9]+|audit)$', '') AS base_id,
 	   (SELECT jsonb_object_agg(h.k, h.v) FROM
 		  (SELECT j->'headers'->>(2 * i) k, j->'headers'->>(2 * i + 1) v
 			 FROM generate_series(0, jsonb_array_length(coalesce(j->'headers', '[]')) / 2 - 1) i) h) AS hdr
@@ -66,8 +67,6 @@ SELECT stream, (j->>'partition')::int AS part, (j->>'offset')::bigint AS off,
 		  FROM (SELECT stream, soak.try_jsonb(line) AS j FROM soak.raw) x WHERE j IS NOT NULL
 		 ORDER BY stream, (j->>'partition')::int, (j->>'offset')::bigint) r,
 	   LATERAL soak.try_jsonb(j->>'payload') p;
-ALTER TABLE soak.msg ADD COLUMN base_id text;
-UPDATE soak.msg SET base_id = regexp_replace(id, ':(update:[0-9]+|audit)$', '');
 CREATE INDEX ON soak.msg (stream, id);
 CREATE INDEX ON soak.msg (stream, base_id);
 ANALYZE soak.msg;
