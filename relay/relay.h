@@ -170,6 +170,7 @@ typedef enum relay_pass_result
 	PASS_MORE,					/* window or page not finished; call again */
 	PASS_EMPTY,					/* window finished with nothing new */
 	PASS_BACKPRESSURE,			/* producer queue full: poll Kafka first */
+	PASS_INFLIGHT,				/* starting over: rows still in flight first */
 	PASS_ERROR					/* query failed: see PQstatus */
 } relay_pass_result;
 
