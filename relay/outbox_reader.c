@@ -20,7 +20,7 @@
  * after the position are sent again, and a row still in flight must not be
  * overtaken by such an older resend, or a task's last copies on the topic
  * would be out of commit order (an older event after a newer one, which
- * puts a read model that keeps the highest offset back; tests/410).  A row
+ * puts a read model that keeps the highest offset back; tests/115).  A row
  * met again while in flight anyway rejoins the current window
  * (relay_row_rejoin), and position.c settles windows.  A full librdkafka
  * queue returns PASS_BACKPRESSURE and the page resumes later.  Poison rows
