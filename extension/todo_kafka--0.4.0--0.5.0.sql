@@ -1093,7 +1093,7 @@ CREATE TABLE todo_kafka.admin_operations (
 );
 
 COMMENT ON TABLE todo_kafka.admin_operations IS
-	'every administrative operation (dead-letter replays and purges, audit purges, extension updates): who, when, what, outcome';
+	'every administrative operation (topic creations by the relay, dead-letter replays and purges, audit purges, extension updates): who, when, what, outcome';
 
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.admin_operations', '');
 SELECT pg_catalog.pg_extension_config_dump('todo_kafka.admin_operations_id_seq', '');
@@ -1337,6 +1337,49 @@ $function$;
 SELECT FROM todo_kafka.record_admin_operation('extension_update', 'todo_kafka',
 	jsonb_build_object('from', '0.4.0', 'to', '0.5.0'), 'succeeded');
 
+/* the relay's topic creations, as admin operations (15_admin_audit.sql) */
+/*
+ * The relay's record of one topic it asked Kafka to create at start-up
+ * (relay/topics_admin.c): admin operation topic_create, target the topic,
+ * detail the partitions, replication factor, topic configs and the relay
+ * instance (host/pid; who is the relay's login, session_user), outcome
+ * succeeded, or failed with the broker's error (p_error not NULL).  Only
+ * the session holding the leader lock (relay_lead(): advisory lock
+ * TODO_KAFKA_LOCK_CLASS 29803, TODO_KAFKA_LOCK_LEADER 1, extension/todo_kafka.h)
+ * may record, so a standby relay, or another login of the relay role,
+ * cannot write records for creations it did not attempt.
+ */
+CREATE OR REPLACE FUNCTION todo_kafka.relay_record_topic_create(p_topic text, p_partitions integer, p_replication_factor integer, p_configs jsonb, p_instance text, p_error text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+				    WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid()
+					  AND l.classid = 29803 AND l.objid = 1 AND l.objsubid = 2 AND l.granted) THEN
+		RAISE EXCEPTION 'only the leading relay records topic creations'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Call todo_kafka.relay_lead() first, on the same session.';
+	END IF;
+	IF p_topic IS NULL OR p_topic = '' THEN
+		RAISE EXCEPTION 'a topic creation needs the topic name'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN todo_kafka.record_admin_operation('topic_create', p_topic,
+		jsonb_build_object('partitions', p_partitions,
+						   'replication_factor', p_replication_factor,
+						   'configs', coalesce(p_configs, '{}'),
+						   'instance', p_instance)
+		|| CASE WHEN p_error IS NULL THEN '{}'::jsonb
+				ELSE jsonb_build_object('error', p_error) END,
+		CASE WHEN p_error IS NULL THEN 'succeeded' ELSE 'failed' END);
+END
+$function$;
+
+REVOKE ALL ON FUNCTION todo_kafka.relay_record_topic_create(text,integer,integer,jsonb,text,text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION todo_kafka.relay_record_topic_create(text,integer,integer,jsonb,text,text) TO todo_kafka_relay;
 
 /* tracing: the trace id kept in the audit trail and the inbox (README Tracing) */
 ALTER TABLE todo_kafka.audit_log ADD COLUMN trace_id text;

@@ -53,7 +53,6 @@
 #include "relay.h"
 
 #define LOOP_WAIT_MAX_MS	100
-#define TOPIC_ADMIN_TIMEOUT_MS 5000
 
 volatile sig_atomic_t relay_fatal_error = 0;
 
@@ -124,16 +123,14 @@ static void
 become_leader(relay_state *st)
 {
 	tk_log(TK_LOG_INFO, "acquired leadership; streaming the outbox");
-	if (!relay_topics_load(st->conn, st->rk, &st->topics))
+	/* missing topics are created (and recorded) once per process */
+	if (!relay_topics_load(st->conn, st->rk, &st->topics,
+						   !st->topics_ensured && st->cfg.create_topics))
 	{
 		drop_connection(st, "could not read the topic map; giving up leadership");
 		return;
 	}
-	if (!st->topics_ensured && st->cfg.create_topics)
-	{
-		relay_topics_ensure(st->rk, &st->topics, TOPIC_ADMIN_TIMEOUT_MS);
-		st->topics_ensured = true;
-	}
+	st->topics_ensured = true;
 	/* start where the last leader's stored position says */
 	if (!relay_position_load(st->conn))
 	{

@@ -15,7 +15,13 @@
  * Order (guarantee 3): a task's row lock serializes its changes, so the
  * later one has the higher id and the same or a later window.
  *
- * A rescan skips rows still in flight; they rejoin the current window
+ * Starting over at the settled position (a reconnect, a failed statement,
+ * a rescan) waits until no row is in flight (PASS_INFLIGHT): rows acked
+ * after the position are sent again, and a row still in flight must not be
+ * overtaken by such an older resend, or a task's last copies on the topic
+ * would be out of commit order (an older event after a newer one, which
+ * puts a read model that keeps the highest offset back; tests/115).  A row
+ * met again while in flight anyway rejoins the current window
  * (relay_row_rejoin), and position.c settles windows.  A full librdkafka
  * queue returns PASS_BACKPRESSURE and the page resumes later.  Poison rows
  * go to dead_letters (todo_kafka.relay_dead_letter()).  Only the relay API
@@ -106,6 +112,7 @@ struct relay_reader
 	int			pos;
 	int			nrows;
 	bool		last_page;		/* the page is short: it closes the window */
+	bool		restarting;		/* reset: read nothing while rows are in flight */
 	uint64_t	xmax;			/* of the newest snapshot seen */
 	uint64_t   *xip;			/* in progress in the newest snapshot */
 	int			nxip;
@@ -134,6 +141,7 @@ relay_reader_reset(relay_reader *rd)
 		rd->known_max = rd->s1 ? settled_max : 0;
 	}
 	relay_position_drop_windows();
+	rd->restarting = true;
 	rd->cursor = 0;
 	if (rd->page)
 		PQclear(rd->page);
@@ -319,6 +327,12 @@ relay_reader_pass(relay_reader *rd, PGconn *conn, rd_kafka_t *rk,
 	bool		prefetching = false;
 	relay_pass_result result;
 
+	if (rd->restarting)
+	{
+		if (relay_rows_in_flight() > 0)
+			return PASS_INFLIGHT;
+		rd->restarting = false;
+	}
 	if (rd->page == NULL)
 	{
 		PGresult   *res = rd->next;

@@ -43,6 +43,7 @@
 #define BUSY_NAP_MS			2
 #define RECHECK_FIRST_MS	5
 #define FLUSH_AT_END_MS		1	/* see "Linger only while more rows wait" */
+#define INFLIGHT_WAIT_MS	10	/* starting over: poll for the reports this often */
 
 /* leadership taken: pass at once, awake */
 void
@@ -172,6 +173,10 @@ relay_run_pass(relay_schedule *s, relay_reader *rd, PGconn *conn,
 		case PASS_BACKPRESSURE:
 			/* wait for delivery reports to free queue space */
 			s->next_pass_at = now + 1;
+			return SCHEDULE_OK;
+		case PASS_INFLIGHT:
+			/* starting over: wait for the reports of the rows in flight */
+			s->next_pass_at = now + INFLIGHT_WAIT_MS;
 			return SCHEDULE_OK;
 		case PASS_EMPTY:
 			return after_empty_pass(s, rd, conn, cfg, now) ? SCHEDULE_PROGRESS

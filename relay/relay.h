@@ -111,11 +111,10 @@ typedef struct relay_topics
 	int			n;
 } relay_topics;
 
-extern bool relay_topics_load(PGconn *conn, rd_kafka_t *rk, relay_topics *topics);
+extern bool relay_topics_load(PGconn *conn, rd_kafka_t *rk, relay_topics *topics,
+							  bool ensure);
 extern void relay_topics_free(relay_topics *topics);
 extern relay_topic *relay_topics_find(relay_topics *topics, const char *stream);
-extern void relay_topics_ensure(rd_kafka_t *rk, const relay_topics *topics,
-								int timeout_ms);
 
 /* ---- producer.c ---- */
 
@@ -172,6 +171,7 @@ typedef enum relay_pass_result
 	PASS_MORE,					/* window or page not finished; call again */
 	PASS_EMPTY,					/* window finished with nothing new */
 	PASS_BACKPRESSURE,			/* producer queue full: poll Kafka first */
+	PASS_INFLIGHT,				/* starting over: rows still in flight first */
 	PASS_ERROR					/* query failed: see PQstatus */
 } relay_pass_result;
 

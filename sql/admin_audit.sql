@@ -68,5 +68,29 @@ SELECT r.rolname FROM pg_roles r
    AND has_function_privilege(r.rolname, 'todo_kafka.record_admin_operation(text,text,jsonb,text)', 'EXECUTE')
  ORDER BY 1;
 
+-- the relay's topic creations: its own narrow function, for the leading
+-- relay only (relay/topics_admin.c calls it once per topic it asked for)
+CREATE ROLE tk_aa_relay LOGIN IN ROLE todo_kafka_relay;
+SET SESSION AUTHORIZATION tk_aa_relay;
+SELECT todo_kafka.record_admin_operation('topic_create', 'x', '{}', 'succeeded');
+-- not leading (a standby, or another login of the role): refused
+SELECT todo_kafka.relay_record_topic_create('todo.task.events', 3, 1, '{"retention.ms": "1000"}', 'h/1', NULL);
+SELECT todo_kafka.relay_lead() AS leads;
+SELECT todo_kafka.relay_record_topic_create('todo.task.events', 3, 1, '{"retention.ms": "1000"}', 'h/1', NULL) > 0 AS recorded;
+SELECT todo_kafka.relay_record_topic_create('todo.reminders', 3, 2, '{"retention.ms": "1000"}', 'h/1',
+  'Failed while waiting for controller: Local: Timed out') > 0 AS recorded;
+SELECT todo_kafka.relay_record_topic_create('', 3, 1, '{}', 'h/1', NULL);
+SELECT pg_advisory_unlock(29803, 1) AS unlocked;
+RESET SESSION AUTHORIZATION;
+SELECT operation, target, performed_by, outcome, detail
+  FROM todo_kafka.admin_operations WHERE operation = 'topic_create' ORDER BY id;
+SELECT event_type, key, (after->>'actor') AS actor, (after->'after'->>'outcome') AS outcome
+  FROM todo_kafka.outbox WHERE event_type = 'admin.topic_create' ORDER BY id;
+-- who may run it: the relay role only
+SELECT r.rolname FROM pg_roles r
+ WHERE r.rolname LIKE 'todo_kafka%'
+   AND has_function_privilege(r.rolname, 'todo_kafka.relay_record_topic_create(text,integer,integer,jsonb,text,text)', 'EXECUTE')
+ ORDER BY 1;
+
 TRUNCATE todo_kafka.outbox;
-DROP ROLE tk_aa_operator, tk_aa_auditor, tk_aa_app;
+DROP ROLE tk_aa_operator, tk_aa_auditor, tk_aa_app, tk_aa_relay;

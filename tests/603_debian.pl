@@ -11,7 +11,7 @@
 #       the packaged programs at /usr/bin), the example configurations as
 #       conffiles in /etc/todo-kafka, the .env templates the postinst copies
 #       with mode 0600, the sysusers.d entry of the user todo-kafka, the
-#       Dapr components.
+#       Dapr components, the alert rules, dashboard and Kafka scripts.
 # Runs as an unprivileged user (Rules-Requires-Root: no).
 
 use strict;
@@ -104,6 +104,10 @@ like($postinst, qr/install -m 0600 -o root -g root "\$t" "\$f"/, 'postinst makes
 like($postinst, qr/systemd-sysusers .*todo-kafka\.conf/, 'postinst creates the user (systemd-sysusers)');
 like(TodoKafkaTest::slurp("$pkgroot/usr/lib/sysusers.d/todo-kafka.conf"), qr/^u todo-kafka /m, 'sysusers.d: user todo-kafka');
 ok(-f "$pkgroot/usr/share/todo-kafka/dapr/production/kafka-pubsub.yaml", 'the Dapr components');
+# what the README's Deploying section takes from the package
+ok(-f "$pkgroot/usr/share/todo-kafka/$_", "/usr/share/todo-kafka/$_")
+  for qw(prometheus/prometheus.yml prometheus/todo-kafka.rules.yml prometheus/todo-kafka.rules.test.yml
+	grafana/todo-kafka.json kafka/users.sh kafka/acls.sh);
 
 
 done_testing();

@@ -7,8 +7,7 @@
 # todo-kafka-audit, as an admin.<operation> entry of the audit hash chain,
 # next to the task changes; the chain still verifies, and every message
 # on the audit topic validates against schemas/audit.v1.json.  Topic creation by
-# the relay is not recorded yet (the devbroker's mock cluster cannot
-# answer CreateTopics), so it is not tested here.
+# the relay: tests/621_topic_create_audit.pl.
 
 use strict;
 use warnings;

@@ -210,8 +210,13 @@ sub text
 			push @t, sprintf('  %s processed=%d dead_lettered=%d', $d, @$x{qw(processed dead_lettered)});
 		}
 	}
+	push @t, 'topics (read live; dropped = below the broker\'s low watermark at the end, read before it was dropped):',
+	  map { my $x = $r->{readers}{$_};
+		sprintf('  %-14s messages %d, dropped by the broker %d (%d partitions), reader restarts %d, gaps fetched again %d, offsets refused %d',
+			$_, @$x{qw(messages dropped_by_broker partitions_trimmed restarts gaps_refetched refused)}) }
+	  sort keys %{ $r->{readers} // {} };
 	push @t, 'duplicates on topics (same id): ' . join(', ', map { "$_ $r->{duplicates}{$_}" } sort keys %{ $r->{duplicates} });
-	push @t, "emails interrupted by the SIGKILL (at most once, not resent): $r->{interrupted}";
+	push @t, 'emails interrupted by the SIGKILL (at most once, not resent): ' . ($r->{interrupted} // 'n/a');
 	push @t, 'lost: ' . join(', ', map { "$_ $r->{lost}{$_}" } sort keys %{ $r->{lost} });
 	push @t, 'failed checks: ' . (%{ $r->{failures} } ? join(', ', map { "$_ ($r->{failures}{$_})" } sort keys %{ $r->{failures} }) : 'none');
 	return join("\n", @t) . "\n";

@@ -18,9 +18,9 @@ Logins and the notify configuration are set up in ONE place (%LOGIN and
 notify_config below): the services' database roles and notify's settings
 are what parallel work changes, so that is all that needs adjusting.
 
-Topic readers: the devbroker (librdkafka's mock) keeps at most 5 MiB per
-partition, so the topics are read live, from the beginning, by kcat (an
-independent client) into one JSON line per message, for the verification.
+Topic readers: see SoakReaders (live kcat per partition, coverage of
+every offset proved at the end).  The partition count of every topic is
+the partitions option (the devbroker keeps at most 5 MiB per partition).
 
 =cut
 
@@ -35,6 +35,7 @@ use IPC::Run;
 use Time::HiRes qw(sleep time);
 use TodoKafkaTest;
 use NotifyTest;
+use SoakReaders;
 
 # ---- the one place for logins: service => the NOLOGIN role its login gets.
 # undef: the bootstrap superuser.  Each service logs in with its own role.
@@ -62,16 +63,22 @@ our %CONSUMED = (
 	notifications => [qw(notify-email notify-realtime)],
 );
 
+# the streams read live, and the partition count of every topic
+our @STREAMS = qw(task_events audit task_updates reminders notifications dead_letter);
+our $PARTITIONS = 3;
+
 my $current;    # for END: the receivers of a run that died on the way
 
 sub new
 {
 	my ($class, %opt) = @_;
-	my $self = bless { d => {}, readers => {}, opt => \%opt, gone => $opt{gone} // [] }, $class;
+	my $self = bless { d => {}, logs => [], opt => \%opt, gone => $opt{gone} // [] }, $class;
 	$current = $self;
 	# a run before this one in the same directory leaves its data directory
 	File::Path::rmtree("$PostgreSQL::Test::Utils::tmp_check/t_soak_soak_data");
+	$PARTITIONS = $opt{partitions} if $opt{partitions};
 	my $s = TodoKafkaTest->start_stack('soak', brokers => 3, relay => 0,
+		partitions => { map { ($_ => $PARTITIONS) } @STREAMS },
 		node_conf => "max_connections = 120\ntrack_commit_timestamp = on\n"
 		  . "shared_buffers = 128MB\nsynchronous_commit = on\n");
 	@$self{qw(node topics kafka)} = @$s{qw(node topics kafka)};
@@ -147,6 +154,7 @@ sub start_daemon
 	  : TodoKafkaTest->start_service($kind, $self->{node}, $self->{kafka}, name => $name,
 		connstr => $self->connstr($login), args => [ @common, @args ]);
 	$self->{kind}{$name} = [ $kind, @args ];
+	push @{ $self->{logs} }, $d->log_file;
 	$self->{d}{$name} = $d;
 	$self->{starts}{$name}++;
 	return $d;
@@ -175,89 +183,50 @@ sub leader
 	return undef;
 }
 
-# ---- live topic readers: kcat per partition, one JSON line per message.
-# kcat ends when every broker is down; poll_readers() starts it again at the
-# partition's next offset (appending), so an outage loses nothing.
-our $PARTITIONS = 3;    # the devbroker's default, which start_stack keeps
-
+# ---- live topic readers (SoakReaders)
 sub start_readers
 {
 	my ($self, $dir) = @_;
 	$self->{dir} = $dir;
-	for my $stream (qw(task_events audit task_updates reminders notifications dead_letter))
-	{
-		for my $p (0 .. $PARTITIONS - 1)
-		{
-			my $r = $self->{readers}{"$stream:$p"} = {
-				stream => $stream, part => $p, file => "$dir/topic.$stream.$p.jsonl", next => 'beginning' };
-			$self->start_reader($r);
-		}
-	}
+	$self->{readers} = SoakReaders->new(kafka => $self->{kafka}, topic => $self->{topics}, dir => $dir,
+		streams => \@STREAMS, partitions => $PARTITIONS);
+	$self->{readers}->start;
 }
 
-sub start_reader
-{
-	my ($self, $r) = @_;
-	$r->{started} = time;
-	$r->{h} = IPC::Run::start([ 'kcat', '-b', $self->{kafka}->bootstrap, '-C', '-J', '-q', '-u',
-			'-t', $self->topic($r->{stream}), '-p', $r->{part}, '-o', $r->{next} ],
-		'<', '/dev/null', '>>', $r->{file}, '2>>', "$r->{file}.err");
-}
+sub poll_readers { $_[0]->{readers}->poll; }
+sub drain_readers { return $_[0]->{readers}->drain($_[1] // 60); }
+sub reader_files { my ($self, $stream) = @_; return $self->{readers}->files($stream); }
 
-# the offset after the last message in a reader's file, or undef
-sub reader_next
-{
-	my ($r) = @_;
-	open my $fh, '<', $r->{file} or return undef;
-	my $size = -s $fh;
-	seek($fh, $size > 65536 ? $size - 65536 : 0, 0);
-	my $last;
-	while (my $l = <$fh>) { $last = $1 if $l =~ /"offset":(\d+)/; }
-	return defined $last ? $last + 1 : undef;
-}
-
-sub poll_readers
+# consumers whose committed offset the broker had dropped (librdkafka logs
+# the reset): their skipped messages would look like losses of ours
+sub offset_resets
 {
 	my ($self) = @_;
-	for my $r (values %{ $self->{readers} })
+	my @hits;
+	for my $log (@{ $self->{logs} })
 	{
-		next if $r->{h}->pumpable || time - $r->{started} < 1;
-		$r->{h}->finish;
-		$r->{next} = reader_next($r) // 'beginning';
-		$r->{restarts}++;
-		$self->start_reader($r);
-	}
-}
-
-# wait until each reader has read up to its partition's end offset
-sub drain_readers
-{
-	my ($self, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	my %left;
-	while (1)
-	{
-		$self->poll_readers;
-		%left = ();
-		my %streams = map { ($_->{stream} => 1) } values %{ $self->{readers} };
-		for my $stream (sort keys %streams)
+		open my $fh, '<', $log or next;
+		while (<$fh>)
 		{
-			my $end = eval { $self->{kafka}->end_offsets($self->topic($stream)) } // -1;
-			my $got = 0;
-			$got += reader_next($_) // 0 for grep { $_->{stream} eq $stream } values %{ $self->{readers} };
-			$left{$stream} = "read to $got of $end" if $got < $end || $end < 0;
+			push @hits, "$log: $_" if /offset reset|Offset out of range/i;
 		}
-		last if !%left || time > $deadline;
-		sleep(0.5);
 	}
-	$_->{h}->kill_kill(grace => 1) for values %{ $self->{readers} };
-	return \%left;
+	return @hits;
 }
 
-sub reader_files
+# the consumers' summed todo_kafka_consumer_lag (gauges refresh every 5 s),
+# or undef when one of them does not answer
+sub consumer_lag
 {
-	my ($self, $stream) = @_;
-	return map { $_->{file} } grep { $_->{stream} eq $stream } values %{ $self->{readers} };
+	my ($self) = @_;
+	my $lag = 0;
+	for my $n (sort grep { !/^relay/ } keys %{ $self->{d} })
+	{
+		my ($text) = TodoKafkaTest::http_get("127.0.0.1:$self->{ports}{$n}", '/metrics');
+		return undef unless defined $text && $text =~ /^todo_kafka_/m;
+		$lag += $1 while $text =~ /^todo_kafka_consumer_lag\{[^}]*\}\s+(\S+)$/mg;
+	}
+	return $lag;
 }
 
 # ---- /metrics of every running daemon: name => {series => value}
@@ -291,7 +260,7 @@ sub stop
 	{
 		$codes{$n} = $self->{d}{$n}->stop(30) if $self->{d}{$n}->pid;
 	}
-	$_->{h}->kill_kill(grace => 1) for grep { $_->{h}->pumpable } values %{ $self->{readers} };
+	$self->{readers}->kill_all if $self->{readers};
 	if (my $rx = $self->{rx})
 	{
 		$rx->stop_smtp;
@@ -329,10 +298,7 @@ END
 		{
 			eval { $h->kill_kill(grace => 1) if $h->pumpable };
 		}
-		for my $r (values %{ $current->{readers} })
-		{
-			eval { $r->{h}->kill_kill(grace => 1) if $r->{h} && $r->{h}->pumpable };
-		}
+		$current->{readers}->kill_all if ref $current->{readers};
 	}
 }
 
