@@ -54,6 +54,8 @@ const tk_option tk_daemon_options[] = {
 	"Kafka bootstrap servers (-b, TODO_KAFKA_BROKERS)"},
 	{"metrics_listen", TK_OPT_STRING, OFF(metrics_listen), "", 0, 0,
 	"HOST:PORT for /metrics and /healthz; empty: off"},
+	{"otlp_endpoint", TK_OPT_SECRET, OFF(otlp_endpoint), "", 0, 0,
+	"OTLP/HTTP collector URL for spans (POSTs to /v1/traces); empty: off; the dlq tool makes none"},
 	{"profile", TK_OPT_PROFILE, OFF(profile), "development", 0, 0,
 	"development or production (production requires SASL_SSL)"},
 	{"log_level", TK_OPT_LOGLEVEL, OFF(log_level), "info", 0, 0,
@@ -320,6 +322,15 @@ tk_daemon_config_load(const tk_daemon_spec *spec, const tk_cli *cli,
 				 base->metrics_listen);
 		goto fail;
 	}
+	if (base->otlp_endpoint[0] &&
+		strncmp(base->otlp_endpoint, "http://", 7) != 0 &&
+		strncmp(base->otlp_endpoint, "https://", 8) != 0)
+	{
+		/* not echoed: it may hold credentials */
+		snprintf(errbuf, errlen, "invalid otlp_endpoint: expected an http:// or https:// URL "
+				 "(the collector's OTLP/HTTP base, e.g. http://localhost:4318)");
+		goto fail;
+	}
 	if (strcmp(base->profile, "production") == 0 &&
 		!tk_kafka_check_production(&base->kafka, errbuf, errlen))
 		goto fail;
@@ -360,6 +371,7 @@ usage(const tk_daemon_spec *spec, FILE *out)
 			"  -X PROPERTY=VALUE          set any librdkafka property (repeatable)\n"
 			"  -c, --config=FILE          read \"key = value\" settings from FILE\n"
 			"      --metrics-listen=HOST:PORT  serve /metrics and /healthz\n"
+			"      --otlp-endpoint=URL    export spans over OTLP/HTTP (off by default)\n"
 			"      --profile=NAME         development (default) or production\n"
 			"      --log-level=LEVEL      debug, info (default), warning, error\n",
 			spec->program, spec->summary, spec->program);
@@ -418,6 +430,7 @@ tk_cli_parse(const tk_daemon_spec *spec, int argc, char **argv, tk_cli *cli)
 		{"profile", required_argument, NULL, 2},
 		{"log-level", required_argument, NULL, 3},
 		{"show-config", no_argument, NULL, 4},
+		{"otlp-endpoint", required_argument, NULL, 5},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 	};
@@ -476,6 +489,9 @@ tk_cli_parse(const tk_daemon_spec *spec, int argc, char **argv, tk_cli *cli)
 				break;
 			case 4:
 				cli->show_config = true;
+				break;
+			case 5:
+				tk_kvlist_set(&cli->settings, "otlp_endpoint", optarg);
 				break;
 			case 'h':
 				usage(spec, stdout);

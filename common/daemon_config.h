@@ -31,6 +31,7 @@ typedef struct tk_daemon_config
 	char	   *conninfo;
 	char	   *brokers;
 	char	   *metrics_listen;
+	char	   *otlp_endpoint;	/* OTLP/HTTP base URL; empty: no spans */
 	char	   *profile;		/* "development" or "production" */
 	tk_log_level log_level;
 	char	   *config_file;	/* not a setting: -c */

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "config.h"
 #include "kafka_errors.h"
+#include "otlp.h"
 #include "prom.h"
 #include "test_tap.h"
 
@@ -239,9 +240,40 @@ test_kafka_errors(void)
 	tk_kvlist_free(&props);
 }
 
+static void
+test_trace(void)
+{
+	const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	tk_trace_ctx c,
+				d;
+	char		out[TK_TRACEPARENT_LEN + 1];
+	uint8_t		a[16],
+				b[16];
+	char		url[128];
+
+	ok(tk_trace_parse(tp, &c) && c.valid && c.flags == 1 && c.trace_id[0] == 0x4b &&
+	   c.span_id[7] == 0xb7, "trace: traceparent parsed");
+	tk_trace_format(&c, out);
+	ok(strcmp(out, tp) == 0, "trace: formatted back the same");
+	ok(!tk_trace_parse(NULL, &d) && !tk_trace_parse("", &d) &&
+	   !tk_trace_parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &d) &&
+	   !tk_trace_parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", &d) &&
+	   !tk_trace_parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01", &d) &&
+	   !tk_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX: y", &d) &&
+	   !d.valid, "trace: a bad traceparent is refused (version, case, zero id, extra text)");
+	tk_trace_derive("x", "1", NULL, a, 16);
+	tk_trace_derive("x", "1", NULL, b, 16);
+	ok(memcmp(a, b, 16) == 0, "trace: derive gives the same id for the same input");
+	tk_trace_derive("x1", "", NULL, b, 16);
+	ok(memcmp(a, b, 16) != 0, "trace: derive keeps its inputs apart");
+	tk_url_display("https://user:tok@otel.example:4318/v1/traces?k=secret", url, sizeof(url));
+	ok(strcmp(url, "https://otel.example:4318/v1/traces") == 0, "otlp: endpoint shown without credentials");
+}
+
 int
 main(void)
 {
+	test_trace();
 	test_config();
 	test_backoff();
 	test_clock_hist();

@@ -1380,3 +1380,167 @@ $function$;
 
 REVOKE ALL ON FUNCTION todo_kafka.relay_record_topic_create(text,integer,integer,jsonb,text,text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION todo_kafka.relay_record_topic_create(text,integer,integer,jsonb,text,text) TO todo_kafka_relay;
+
+/* tracing: the trace id kept in the audit trail and the inbox (README Tracing) */
+ALTER TABLE todo_kafka.audit_log ADD COLUMN trace_id text;
+ALTER TABLE todo_kafka.notifications ADD COLUMN trace_id text;
+
+CREATE OR REPLACE FUNCTION todo_kafka.audit_append(p_records jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	v_index		integer;
+	v_bad		text;
+	v_hint		text;
+	v_added		integer;
+BEGIN
+	IF jsonb_typeof(p_records) IS DISTINCT FROM 'array' THEN
+		RAISE EXCEPTION 'audit records must be a JSON array'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass [{"topic": ..., "partition": ..., "offset": ..., "data": {...}}, ...].';
+	END IF;
+	IF jsonb_array_length(p_records) = 0 THEN
+		RETURN 0;
+	END IF;
+
+	/* 1. the first bad element and its first bad field (extension/auditcheck.c) */
+	SELECT c.idx, c.field INTO v_index, v_bad FROM todo_kafka.audit_check(p_records) AS c;
+	IF v_bad IS NOT NULL THEN
+		v_hint := CASE v_bad
+			WHEN 'record' THEN 'Each element is {"topic": ..., "partition": ..., "offset": ..., "data": {...}}.'
+			WHEN 'partition' THEN 'The Kafka partition is a whole number from 0.'
+			WHEN 'offset' THEN 'The Kafka offset is a whole number from 0.'
+			WHEN 'topic' THEN 'The Kafka topic is a string.'
+			WHEN 'data' THEN 'data is the audit message''s data object.'
+			WHEN 'data.event_id' THEN 'The event id is a uuid string.'
+			WHEN 'data.operation' THEN 'The operation is INSERT, UPDATE or DELETE.'
+			WHEN 'data.event_type' THEN 'The event type is a non-empty string.'
+			WHEN 'data.timestamp' THEN 'The event time is an RFC 3339 string, e.g. "2026-01-22T10:00:00.000001Z".'
+			WHEN 'data.txid' THEN 'The transaction id is a whole number.'
+			WHEN 'data.before' THEN 'A row image is a JSON object or null.'
+			WHEN 'data.after' THEN 'A row image is a JSON object or null.'
+			WHEN 'data.changed_fields' THEN 'changed_fields is an array of column names or null.'
+			ELSE substr(v_bad, 6) || ' is a string or null.'
+		END;
+		RAISE EXCEPTION 'invalid audit record at array index %: "%" is missing or invalid', v_index, v_bad
+			USING ERRCODE = 'invalid_parameter_value', HINT = v_hint;
+	END IF;
+
+	/* 2. lock the chain heads, lowest chain first; a new chain starts at 0 */
+	INSERT INTO todo_kafka.audit_chains (chain)
+		SELECT DISTINCT (e.rec ->> 'partition')::integer FROM jsonb_array_elements(p_records) AS e(rec)
+		 ORDER BY 1
+		ON CONFLICT (chain) DO NOTHING;
+	PERFORM 1
+	   FROM todo_kafka.audit_chains c
+	  WHERE c.chain IN (SELECT (e.rec ->> 'partition')::integer FROM jsonb_array_elements(p_records) AS e(rec))
+	  ORDER BY c.chain
+	  FOR UPDATE;
+
+	/*
+	 * 3. Append (a new snapshot: sees what an earlier holder of the heads
+	 * committed).  recorded_at is stamped after the sort by n, so it grows
+	 * in array order as before.
+	 */
+	WITH r AS MATERIALIZED (
+		SELECT e.n, o."partition" AS chain, o."offset", o.topic,
+			   CASE WHEN o.trace_id ~ '^[0-9a-f]{32}$' THEN o.trace_id END AS trace_id, d.*
+		  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS e(rec, n)
+		 CROSS JOIN LATERAL jsonb_to_record(e.rec)
+			   AS o(topic text, "partition" integer, "offset" bigint, data jsonb, trace_id text)
+		 CROSS JOIN LATERAL jsonb_to_record(o.data)
+			   AS d(event_id uuid, actor text, db_role text, operation text, event_type text,
+					"table" text, task_id text, user_id text, before jsonb, after jsonb,
+					changed_fields text[], correlation_id text, txid bigint, "timestamp" timestamptz)
+	), fresh AS (
+		SELECT DISTINCT ON (r.event_id) r.*
+		  FROM r
+		 WHERE NOT EXISTS (SELECT 1 FROM todo_kafka.audit_log a WHERE a.event_id = r.event_id)
+		 ORDER BY r.event_id, r.n
+	), stamped AS MATERIALIZED (
+		SELECT f.*, clock_timestamp() AS recorded_at
+		  FROM fresh f
+		 ORDER BY f.n
+	), numbered AS (
+		SELECT s.*, h.last_hash AS head_hash,
+			   h.last_seq + row_number() OVER (PARTITION BY s.chain ORDER BY s.n) AS seq
+		  FROM stamped s
+		  JOIN todo_kafka.audit_chains h ON h.chain = s.chain
+	), hashed AS (
+		SELECT m.*,
+			   todo_kafka.audit_chain(todo_kafka.audit_canonical(ROW(
+					NULL, m.chain, m.seq, m.event_id, m.actor, m.db_role, m.operation, m.event_type,
+					m."table", m.task_id, m.user_id, m.before, m.after, m.changed_fields,
+					m.correlation_id, m.txid, m."timestamp", m.recorded_at, m.topic, m.chain,
+					m."offset", NULL, NULL, NULL)::todo_kafka.audit_log), m.head_hash)
+				   OVER (PARTITION BY m.chain ORDER BY m.n) AS hash
+		  FROM numbered m
+	), linked AS (
+		SELECT k.*, coalesce(lag(k.hash) OVER (PARTITION BY k.chain ORDER BY k.n), k.head_hash) AS prev_hash
+		  FROM hashed k
+	), ins AS (
+		INSERT INTO todo_kafka.audit_log
+			(chain, seq, event_id, actor, db_role, operation, event_type, table_name,
+			 task_id, user_id, before, after, changed_fields, correlation_id, txid,
+			 occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset,
+			 prev_hash, hash, trace_id)
+		SELECT l.chain, l.seq, l.event_id, l.actor, l.db_role, l.operation, l.event_type, l."table",
+			   l.task_id, l.user_id, l.before, l.after, l.changed_fields, l.correlation_id, l.txid,
+			   l."timestamp", l.recorded_at, l.topic, l.chain, l."offset",
+			   l.prev_hash, l.hash, l.trace_id
+		  FROM linked l
+		 ORDER BY l.n
+		RETURNING chain, seq, hash
+	), heads AS (
+		UPDATE todo_kafka.audit_chains c SET last_seq = t.seq, last_hash = t.hash
+		  FROM (SELECT DISTINCT ON (i.chain) i.chain, i.seq, i.hash
+				  FROM ins i
+				 ORDER BY i.chain, i.seq DESC) t
+		 WHERE c.chain = t.chain
+	)
+	SELECT count(*) INTO v_added FROM ins;
+	RETURN v_added;
+END
+$function$;
+
+DROP FUNCTION todo_kafka.deliver_in_app(text, text, text, uuid, text, text);
+CREATE OR REPLACE FUNCTION todo_kafka.deliver_in_app(p_notification_id text, p_user_id text, p_kind text, p_task_id uuid, p_title text, p_body text, p_trace_id text DEFAULT NULL)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+	n	todo_kafka.notifications;
+BEGIN
+	PERFORM todo_kafka.notify_check_user(p_user_id);
+	INSERT INTO todo_kafka.notifications (notification_id, user_id, kind, task_id, title, body, trace_id)
+		VALUES (p_notification_id, p_user_id, p_kind, p_task_id,
+				left(coalesce(p_title, ''), 500), left(coalesce(p_body, ''), 4000),
+				CASE WHEN p_trace_id ~ '^[0-9a-f]{32}$' THEN p_trace_id END)
+		ON CONFLICT (notification_id) DO NOTHING
+		RETURNING * INTO n;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	INSERT INTO todo_kafka.notification_deliveries AS d
+			(notification_id, channel, target, user_id, status, finished_at)
+		VALUES (p_notification_id, 'in_app', p_user_id, p_user_id, 'delivered', clock_timestamp())
+		ON CONFLICT (notification_id, channel, target) DO UPDATE
+			SET status = 'delivered', finished_at = EXCLUDED.finished_at;
+	/* NOTIFY payloads stop at 8000 bytes: the body is cut to keep under it */
+	PERFORM pg_notify(todo_kafka.inbox_channel(p_user_id),
+					  jsonb_build_object('id', n.id, 'notification_id', n.notification_id,
+										 'kind', n.kind, 'task_id', n.task_id,
+										 'title', left(n.title, 200), 'body', left(n.body, 1000),
+										 'created_at', n.created_at)::text);
+	RETURN true;
+END
+$function$;
+
+REVOKE ALL ON FUNCTION todo_kafka.deliver_in_app(text, text, text, uuid, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION todo_kafka.deliver_in_app(text, text, text, uuid, text, text, text)
+	TO todo_kafka_notifier;

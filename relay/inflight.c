@@ -55,6 +55,7 @@ struct relay_row
 	char	   *dead_topic;		/* first permanent failure */
 	char	   *dead_reason;
 	tk_outbox_row meta;			/* small fields, for dead-letter envelopes */
+	tk_trace_ctx trace_parent;	/* of its publish span (tracing.c) */
 	relay_row  *hnext;
 	int			nmsgs;
 	relay_msg	msgs[];			/* then the strings */
@@ -357,6 +358,7 @@ row_settle(relay_row *r)
 		return;
 	}
 	relay_metrics_row_done(r->meta.stream ? r->meta.stream : "");
+	relay_trace_published(&r->meta, &r->trace_parent, r->read_us, r->nmsgs, r->dead_reason);
 	if (r->dead_reason)
 	{
 		if (F.ndead == F.cap_dead)
@@ -377,6 +379,12 @@ row_settle(relay_row *r)
 	}
 	relay_position_row_settled(r->window);
 	table_remove(r->id);
+}
+
+void
+relay_row_set_trace_parent(relay_row *r, const tk_trace_ctx *parent)
+{
+	r->trace_parent = *parent;
 }
 
 void

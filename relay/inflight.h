@@ -64,6 +64,8 @@ extern void relay_msg_free(relay_msg *m);
 
 extern int64_t relay_row_id(const relay_row *r);
 extern const tk_outbox_row *relay_row_meta(const relay_row *r);
+/* the application's trace context, the parent of the row's publish span */
+extern void relay_row_set_trace_parent(relay_row *r, const tk_trace_ctx *parent);
 extern void relay_row_latency(const relay_row *r, relay_latency *lat);
 
 extern void relay_row_sent(relay_row *r);	/* one more message to settle */

@@ -49,6 +49,7 @@
 #include "signals.h"
 #include "clock.h"
 #include "config.h"
+#include "otlp.h"
 #include "relay.h"
 
 #define LOOP_WAIT_MAX_MS	100
@@ -161,6 +162,8 @@ reload_config(relay_state *st)
 		relay_reminders_reset();
 	if (!tk_kvlist_equal(&fresh.d.kafka, &st->cfg.d.kafka))
 		tk_log(TK_LOG_WARNING, "Kafka settings changed; they take effect when the relay restarts");
+	if (strcmp(fresh.d.otlp_endpoint, st->cfg.d.otlp_endpoint) != 0)
+		tk_log(TK_LOG_WARNING, "otlp_endpoint changed; it takes effect when the relay restarts");
 	if (strcmp(fresh.d.metrics_listen, st->cfg.d.metrics_listen) != 0)
 	{
 		relay_metrics_stop();
@@ -264,7 +267,10 @@ run_loop(relay_state *st)
 				if (st->conn == NULL)
 					st->next_connect_at = now + tk_backoff_next(&st->backoff);
 				else
+				{
+					relay_trace_connected(st->conn);
 					st->next_leader_try = now;
+				}
 			}
 			wait_events(st, st->conn ? now : st->next_connect_at);
 			continue;
@@ -388,6 +394,7 @@ drain_and_exit(relay_state *st)
 	rd_kafka_destroy(st->rk);
 	PQfinish(st->conn);
 	relay_metrics_stop();
+	tk_otlp_stop();
 	tk_log(TK_LOG_INFO, "relay stopped");
 	return code;
 }
@@ -443,6 +450,12 @@ main(int argc, char **argv)
 		return RELAY_EXIT_FAILURE;
 	}
 
+	if (!tk_otlp_start(st.cfg.d.otlp_endpoint, relay_spec.program, err, sizeof(err)))
+	{
+		tk_log(TK_LOG_FATAL, "%s", err);
+		rd_kafka_destroy(st.rk);
+		return RELAY_EXIT_FAILURE;
+	}
 	tk_daemon_log_start(&relay_spec, &st.cfg.d);
 
 	st.reader = relay_reader_create();

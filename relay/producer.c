@@ -180,7 +180,11 @@ relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 	relay_row  *r;
 	char		err[512];
 	int			n;
+	tk_outbox_row traced;
+	char		tp[TK_TRACEPARENT_LEN + 1];
+	tk_trace_ctx parent;
 
+	row = relay_trace_row(row, &traced, tp, &parent);
 	tk_message_list_clear(&msgs);
 	n = tk_ce_build(row, &msgs, err, sizeof(err));
 	if (n > cap_tl)
@@ -204,6 +208,7 @@ relay_producer_send_row(rd_kafka_t *rk, relay_topics *topics,
 	r = relay_inflight_add(row, id, n > 0 ? &msgs : NULL, names);
 	if (r == NULL)
 		return false;
+	relay_row_set_trace_parent(r, &parent);
 
 	if (n < 0)
 	{

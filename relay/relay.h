@@ -27,6 +27,7 @@
 #include "daemon_config.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "trace.h"
 
 /* exit codes */
 #define RELAY_EXIT_OK		TK_EXIT_OK
@@ -236,6 +237,14 @@ typedef enum relay_pg_state
 } relay_pg_state;
 
 extern PGconn *relay_pg_connect(const char *conninfo);
+
+/* tracing.c: the publish span of each row (off without otlp_endpoint) */
+extern void relay_trace_connected(PGconn *conn);
+extern const tk_outbox_row *relay_trace_row(const tk_outbox_row *row, tk_outbox_row *copy,
+											char tp[TK_TRACEPARENT_LEN + 1],
+											tk_trace_ctx *parent);
+extern void relay_trace_published(const tk_outbox_row *meta, const tk_trace_ctx *parent,
+								  int64_t read_us, int nmsgs, const char *dead_reason);
 extern void relay_log_api_error(PGconn *conn, const PGresult *res,
 								const char *function, const char *doing);
 extern bool relay_try_leadership(PGconn *conn, bool *is_leader);

@@ -12,7 +12,8 @@
  * record is dead-lettered; a database down or a missing grant pauses.
  * Accepted are only records the relay made from captured changes (id
  * "<event_id>:audit", type "audit.<event_type>"); they carry actor (the
- * application's claim) and db_role (session_user, unforgeable).  Also
+ * application's claim) and db_role (session_user, unforgeable), and the
+ * trace id of the message's traceparent (trace_id, outside the hash).  Also
  * accepted: administrative operations, type "admin.<operation>" with
  * data.table "admin_operations" (extension/sql/15_admin_audit.sql).
  *
@@ -134,9 +135,12 @@ append(tkc_worker *w, tkc_event **evs, int n, int *inserted)
 	for (int i = 0; i < n; i++)
 	{
 		char	   *data = cJSON_PrintUnformatted(evs[i]->data);
+		char		trace_id[33];
 
 		tk_strbuf_puts(&arr, i ? ",{\"topic\":" : "{\"topic\":");
 		tk_strbuf_json_string(&arr, evs[i]->topic);
+		if (tkc_event_trace_id(evs[i], trace_id))
+			tk_strbuf_printf(&arr, ",\"trace_id\":\"%s\"", trace_id);
 		tk_strbuf_printf(&arr, ",\"partition\":%d,\"offset\":%lld,\"data\":%s}",
 						 (int) evs[i]->partition, (long long) evs[i]->offset,
 						 data ? data : "null");

@@ -5,10 +5,14 @@
  *	  channel once
  *
  * Input: notification.requested on todo.notifications (fanout.c).
- *	 in_app	 todo_kafka.deliver_in_app(): inbox row, delivery log row and
- *			 NOTIFY in one transaction; a redelivery does nothing
+ *	 in_app	 todo_kafka.deliver_in_app(): inbox row (with the trace id),
+ *			 delivery log row and NOTIFY in one transaction; a redelivery
+ *			 does nothing
  *	 email	 SMTP to the user's address (email.h), Message-ID from the id
  *	 push	 every Web Push subscription (webpush.h) and the JSON gateway
+ * Tracing: a span per send ("email send", "push send") and per inbox row
+ * ("inbox insert"), children of the message's process span (runtime
+ * trace.c); an email carries a Traceparent header.
  *
  * Email and push cannot join a transaction, so each send to a target is
  * bracketed by the delivery log (extension/sql/11_notify_delivery.sql):
@@ -49,6 +53,8 @@ typedef struct tkn_note
 	const char *title;
 	const char *body;
 	const char *due_local;
+	const char *traceparent;	/* tkc_traceparent(): the email's header */
+	char		trace_id[33];	/* kept in the inbox row; "" when none */
 } tkn_note;
 
 static void
@@ -133,12 +139,17 @@ run_void(tkc_worker *w, tkc_event *ev, const char *sql, int nparams,
 static tkc_result
 deliver_in_app(tkc_worker *w, tkc_event *ev, const tkn_note *n)
 {
-	const char *params[6] = {n->id, n->user, n->kind, n->task_id, n->title, n->body};
+	const char *params[7] = {n->id, n->user, n->kind, n->task_id, n->title, n->body,
+	n->trace_id[0] ? n->trace_id : NULL};
 	PGresult   *res;
 	tkc_result	r;
+	tk_span		span;
 
-	r = run(w, ev, "SELECT todo_kafka.deliver_in_app($1, $2, $3, $4::uuid, $5, $6)",
-			6, params, &res);
+	tkc_span_start(w, &span, "inbox insert");
+	tk_span_attr(&span, "todo_kafka.notification_id", n->id);
+	r = run(w, ev, "SELECT todo_kafka.deliver_in_app($1, $2, $3, $4::uuid, $5, $6, $7)",
+			7, params, &res);
+	tkc_span_finish(&span, r == TKC_OK ? NULL : ev->error[0] ? ev->error : "not delivered");
 	if (r != TKC_OK)
 		return r;
 	tkc_count(w, strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "delivered" : "skipped",
@@ -188,7 +199,7 @@ send_one(tkn_worker *nw, const tkn_note *n, const char *mode, const char *target
 
 	if (strcmp(mode, "email") == 0)
 	{
-		tkn_email	mail = {target, n->title, NULL, n->id, 0};
+		tkn_email	mail = {target, n->title, NULL, n->id, 0, n->traceparent};
 
 		if ((text = email_body(n)) == NULL)
 		{
@@ -246,6 +257,7 @@ deliver_target(tkc_worker *w, tkn_worker *nw, tkc_event *ev, const tkn_note *n,
 	PGresult   *res;
 	tkn_delivery d;
 	tkc_result	r;
+	tk_span		span;
 
 	r = run(w, ev, "SELECT todo_kafka.delivery_claim($1, $2, $3, $4, $5::boolean)",
 			5, claim, &res);
@@ -267,7 +279,11 @@ deliver_target(tkc_worker *w, tkn_worker *nw, tkc_event *ev, const tkn_note *n,
 	}
 	PQclear(res);
 
+	tkc_span_start(w, &span, strcmp(mode, "email") == 0 ? "email send" : "push send");
+	tk_span_attr(&span, "todo_kafka.notification_id", n->id);
+	tk_span_attr(&span, "todo_kafka.delivery_mode", mode);
 	d = send_one(nw, n, mode, target, p256dh, auth, err, sizeof(err));
+	tkc_span_finish(&span, d.result == TKN_DELIVERED ? NULL : err[0] ? err : tkn_result_name(d.result));
 	snprintf(detail, sizeof(detail), "%s %ld%s%s", tkn_result_name(d.result), d.status,
 			 err[0] ? ": " : "", err);
 	done[5] = detail;
@@ -381,6 +397,8 @@ tkn_deliver_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 	bool		email;
 
 	note_from(ev, &n);
+	n.traceparent = tkc_traceparent(w, ev);
+	tkc_event_trace_id(ev, n.trace_id);
 	email = strcmp(n.channel, "email") == 0;
 	if ((nw->stage == TKN_STAGE_EMAIL && !email) ||
 		(nw->stage == TKN_STAGE_REALTIME && email))

@@ -35,6 +35,7 @@
 #include "delivery_int.h"
 #include "email_message.h"
 #include "strbuf.h"
+#include "trace.h"
 
 #define SUBJECT_PLAIN_MAX 68	/* "Subject: " + 68 < 78 */
 #define WORD_INPUT_MAX	39		/* 39 bytes -> 52 base64 chars -> a 64-char word */
@@ -354,6 +355,7 @@ tkn_email_build(const tkn_smtp_config *cfg, const tkn_email *msg, size_t *len,
 	const char *why;
 	char		left[80];
 	char		date[64];
+	tk_trace_ctx trace;
 	const char *domain;
 	bool		ascii;
 	size_t		longest;
@@ -409,6 +411,13 @@ tkn_email_build(const tkn_smtp_config *cfg, const tkn_email *msg, size_t *len,
 		put_encoded_words(&sb, msg->subject);
 	tk_strbuf_puts(&sb, "\r\n");
 	tk_strbuf_printf(&sb, "Message-ID: <notify.%s@%s>\r\n", left, domain);
+	if (tk_trace_parse(msg->traceparent, &trace))
+	{
+		char		tp[TK_TRACEPARENT_LEN + 1];
+
+		tk_trace_format(&trace, tp);	/* checked and rewritten: no injection */
+		tk_strbuf_printf(&sb, "Traceparent: %s\r\n", tp);
+	}
 	tk_strbuf_puts(&sb, "MIME-Version: 1.0\r\n"
 				   "Content-Type: text/plain; charset=utf-8\r\n");
 	tk_strbuf_printf(&sb, "Content-Transfer-Encoding: %s\r\n", qp ? "quoted-printable" : "7bit");

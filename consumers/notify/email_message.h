@@ -44,6 +44,7 @@ typedef struct tkn_email
 	const char *body;			/* UTF-8 plain text, LF or CRLF line ends */
 	const char *id;				/* notification id: the Message-ID's left part */
 	time_t		date;			/* Date header; 0 = now */
+	const char *traceparent;	/* W3C trace context: Traceparent header; NULL: none */
 } tkn_email;
 
 /*

@@ -13,7 +13,9 @@
  * = partitionkey = the user id (a user's notifications stay in order), in
  * the envelope of common/messages/envelope.h: type notification.requested,
  * id <source event id>:<channel>, source /todo_kafka/notify, subject =
- * task id, time, correlationid and traceparent from the source event;
+ * task id, time and correlationid from the source event, traceparent
+ * tkc_traceparent() (the fan-out's process span when tracing, else the
+ * source event's);
  * data as schemas/notifications.v1.json (notification_id = id, channel,
  * kind, title, body, due_date, due_local, time_zone, source_event_id ...).
  *
@@ -140,9 +142,10 @@ build_data(const tkc_event *ev, const char *id, const char *kind, const char *us
  * its headers; false when out of memory.
  */
 static bool
-build_message(const tkc_event *ev, const char *kind, const char *user,
-			  const char *task_id, PGresult *res, int row, const char *id,
-			  tk_strbuf *msg, tk_header hdrs[TK_ENVELOPE_MAX_HEADERS], int *nhdrs)
+build_message(const tkc_event *ev, const char *traceparent, const char *kind,
+			  const char *user, const char *task_id, PGresult *res, int row,
+			  const char *id, tk_strbuf *msg, tk_header hdrs[TK_ENVELOPE_MAX_HEADERS],
+			  int *nhdrs)
 {
 	tk_envelope env = {0};
 	char		now[48];
@@ -159,7 +162,7 @@ build_message(const tkc_event *ev, const char *kind, const char *user,
 	env.partitionkey = user;	/* the Kafka key: a user's notifications stay in order */
 	env.correlationid = tkc_json_string(ev->ce, "correlationid");
 	env.userid = user;
-	env.traceparent = tkc_json_string(ev->ce, "traceparent");
+	env.traceparent = traceparent;
 	if ((data = build_data(ev, id, kind, user, task_id, res, row)) == NULL)
 		return false;
 	tk_strbuf_reset(msg);
@@ -228,7 +231,8 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 		int			nhdrs = 0;
 
 		snprintf(id, sizeof(id), "%s:%s", ev->id, PQgetvalue(res, i, 0));
-		if (!build_message(ev, kind, user, task_id, res, i, id, &msg, hdrs, &nhdrs))
+		if (!build_message(ev, tkc_traceparent(w, ev), kind, user, task_id, res, i, id,
+						   &msg, hdrs, &nhdrs))
 		{
 			tkc_fail(ev, "out of memory building notification %s", id);
 			r = TKC_RETRY;

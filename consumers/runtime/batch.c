@@ -121,7 +121,12 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 			evs[k]->error[0] = '\0';
 			res[k] = TKC_RETRY;
 		}
-		tkc_sink_run(w, evs, np, res);
+		{
+			uint64_t	start_ns = tk_unix_ns();
+
+			tkc_sink_run(w, evs, np, res);
+			tkc_trace_sink(w, evs, np, res, start_ns);
+		}
 		free(evs);
 		for (int k = 0; k < np; k++)
 			tkc_metrics_handled(b[idx[k]].ev.topic, res[k],
@@ -134,7 +139,9 @@ run_handler(tkc_worker *w, tkc_item *b, int n, int *idx, int np, tkc_result *res
 		int64_t		t1 = tk_wall_us();
 
 		b[idx[k]].ev.error[0] = '\0';
+		tkc_trace_begin(w, &b[idx[k]].ev);
 		res[k] = svc->handle(w, &b[idx[k]].ev);
+		tkc_trace_end(w, &b[idx[k]].ev, res[k]);
 		tkc_metrics_handled(b[idx[k]].ev.topic, res[k], (double) (tk_wall_us() - t1) / 1e6);
 		if (tkc_result_stops_round(res[k]))
 		{

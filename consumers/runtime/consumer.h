@@ -54,6 +54,7 @@
 #include "daemon_config.h"
 #include "messages/envelope.h"
 #include "options.h"
+#include "otlp.h"
 #include "strbuf.h"
 
 /* what became of one event */
@@ -329,5 +330,21 @@ extern bool tkc_take_flag(int *argc, char **argv, const char *flag);
 
 /* cJSON helpers for handlers: a member's string value, or NULL */
 extern const char *tkc_json_string(const cJSON *obj, const char *name);
+
+/*
+ * Tracing (runtime/trace.c; spans only with otlp_endpoint set).
+ * tkc_event_trace_id: the event's trace id, 32 hex digits ("" and false
+ * when it carries no traceparent).  tkc_traceparent: what a message
+ * produced because of ev carries (the process span when tracing, else
+ * ev's own traceparent; NULL when none); valid until the next call.
+ * tkc_span_start/finish: a span of a side effect (an email, a push, an
+ * inbox row), a child of the event's process span; both do nothing when
+ * tracing is off (tk_span_attr on such a span too).  finish: error NULL
+ * when it succeeded.
+ */
+extern bool tkc_event_trace_id(const tkc_event *ev, char out[33]);
+extern const char *tkc_traceparent(tkc_worker *w, const tkc_event *ev);
+extern void tkc_span_start(tkc_worker *w, tk_span *s, const char *name);
+extern void tkc_span_finish(tk_span *s, const char *error);
 
 #endif							/* TKC_CONSUMER_H */

@@ -236,6 +236,11 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 		tk_log(TK_LOG_FATAL, "%s", err);
 		return TK_EXIT_FAILURE;
 	}
+	if (!tk_otlp_start(rt.d.otlp_endpoint, rt.program, err, sizeof(err)))
+	{
+		tk_log(TK_LOG_FATAL, "%s", err);
+		return TK_EXIT_FAILURE;
+	}
 
 	tk_log(TK_LOG_INFO, "group %s: starting %d consumer%s", rt.group, rt.rc.consumers,
 		   rt.rc.consumers == 1 ? "" : "s");
@@ -273,6 +278,7 @@ tkc_main(const tkc_service *svc, int argc, char **argv)
 			exit_code = workers[i].exit_code;
 	}
 	tkc_metrics_stop();
+	tk_otlp_stop();
 	free(workers);
 	tk_daemon_config_free(&spec, &rt.d, own);
 	tk_cli_free(&cli);

@@ -18,6 +18,7 @@
 
 #include "backoff.h"
 #include "consumer.h"
+#include "otlp.h"
 #include "prom.h"
 
 #define TKC_MAX_STREAMS 8
@@ -85,6 +86,9 @@ struct tkc_worker
 	int			cap_stash;
 	bool		paused;
 	bool		outage;			/* a dependency is down */
+	bool		tracing;		/* trace is the process span in hand */
+	tk_span		trace;
+	char		traceparent[TK_TRACEPARENT_LEN + 1];	/* tkc_traceparent */
 	int			exit_code;
 };
 
@@ -176,6 +180,12 @@ extern void tkc_alert(tkc_runtime *rt, const char *kind, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 extern void tkc_alert_dead_letter(tkc_runtime *rt, const rd_kafka_message_t *m,
 								  const tkc_event *ev, const char *error_kind);
+
+/* trace.c: process spans (handle(): begin/end; a sink's batch: after it) */
+extern void tkc_trace_begin(tkc_worker *w, const tkc_event *ev);
+extern void tkc_trace_end(tkc_worker *w, const tkc_event *ev, tkc_result r);
+extern void tkc_trace_sink(tkc_worker *w, tkc_event **evs, int n,
+						   const tkc_result *res, uint64_t start_ns);
 
 /* metrics.c */
 extern void tkc_metrics_init(tkc_runtime *rt);

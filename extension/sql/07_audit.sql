@@ -54,6 +54,9 @@ CREATE TABLE todo_kafka.audit_log (
 	kafka_offset		bigint NOT NULL,
 	prev_hash			bytea,
 	hash				bytea NOT NULL,
+	/* W3C trace id of the message's traceparent (0.5.0): where to look in
+	 * the tracing backend; diagnostic, outside the hash (audit_canonical) */
+	trace_id			text,
 	CONSTRAINT audit_log_chain_seq_key UNIQUE (chain, seq)
 );
 
@@ -460,7 +463,8 @@ CREATE AGGREGATE todo_kafka.audit_chain(text, bytea) (
 
 /*
  * p_records: [{"topic": text, "partition": int, "offset": bigint,
- *				"data": <the relay's audit message data>}, ...]
+ *				"data": <the relay's audit message data>,
+ *				"trace_id": <32 hex digits, optional>}, ...]
  * Validates every element first (22023 on the first bad one, nothing
  * written), locks the heads of the chains involved, then appends the new
  * ones in array order.  Returns the number of entries added.
@@ -526,10 +530,11 @@ BEGIN
 	 * in array order as before.
 	 */
 	WITH r AS MATERIALIZED (
-		SELECT e.n, o."partition" AS chain, o."offset", o.topic, d.*
+		SELECT e.n, o."partition" AS chain, o."offset", o.topic,
+			   CASE WHEN o.trace_id ~ '^[0-9a-f]{32}$' THEN o.trace_id END AS trace_id, d.*
 		  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS e(rec, n)
 		 CROSS JOIN LATERAL jsonb_to_record(e.rec)
-			   AS o(topic text, "partition" integer, "offset" bigint, data jsonb)
+			   AS o(topic text, "partition" integer, "offset" bigint, data jsonb, trace_id text)
 		 CROSS JOIN LATERAL jsonb_to_record(o.data)
 			   AS d(event_id uuid, actor text, db_role text, operation text, event_type text,
 					"table" text, task_id text, user_id text, before jsonb, after jsonb,
@@ -554,7 +559,7 @@ BEGIN
 					NULL, m.chain, m.seq, m.event_id, m.actor, m.db_role, m.operation, m.event_type,
 					m."table", m.task_id, m.user_id, m.before, m.after, m.changed_fields,
 					m.correlation_id, m.txid, m."timestamp", m.recorded_at, m.topic, m.chain,
-					m."offset", NULL, NULL)::todo_kafka.audit_log), m.head_hash)
+					m."offset", NULL, NULL, NULL)::todo_kafka.audit_log), m.head_hash)
 				   OVER (PARTITION BY m.chain ORDER BY m.n) AS hash
 		  FROM numbered m
 	), linked AS (
@@ -565,11 +570,11 @@ BEGIN
 			(chain, seq, event_id, actor, db_role, operation, event_type, table_name,
 			 task_id, user_id, before, after, changed_fields, correlation_id, txid,
 			 occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset,
-			 prev_hash, hash)
+			 prev_hash, hash, trace_id)
 		SELECT l.chain, l.seq, l.event_id, l.actor, l.db_role, l.operation, l.event_type, l."table",
 			   l.task_id, l.user_id, l.before, l.after, l.changed_fields, l.correlation_id, l.txid,
 			   l."timestamp", l.recorded_at, l.topic, l.chain, l."offset",
-			   l.prev_hash, l.hash
+			   l.prev_hash, l.hash, l.trace_id
 		  FROM linked l
 		 ORDER BY l.n
 		RETURNING chain, seq, hash

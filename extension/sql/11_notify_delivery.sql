@@ -17,7 +17,8 @@ CREATE TABLE todo_kafka.notifications (
 	body				text NOT NULL,
 	read				boolean NOT NULL DEFAULT false,
 	created_at			timestamptz NOT NULL DEFAULT now(),
-	read_at				timestamptz
+	read_at				timestamptz,
+	trace_id			text			/* W3C trace id of the notification (0.5.0) */
 );
 
 CREATE INDEX notifications_user_id_idx ON todo_kafka.notifications (user_id, id);
@@ -254,7 +255,7 @@ $function$;
  * and a NOTIFY on inbox_channel(user) with the row as JSON (sent at
  * commit).  true = delivered now, false = it already was (nothing done).
  */
-CREATE OR REPLACE FUNCTION todo_kafka.deliver_in_app(p_notification_id text, p_user_id text, p_kind text, p_task_id uuid, p_title text, p_body text)
+CREATE OR REPLACE FUNCTION todo_kafka.deliver_in_app(p_notification_id text, p_user_id text, p_kind text, p_task_id uuid, p_title text, p_body text, p_trace_id text DEFAULT NULL)
  RETURNS boolean
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -264,9 +265,10 @@ DECLARE
 	n	todo_kafka.notifications;
 BEGIN
 	PERFORM todo_kafka.notify_check_user(p_user_id);
-	INSERT INTO todo_kafka.notifications (notification_id, user_id, kind, task_id, title, body)
+	INSERT INTO todo_kafka.notifications (notification_id, user_id, kind, task_id, title, body, trace_id)
 		VALUES (p_notification_id, p_user_id, p_kind, p_task_id,
-				left(coalesce(p_title, ''), 500), left(coalesce(p_body, ''), 4000))
+				left(coalesce(p_title, ''), 500), left(coalesce(p_body, ''), 4000),
+				CASE WHEN p_trace_id ~ '^[0-9a-f]{32}$' THEN p_trace_id END)
 		ON CONFLICT (notification_id) DO NOTHING
 		RETURNING * INTO n;
 	IF NOT FOUND THEN

@@ -103,7 +103,7 @@ GRANT EXECUTE ON FUNCTION
 	todo_kafka.mark_notification_read(text,bigint)
 	TO todo_kafka_app;
 GRANT EXECUTE ON FUNCTION
-	todo_kafka.deliver_in_app(text,text,text,uuid,text,text),
+	todo_kafka.deliver_in_app(text,text,text,uuid,text,text,text),
 	todo_kafka.delivery_claim(text,text,text,text,boolean),
 	todo_kafka.delivery_done(text,text,text,text,text,text),
 	todo_kafka.delivery_retry(text,text,text,text),

@@ -229,6 +229,7 @@ for f in sorted((f for f in os.listdir(d) if f.endswith('.eml')), key=lambda f: 
                 'date_ok': m['Date'].datetime is not None,
                 'message_id': str(m['Message-ID']),
                 'auto_submitted': str(m['Auto-Submitted']),
+                'traceparent': m['Traceparent'] and str(m['Traceparent']),
                 'content_type': m.get_content_type(),
                 'body': m.get_content()})
 print(json.dumps(out))
