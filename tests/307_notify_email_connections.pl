@@ -9,7 +9,11 @@
 # per email is what the notifier did before it kept them).  Then the SMTP
 # server restarts on the same port, so the kept connection is dead: 6 more
 # emails arrive, each once, over one new connection, with nothing
-# dead-lettered and no email left unsent in the delivery log.
+# dead-lettered and no email left unsent in the delivery log.  Last, one
+# batch of three fired reminders of which the middle one cannot be planned
+# (its task id is no uuid): the fan-out stage's batch is refused by the
+# database and offered again event by event, so the other two are emailed,
+# each once, and only the bad one is dead-lettered.
 
 use strict;
 use warnings;
@@ -27,7 +31,7 @@ my $rx = NotifyTest->new;
 $rx->start_smtp;
 $s->sql("SELECT count(todo_kafka.set_notification_email('u' || g, 'u' || g || '\@example.com')),
 		count(todo_kafka.set_notification_channels('u' || g, 'task_created', '{email}'))
-	FROM generate_series(1, 18) g");
+	FROM generate_series(1, 21) g");
 
 my $conf = $rx->config;
 my %st;
@@ -72,6 +76,27 @@ is(connections(@all[12 .. $#all]), 1, 'the 6 after the restart over one new conn
 is($s->sql("SELECT count(*) FROM todo_kafka.notification_deliveries
 	WHERE channel = 'email' AND status <> 'delivered'"), 0, 'every email delivered in the log');
 is(scalar(@{ $kafka->consume($t->{dead_letter}) }), 0, 'nothing dead-lettered');
+
+# one batch with a bad event in the middle (one kcat call, one partition)
+my @batch = map {
+	$json->encode({ specversion => '1.0', id => "t307-$_->[0]", source => '/t307', type => 'task.reminder',
+			data => { user_id => $_->[1], task_id => $_->[2], event_type => 'sent',
+				notification_method => 'email' } })
+} ([ 'a', 'u19', '00000000-0000-4000-8000-000000000019' ], [ 'bad', 'u20', 'not-a-uuid' ],
+	[ 'c', 'u21', '00000000-0000-4000-8000-000000000021' ]);
+my ($ok, $err) = $kafka->produce($t->{reminders}, \@batch, partition => 0);
+ok($ok, 'three fired reminders produced in one batch') or diag($err);
+my $dl = TodoKafkaTest::consume_events($kafka, $t->{dead_letter}, count => 1, timeout => 60);
+ok(wait_until('2 reminder emails', sub { @{ envelopes() } >= 20 }, 60), 'the two good reminders emailed')
+  or diag($st{fanout}->log_text);
+sleep(1);
+@all = @{ envelopes() };
+is(scalar @all, 20, 'each once');
+is_deeply([ sort map { $_->{rcpt_tos}[0] } @all[18 .. $#all] ], [ 'u19@example.com', 'u21@example.com' ],
+	'to u19 and u21');
+is(scalar @$dl, 1, 'one dead letter');
+like($dl->[0]{payload} // '', qr/t307-bad/, '... the bad event') or diag(explain $dl);
+unlike($dl->[0]{payload} // '', qr/t307-[ac]/, '... alone');
 
 for my $stage (qw(fanout email))
 {
