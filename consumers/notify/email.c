@@ -66,10 +66,14 @@ upload_read(char *buf, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* one SMTP transaction on h (new or kept); *nothing_sent: no byte of DATA went out */
+/*
+ * One SMTP transaction on h (new or kept); *nothing_sent: no byte of DATA
+ * went out; *connects: connections it opened.  The options point into this
+ * frame, so h is reset before returning (its connection stays).
+ */
 static tkn_delivery
 send_on(CURL *h, const tkn_smtp_config *cfg, const char *to, const char *text, size_t len,
-		bool *nothing_sent, char *err, size_t errlen)
+		bool *nothing_sent, long *connects, char *err, size_t errlen)
 {
 	char		curl_err[CURL_ERROR_SIZE] = "";
 	char		path[300];
@@ -116,7 +120,10 @@ send_on(CURL *h, const tkn_smtp_config *cfg, const char *to, const char *text, s
 
 	rc = curl_easy_perform(h);
 	*nothing_sent = up.pos == 0;
+	*connects = 0;
+	curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, connects);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &d.status);
+	curl_easy_reset(h);			/* no pointer into this frame stays behind */
 	if (!curl_err[0])
 		snprintf(curl_err, sizeof(curl_err), "%s", curl_easy_strerror(rc));
 	if (rc == CURLE_OK)
@@ -188,8 +195,8 @@ tkn_email_send_kept(tkn_smtp_conn *conn, const tkn_smtp_config *cfg, const tkn_e
 			d.result = TKN_TRANSIENT;
 			break;
 		}
-		d = send_on(conn->handle, cfg, msg->to, text, len, &nothing_sent, err, errlen);
-		curl_easy_getinfo(conn->handle, CURLINFO_NUM_CONNECTS, &connects);
+		d = send_on(conn->handle, cfg, msg->to, text, len, &nothing_sent, &connects,
+					err, errlen);
 		conn->connects += connects;
 		if (d.result == TKN_DELIVERED)
 			break;
