@@ -52,11 +52,17 @@ sub envelopes
 
 sub connections { my %c = map { ($_->{connection} => 1) } @_; return scalar keys %c; }
 
-$s->sql("SELECT count(todo_kafka.add_task('u' || g, 'Task of u' || g)) FROM generate_series(1, 12) g");
-ok(wait_until('12 emails', sub { @{ envelopes() } >= 12 }, 60), '12 emails arrived')
-  or diag($st{email}->log_text);
-sleep(1);
-my @first = @{ envelopes() };
+# new tasks for users u$from .. u$to; every envelope once all their emails came
+sub emails_after_new_tasks
+{
+	my ($from, $to, $what) = @_;
+	$s->sql("SELECT count(todo_kafka.add_task('u' || g, 'Task of u' || g)) FROM generate_series($from, $to) g");
+	ok(wait_until($what, sub { @{ envelopes() } >= $to }, 60), $what) or diag($st{email}->log_text);
+	sleep(1);
+	return @{ envelopes() };
+}
+
+my @first = emails_after_new_tasks(1, 12, '12 emails arrived');
 is(scalar @first, 12, 'each email once');
 is(connections(@first), 1, 'all 12 over one SMTP connection')
   or diag(explain [ map { "$_->{file}: connection $_->{connection}" } @first ]);
@@ -64,11 +70,7 @@ is(connections(@first), 1, 'all 12 over one SMTP connection')
 # the server goes away and comes back: the kept connection is dead
 $rx->stop_smtp;
 $rx->start_smtp;    # the same port, numbers its connections from 1 again
-$s->sql("SELECT count(todo_kafka.add_task('u' || g, 'Task of u' || g)) FROM generate_series(13, 18) g");
-ok(wait_until('6 more emails', sub { @{ envelopes() } >= 18 }, 60), 'after the restart: 6 more emails')
-  or diag($st{email}->log_text);
-sleep(1);
-my @all = @{ envelopes() };
+my @all = emails_after_new_tasks(13, 18, 'after the restart: 6 more emails');
 is(scalar @all, 18, 'each email once, 18 in all');
 is_deeply([ sort map { $_->{rcpt_tos}[0] } @all ], [ sort map { "u$_\@example.com" } 1 .. 18 ],
 	'one email to each user');
