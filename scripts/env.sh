@@ -23,7 +23,8 @@ TK_PACKAGES="build-essential pkg-config postgresql-15 postgresql-server-dev-15 l
 	librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev kcat
 	libssl-dev python3-aiosmtpd python3-cryptography libipc-run-perl libjson-pp-perl
 	python3-jsonschema rsync bc curl prometheus
-	python3-yaml debhelper dpkg-dev fakeroot help2man lintian postgresql-server-dev-all systemd"
+	python3-yaml debhelper dpkg-dev fakeroot help2man lintian postgresql-server-dev-all systemd
+	postfix"
 
 tk_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -49,6 +50,10 @@ tk_install_packages() {
 	# Debian's prometheus starts a server and a node exporter; tests need only promtool
 	if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
 		tk_sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+	fi
+	# postfix is here for smtp-source (bench/notify's floor), not as a mail server
+	if command -v systemctl >/dev/null && systemctl is-active --quiet postfix 2>/dev/null; then
+		tk_sudo systemctl disable --now postfix >/dev/null 2>&1 || true
 	fi
 }
 

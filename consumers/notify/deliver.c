@@ -208,7 +208,7 @@ send_one(tkn_worker *nw, const tkn_note *n, const char *mode, const char *target
 			return d;
 		}
 		mail.body = text;
-		d = tkn_email_send(&nw->smtp, &mail, err, errlen);
+		d = tkn_email_send_kept(&nw->smtp_conn, &nw->smtp, &mail, err, errlen);
 	}
 	else
 	{

@@ -32,8 +32,23 @@
 #include "delivery.h"
 #include "email_message.h"
 
-/* Build and send one message to msg->to. */
+/*
+ * A kept SMTP session (email.c): zero it, send with tkn_email_send_kept,
+ * release with tkn_smtp_conn_close.  One thread at a time.
+ */
+typedef struct tkn_smtp_conn
+{
+	void	   *handle;			/* libcurl easy handle, NULL when none */
+	long		connects;		/* connections opened so far */
+} tkn_smtp_conn;
+
+/* Build and send one message to msg->to on a session of its own. */
 extern tkn_delivery tkn_email_send(const tkn_smtp_config *cfg, const tkn_email *msg,
 								   char *err, size_t errlen);
+
+/* The same on conn's session, kept open for the next message. */
+extern tkn_delivery tkn_email_send_kept(tkn_smtp_conn *conn, const tkn_smtp_config *cfg,
+										const tkn_email *msg, char *err, size_t errlen);
+extern void tkn_smtp_conn_close(tkn_smtp_conn *conn);
 
 #endif							/* TKN_EMAIL_H */

@@ -27,6 +27,14 @@
  * never a lost channel.  A message Kafka does not acknowledge is an outage
  * (TKC_DOWN: pause and wait), so fan-out never dead-letters for it.
  *
+ * --stage fanout runs as a sink (tkn_fanout_sink): one plan statement for
+ * a whole batch (the events as a JSON array), every message produced, then
+ * one wait for all the acknowledgments, instead of a statement and a
+ * Kafka round trip per event; OK only when all were acknowledged, else
+ * the whole batch again (DOWN; same ids, so nothing is delivered twice).
+ * A batch refused by the database is offered again event by event (the
+ * runtime's sink.c), so one bad event is dead-lettered alone.
+ *
  * IDENTIFICATION
  *	  consumers/notify/fanout.c
  *
@@ -37,6 +45,16 @@
 #include <string.h>
 
 #include "notify.h"
+
+/* the batch's events as a JSON array of plan inputs; rows in event order */
+#define PLAN_BATCH_SQL \
+	"SELECT e.i, p.channel, p.title, p.body, p.due_date, p.due_local, p.time_zone" \
+	"  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(x, i)," \
+	"       LATERAL todo_kafka.notification_plan(x->>'user', x->>'kind'," \
+	"                 (x->>'requested')::text[], (x->>'task_id')::uuid, x->>'title'," \
+	"                 (x->>'due')::timestamptz, (x->>'late')::boolean)" \
+	"         WITH ORDINALITY AS p(channel, title, body, due_date, due_local, time_zone, n)" \
+	" ORDER BY e.i, p.n"
 
 #define PLAN_SQL \
 	"SELECT channel, title, body, due_date, due_local, time_zone" \
@@ -105,10 +123,14 @@ add_string_or_null(cJSON *obj, const char *name, const char *value)
 		: cJSON_AddNullToObject(obj, name);
 }
 
-/* the data of the notification of one plan row, as JSON text; NULL on OOM */
+/*
+ * The data of the notification of one plan row (its columns from c on:
+ * channel, title, body, due_date, due_local, time_zone), as JSON text;
+ * NULL on OOM
+ */
 static char *
 build_data(const tkc_event *ev, const char *id, const char *kind, const char *user,
-		   const char *task_id, PGresult *res, int row)
+		   const char *task_id, PGresult *res, int row, int c)
 {
 	cJSON	   *data = cJSON_CreateObject();
 	char	   *out = NULL;
@@ -117,16 +139,16 @@ build_data(const tkc_event *ev, const char *id, const char *kind, const char *us
 		return NULL;
 	if (cJSON_AddStringToObject(data, "notification_id", id) &&
 		cJSON_AddStringToObject(data, "user_id", user) &&
-		cJSON_AddStringToObject(data, "channel", PQgetvalue(res, row, 0)) &&
+		cJSON_AddStringToObject(data, "channel", PQgetvalue(res, row, c)) &&
 		cJSON_AddStringToObject(data, "kind", kind) &&
 		cJSON_AddStringToObject(data, "task_id", task_id) &&
-		cJSON_AddStringToObject(data, "title", PQgetvalue(res, row, 1)) &&
-		cJSON_AddStringToObject(data, "body", PQgetvalue(res, row, 2)) &&
+		cJSON_AddStringToObject(data, "title", PQgetvalue(res, row, c + 1)) &&
+		cJSON_AddStringToObject(data, "body", PQgetvalue(res, row, c + 2)) &&
 		add_string_or_null(data, "due_date",
-						   PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3)) &&
+						   PQgetisnull(res, row, c + 3) ? NULL : PQgetvalue(res, row, c + 3)) &&
 		add_string_or_null(data, "due_local",
-						   PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4)) &&
-		cJSON_AddStringToObject(data, "time_zone", PQgetvalue(res, row, 5)) &&
+						   PQgetisnull(res, row, c + 4) ? NULL : PQgetvalue(res, row, c + 4)) &&
+		cJSON_AddStringToObject(data, "time_zone", PQgetvalue(res, row, c + 5)) &&
 		cJSON_AddStringToObject(data, "source_event_id", ev->id) &&
 		cJSON_AddStringToObject(data, "source_type", ev->type) &&
 		add_string_or_null(data, "reminder_id", tkc_json_string(ev->data, "reminder_id")) &&
@@ -143,7 +165,7 @@ build_data(const tkc_event *ev, const char *id, const char *kind, const char *us
  */
 static bool
 build_message(const tkc_event *ev, const char *traceparent, const char *kind,
-			  const char *user, const char *task_id, PGresult *res, int row,
+			  const char *user, const char *task_id, PGresult *res, int row, int c,
 			  const char *id, tk_strbuf *msg, tk_header hdrs[TK_ENVELOPE_MAX_HEADERS],
 			  int *nhdrs)
 {
@@ -163,7 +185,7 @@ build_message(const tkc_event *ev, const char *traceparent, const char *kind,
 	env.correlationid = tkc_json_string(ev->ce, "correlationid");
 	env.userid = user;
 	env.traceparent = traceparent;
-	if ((data = build_data(ev, id, kind, user, task_id, res, row)) == NULL)
+	if ((data = build_data(ev, id, kind, user, task_id, res, row, c)) == NULL)
 		return false;
 	tk_strbuf_reset(msg);
 	tk_envelope_open(msg, &env);
@@ -174,46 +196,114 @@ build_message(const tkc_event *ev, const char *traceparent, const char *kind,
 	return !msg->oom;
 }
 
-tkc_result
-tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
+/* what notification_plan() is asked about one event */
+typedef struct plan_in
 {
-	bool		reminder = strcmp(ev->type, "task.reminder") == 0;
-	const char *user = tkc_json_string(ev->data, "user_id");
-	const char *task_id = tkc_json_string(ev->data, "task_id");
-	const char *kind = reminder ? "reminder" : "task_created";
-	const char *title = NULL;
-	const char *due = NULL;
-	char		requested[48];
-	const char *params[7];
-	PGconn	   *conn;
-	PGresult   *res;
-	tk_strbuf	msg;
-	tkc_result	r;
+	const char *user;
+	const char *kind;
+	const char *task_id;
+	const char *title;			/* task.created only */
+	const char *due;			/* task.created only */
+	char		requested[48];	/* a reminder's method as an array literal */
+	bool		reminder;
+	bool		late;			/* a missed reminder */
+} plan_in;
 
-	if (!reminder && strcmp(ev->type, "task.created") != 0)
-		return TKC_OK;			/* updates, deletes ...: nothing to say */
-	conn = tkc_pg(w);
-	if (conn == NULL)
-		return TKC_DOWN;
-
-	if (reminder)
-		snprintf(requested, sizeof(requested), "{%s}",
+/* false when the event is not fanned out (updates, deletes ...) */
+static bool
+plan_input(const tkc_event *ev, plan_in *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->reminder = strcmp(ev->type, "task.reminder") == 0;
+	if (!in->reminder && strcmp(ev->type, "task.created") != 0)
+		return false;
+	in->user = tkc_json_string(ev->data, "user_id");
+	in->task_id = tkc_json_string(ev->data, "task_id");
+	in->kind = in->reminder ? "reminder" : "task_created";
+	if (in->reminder)
+	{
+		snprintf(in->requested, sizeof(in->requested), "{%s}",
 				 tkc_json_string(ev->data, "notification_method"));
+		in->late = strcmp(tkc_json_string(ev->data, "event_type"), "missed") == 0;
+	}
 	else
 	{
 		const cJSON *task = cJSON_GetObjectItemCaseSensitive(ev->data, "task_data");
 
-		title = tkc_json_string(task, "title");
-		due = tkc_json_string(task, "due_date");
+		in->title = tkc_json_string(task, "title");
+		in->due = tkc_json_string(task, "due_date");
 	}
-	params[0] = user;
-	params[1] = kind;
-	params[2] = reminder ? requested : NULL;
-	params[3] = task_id;
-	params[4] = title;
-	params[5] = due;
-	params[6] = reminder && strcmp(tkc_json_string(ev->data, "event_type"), "missed") == 0
-		? "true" : "false";
+	return true;
+}
+
+/*
+ * Produce the notification of plan row i of event ev (no wait: acks);
+ * TKC_OK, or the result for the event with the reason in ev->error.
+ */
+static tkc_result
+queue_row(tkc_worker *w, tkc_event *ev, const plan_in *in, PGresult *res, int row,
+		  int channel_col, tk_strbuf *msg, tkc_acks *acks)
+{
+	char		id[512];
+	char		err[256];
+	tk_header	hdrs[TK_ENVELOPE_MAX_HEADERS];
+	int			nhdrs = 0;
+
+	snprintf(id, sizeof(id), "%s:%s", ev->id, PQgetvalue(res, row, channel_col));
+	if (!build_message(ev, tkc_traceparent(w, ev), in->kind, in->user, in->task_id, res,
+					   row, channel_col, id, msg, hdrs, &nhdrs))
+	{
+		tkc_fail(ev, "out of memory building notification %s", id);
+		return TKC_RETRY;
+	}
+	if (!tkc_produce_begin(w, acks, TK_STREAM_NOTIFICATIONS, in->user, msg->data, msg->len,
+						   hdrs, nhdrs, err, sizeof(err)))
+	{
+		/* Kafka did not take it: an outage, not the event's fault */
+		tkc_fail(ev, "queueing notification %s: %s", id, err);
+		return TKC_DOWN;
+	}
+	tkc_count(w, "queued", "channel", PQgetvalue(res, row, channel_col), 1);
+	return TKC_OK;
+}
+
+/* wait for the acknowledgments of what was queued; r unless they failed */
+static tkc_result
+await_acks(tkc_worker *w, tkc_event *ev, tkc_acks *acks, tkc_result r)
+{
+	char		err[256];
+
+	if (!tkc_produce_end(w, acks, err, sizeof(err)) && r == TKC_OK)
+	{
+		tkc_fail(ev, "queueing notifications: %s", err);
+		r = TKC_DOWN;
+	}
+	return r;
+}
+
+tkc_result
+tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
+{
+	plan_in		in;
+	const char *params[7];
+	PGconn	   *conn;
+	PGresult   *res;
+	tk_strbuf	msg;
+	tkc_acks	acks = {0, 0};
+	tkc_result	r;
+
+	if (!plan_input(ev, &in))
+		return TKC_OK;			/* updates, deletes ...: nothing to say */
+	conn = tkc_pg(w);
+	if (conn == NULL)
+		return TKC_DOWN;
+	params[0] = in.user;
+	params[1] = in.kind;
+	params[2] = in.reminder ? in.requested : NULL;
+	params[3] = in.task_id;
+	params[4] = in.title;
+	params[5] = in.due;
+	params[6] = in.late ? "true" : "false";
 	res = PQexecParams(conn, PLAN_SQL, 7, NULL, params, NULL, NULL, 0);
 	r = tkc_pg_result(w, res, ev);
 	if (r != TKC_OK)
@@ -221,33 +311,97 @@ tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev)
 		PQclear(res);
 		return r;
 	}
-
 	tk_strbuf_init(&msg);
 	for (int i = 0; i < PQntuples(res) && r == TKC_OK; i++)
-	{
-		char		id[512];
-		char		err[256];
-		tk_header	hdrs[TK_ENVELOPE_MAX_HEADERS];
-		int			nhdrs = 0;
-
-		snprintf(id, sizeof(id), "%s:%s", ev->id, PQgetvalue(res, i, 0));
-		if (!build_message(ev, tkc_traceparent(w, ev), kind, user, task_id, res, i, id,
-						   &msg, hdrs, &nhdrs))
-		{
-			tkc_fail(ev, "out of memory building notification %s", id);
-			r = TKC_RETRY;
-		}
-		else if (!tkc_produce(w, TK_STREAM_NOTIFICATIONS, user, msg.data, msg.len,
-							  hdrs, nhdrs, err, sizeof(err)))
-		{
-			/* Kafka did not take it: an outage, not the event's fault */
-			tkc_fail(ev, "queueing notification %s: %s", id, err);
-			r = TKC_DOWN;
-		}
-		else
-			tkc_count(w, "queued", "channel", PQgetvalue(res, i, 0), 1);
-	}
+		r = queue_row(w, ev, &in, res, i, 0, &msg, &acks);
+	r = await_acks(w, ev, &acks, r);
 	tk_strbuf_free(&msg);
 	PQclear(res);
+	return r;
+}
+
+/* the batch's plan inputs as the JSON array PLAN_BATCH_SQL reads; NULL on OOM */
+static char *
+plan_batch_json(tkc_event **evs, int n, plan_in *in, int *planned)
+{
+	cJSON	   *arr = cJSON_CreateArray();
+	char	   *out = NULL;
+	bool		ok = arr != NULL;
+
+	*planned = 0;
+	for (int i = 0; i < n && ok; i++)
+	{
+		cJSON	   *x;
+
+		if (!plan_input(evs[i], &in[i]))
+		{
+			in[i].user = NULL;	/* not fanned out */
+			continue;
+		}
+		ok = (x = cJSON_CreateObject()) != NULL && cJSON_AddItemToArray(arr, x) &&
+			cJSON_AddStringToObject(x, "user", in[i].user) &&
+			cJSON_AddStringToObject(x, "kind", in[i].kind) &&
+			add_string_or_null(x, "requested", in[i].reminder ? in[i].requested : NULL) &&
+			cJSON_AddStringToObject(x, "task_id", in[i].task_id) &&
+			add_string_or_null(x, "title", in[i].title) &&
+			add_string_or_null(x, "due", in[i].due) &&
+			cJSON_AddBoolToObject(x, "late", in[i].late);
+		if (ok)
+			(*planned)++;
+	}
+	if (ok)
+		out = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	return out;
+}
+
+tkc_result
+tkn_fanout_sink(tkc_worker *w, tkc_event **evs, int n, int *written)
+{
+	plan_in    *in = calloc(n, sizeof(plan_in));
+	int		   *index = calloc(n, sizeof(int));
+	char	   *json = NULL;
+	const char *params[1];
+	PGresult   *res = NULL;
+	tk_strbuf	msg;
+	tkc_acks	acks = {0, 0};
+	tkc_result	r = TKC_OK;
+	int			planned = 0;
+	int			k = 0;
+
+	*written = 0;
+	tk_strbuf_init(&msg);
+	if (in == NULL || index == NULL || (json = plan_batch_json(evs, n, in, &planned)) == NULL)
+	{
+		tkc_fail(evs[0], "out of memory planning %d notifications", n);
+		r = TKC_RETRY;
+		goto done;
+	}
+	if (planned == 0)
+		goto done;				/* nothing to say about this batch */
+	/* e.i of PLAN_BATCH_SQL counts the planned events only */
+	for (int i = 0; i < n; i++)
+		if (in[i].user != NULL)
+			index[k++] = i;
+	params[0] = json;
+	res = PQexecParams(tkc_pg(w), PLAN_BATCH_SQL, 1, NULL, params, NULL, NULL, 0);
+	r = tkc_pg_result(w, res, evs[0]);
+	for (int row = 0; r == TKC_OK && row < PQntuples(res); row++)
+	{
+		int			i = index[atoi(PQgetvalue(res, row, 0)) - 1];
+
+		r = queue_row(w, evs[i], &in[i], res, row, 1, &msg, &acks);
+		if (r != TKC_OK && evs[i] != evs[0])
+			memcpy(evs[0]->error, evs[i]->error, sizeof(evs[0]->error));
+		else if (r == TKC_OK)
+			(*written)++;
+	}
+	r = await_acks(w, evs[0], &acks, r);
+done:
+	PQclear(res);
+	tk_strbuf_free(&msg);
+	free(json);
+	free(index);
+	free(in);
 	return r;
 }

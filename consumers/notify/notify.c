@@ -219,6 +219,13 @@ notify_handle(tkc_worker *w, tkc_event *ev)
 	return tkn_fanout_handle(w, nw, ev);
 }
 
+/* --stage fanout: a batch at a time */
+static tkc_result
+notify_fanout_sink(tkc_worker *w, tkc_event **evs, int n, int *written)
+{
+	return tkn_fanout_sink(w, evs, n, written);
+}
+
 /* worker 0, hourly: the delivery log's retention */
 static void
 notify_periodic(tkc_worker *w)
@@ -251,11 +258,12 @@ notify_fini(tkc_worker *w)
 	if (nw == NULL)
 		return;
 	tkn_vapid_free(nw->vapid);
+	tkn_smtp_conn_close(&nw->smtp_conn);
 	free(nw);
 	tkc_set_state(w, NULL);
 }
 
-#define NOTIFY_SERVICE(svc_name, svc_streams) \
+#define NOTIFY_SERVICE(svc_name, svc_streams, ...) \
 	{ \
 		.name = svc_name, \
 		.summary = "delivers new tasks and reminders by email, Web Push and in-app.", \
@@ -270,17 +278,19 @@ notify_fini(tkc_worker *w)
 		.check_config = notify_check_config, \
 		.validate = notify_validate, \
 		.init = notify_init, \
-		.handle = notify_handle, \
+		__VA_ARGS__, \
 		.periodic = notify_periodic, \
 		.periodic_ms = 3600 * 1000, \
 		.fini = notify_fini, \
 	}
 
 static const tkc_service notify_services[] = {
-	NOTIFY_SERVICE("notify", all_streams),
-	NOTIFY_SERVICE("notify-fanout", fanout_streams),
-	NOTIFY_SERVICE("notify-email", delivery_streams),
-	NOTIFY_SERVICE("notify-realtime", delivery_streams),
+	NOTIFY_SERVICE("notify", all_streams, .handle = notify_handle),
+	/* alone, fan-out plans and produces a whole batch at once (fanout.c) */
+	NOTIFY_SERVICE("notify-fanout", fanout_streams,
+				   .sink = notify_fanout_sink, .sink_unit = "notifications"),
+	NOTIFY_SERVICE("notify-email", delivery_streams, .handle = notify_handle),
+	NOTIFY_SERVICE("notify-realtime", delivery_streams, .handle = notify_handle),
 };
 
 /* --stage X, --stage=X or TODO_KAFKA_STAGE, before the runtime parses argv */

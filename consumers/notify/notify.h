@@ -65,12 +65,14 @@ typedef struct tkn_worker
 	const tkn_config *cfg;
 	tkn_vapid  *vapid;			/* NULL when vapid_key is not set */
 	tkn_smtp_config smtp;		/* points into cfg */
+	tkn_smtp_conn smtp_conn;	/* the worker's kept SMTP session */
 	tkn_push_options push;
 } tkn_worker;
 
 /* fanout.c */
 extern bool tkn_fanout_validate(const void *config, tkc_event *ev);
 extern tkc_result tkn_fanout_handle(tkc_worker *w, tkn_worker *nw, tkc_event *ev);
+extern tkc_result tkn_fanout_sink(tkc_worker *w, tkc_event **evs, int n, int *written);
 
 /* deliver.c */
 extern bool tkn_deliver_validate(const void *config, tkc_event *ev);

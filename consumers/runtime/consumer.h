@@ -278,6 +278,27 @@ extern bool tkc_produce(tkc_worker *w, const char *stream, const char *key,
 						char *errbuf, size_t errlen);
 
 /*
+ * Several messages, one wait (a batch handler): tkc_produce_begin each
+ * message (in order: the producer is idempotent, a partition keeps it),
+ * then tkc_produce_end, which waits until Kafka acknowledged or refused
+ * every one begun; call it also after a failed begin (acks points at
+ * what is still in flight).  false: a message not acknowledged or refused,
+ * reason in errbuf; what was acknowledged stays on the topic, so the caller
+ * must be able to produce the whole batch again (same ids).
+ */
+typedef struct tkc_acks
+{
+	volatile int pending;		/* begun, not yet reported */
+	int			err;			/* the first failure (rd_kafka_resp_err_t) */
+} tkc_acks;
+
+extern bool tkc_produce_begin(tkc_worker *w, tkc_acks *acks, const char *stream,
+							  const char *key, const char *value, size_t len,
+							  const tk_header *headers, int nheaders,
+							  char *errbuf, size_t errlen);
+extern bool tkc_produce_end(tkc_worker *w, tkc_acks *acks, char *errbuf, size_t errlen);
+
+/*
  * A partition's low and high watermarks (first retained offset, next offset
  * to be written), asked of the broker; false with the reason in errbuf.
  */

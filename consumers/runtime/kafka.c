@@ -24,9 +24,11 @@
  * before it is assigned (set_start_offsets); the group's committed offsets
  * are then never used to position it.
  *
- * tkc_produce_sync() waits for the delivery report of its one message.
- * The producer's message.timeout.ms is produce_timeout_ms, so librdkafka
- * always reports within that time and the report's stack slot outlives it.
+ * tkc_produce_sync() waits for the delivery report of its one message;
+ * tkc_produce_start() and tkc_produce_wait() let a batch handler produce
+ * many and wait once (a tkc_acks counts the reports still due).  The
+ * producer's message.timeout.ms is produce_timeout_ms, so librdkafka
+ * always reports within that time and the caller's tkc_acks outlives it.
  * Callbacks run on the worker thread from rd_kafka_poll().
  *
  * IDENTIFICATION
@@ -250,22 +252,17 @@ tkc_consumer_create(tkc_worker *w, char *errbuf, size_t errlen)
 	return rk;
 }
 
-typedef struct dr_wait
-{
-	volatile bool done;
-	rd_kafka_resp_err_t err;
-} dr_wait;
-
-/* from rd_kafka_poll() on the thread that produced */
+/* from rd_kafka_poll() on the thread that produced: one report of acks */
 static void
 dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	dr_wait    *dw = m->_private;
+	tkc_acks   *acks = m->_private;
 
-	if (dw)
+	if (acks)
 	{
-		dw->err = m->err;
-		dw->done = true;
+		if (m->err && !acks->err)
+			acks->err = m->err;
+		acks->pending--;
 	}
 }
 
@@ -295,17 +292,17 @@ tkc_producer_create(tkc_runtime *rt, char *errbuf, size_t errlen)
 }
 
 bool
-tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
-				 const char *value, size_t len, const tk_header *headers,
-				 int nheaders, char *errbuf, size_t errlen)
+tkc_produce_start(rd_kafka_t *rk, tkc_acks *acks, const char *topic, const char *key,
+				  const char *value, size_t len, const tk_header *headers,
+				  int nheaders, char *errbuf, size_t errlen)
 {
-	dr_wait		dw = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders > 0 ? nheaders : 1);
 	rd_kafka_resp_err_t err;
 
 	for (int i = 0; i < nheaders; i++)
 		rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
 							headers[i].value ? -1 : 0);
+	acks->pending++;
 	for (;;)
 	{
 		err = rd_kafka_producev(rk,
@@ -314,7 +311,7 @@ tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
 								RD_KAFKA_V_VALUE((void *) value, len),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_HEADERS(hdrs),
-								RD_KAFKA_V_OPAQUE(&dw),
+								RD_KAFKA_V_OPAQUE(acks),
 								RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
@@ -322,17 +319,43 @@ tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
 	}
 	if (err)
 	{
+		acks->pending--;
 		rd_kafka_headers_destroy(hdrs);	/* not taken on failure */
 		snprintf(errbuf, errlen, "could not produce to %s: %s", topic, rd_kafka_err2str(err));
 		return false;
 	}
-	/* the report always comes: message.timeout.ms = produce_timeout_ms */
-	while (!dw.done)
+	return true;
+}
+
+bool
+tkc_produce_wait(rd_kafka_t *rk, tkc_acks *acks, char *errbuf, size_t errlen)
+{
+	/* every report comes: message.timeout.ms = produce_timeout_ms */
+	while (acks->pending > 0)
 		rd_kafka_poll(rk, 50);
-	if (dw.err)
+	if (acks->err)
+	{
+		snprintf(errbuf, errlen, "Kafka did not acknowledge a message: %s",
+				 rd_kafka_err2str(acks->err));
+		return false;
+	}
+	return true;
+}
+
+bool
+tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
+				 const char *value, size_t len, const tk_header *headers,
+				 int nheaders, char *errbuf, size_t errlen)
+{
+	tkc_acks	acks = {0, 0};
+
+	if (!tkc_produce_start(rk, &acks, topic, key, value, len, headers, nheaders,
+						   errbuf, errlen))
+		return false;
+	if (!tkc_produce_wait(rk, &acks, errbuf, errlen))
 	{
 		snprintf(errbuf, errlen, "Kafka did not acknowledge the message to %s: %s",
-				 topic, rd_kafka_err2str(dw.err));
+				 topic, rd_kafka_err2str(acks.err));
 		return false;
 	}
 	return true;

@@ -170,6 +170,11 @@ extern bool tkc_produce_sync(rd_kafka_t *rk, const char *topic, const char *key,
 							 const char *value, size_t len,
 							 const tk_header *headers, int nheaders,
 							 char *errbuf, size_t errlen);
+extern bool tkc_produce_start(rd_kafka_t *rk, tkc_acks *acks, const char *topic,
+							  const char *key, const char *value, size_t len,
+							  const tk_header *headers, int nheaders,
+							  char *errbuf, size_t errlen);
+extern bool tkc_produce_wait(rd_kafka_t *rk, tkc_acks *acks, char *errbuf, size_t errlen);
 
 /* dead_letter.c (runtime side): send one event to the dead-letter topic */
 extern bool tkc_dead_letter(tkc_worker *w, const rd_kafka_message_t *m,

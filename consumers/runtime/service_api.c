@@ -162,9 +162,9 @@ tkc_pg_count_array(tkc_worker *w, const char *sql, int nparams, const char *cons
 }
 
 bool
-tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *value,
-			size_t len, const tk_header *headers, int nheaders,
-			char *errbuf, size_t errlen)
+tkc_produce_begin(tkc_worker *w, tkc_acks *acks, const char *stream, const char *key,
+				  const char *value, size_t len, const tk_header *headers, int nheaders,
+				  char *errbuf, size_t errlen)
 {
 	const char *topic = tkc_topic(w, stream);
 
@@ -176,8 +176,28 @@ tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *valu
 	if (w->producer == NULL &&
 		(w->producer = tkc_producer_create(w->rt, errbuf, errlen)) == NULL)
 		return false;
-	return tkc_produce_sync(w->producer, topic, key, value, len, headers, nheaders,
-							errbuf, errlen);
+	return tkc_produce_start(w->producer, acks, topic, key, value, len, headers, nheaders,
+							 errbuf, errlen);
+}
+
+bool
+tkc_produce_end(tkc_worker *w, tkc_acks *acks, char *errbuf, size_t errlen)
+{
+	if (w->producer == NULL)	/* nothing was begun */
+		return acks->pending == 0 && acks->err == 0;
+	return tkc_produce_wait(w->producer, acks, errbuf, errlen);
+}
+
+bool
+tkc_produce(tkc_worker *w, const char *stream, const char *key, const char *value,
+			size_t len, const tk_header *headers, int nheaders,
+			char *errbuf, size_t errlen)
+{
+	tkc_acks	acks = {0, 0};
+	bool		begun = tkc_produce_begin(w, &acks, stream, key, value, len, headers,
+										  nheaders, errbuf, errlen);
+
+	return tkc_produce_end(w, &acks, errbuf, errlen) && begun;
 }
 
 /* the handle to ask the broker with: the consumer, else the producer */

@@ -137,9 +137,24 @@ tkc_traceparent(tkc_worker *w, const tkc_event *ev)
 {
 	tk_trace_ctx ctx;
 
-	if (!w->tracing)
+	if (w->tracing)
+		tk_span_context(&w->trace, &ctx);
+	else if (tk_otlp_enabled() && w->rt->svc->sink != NULL &&
+			 (event_context(ev, &ctx), ctx.valid))
+	{
+		/*
+		 * a sink: ev's process span is reported after the call
+		 * (tkc_trace_sink), but its span id is derived, so it is known
+		 * now (an event without a traceparent starts a random trace when
+		 * that span is made: its messages keep the event's none)
+		 */
+		tk_span		p;
+
+		process_begin(w, ev, &p);
+		tk_span_context(&p, &ctx);
+	}
+	else
 		return tkc_json_string(ev->ce, "traceparent");
-	tk_span_context(&w->trace, &ctx);
 	tk_trace_format(&ctx, w->traceparent);
 	return w->traceparent;
 }

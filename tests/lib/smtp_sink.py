@@ -3,8 +3,9 @@
 
 Every accepted message is written, exactly as received (after the SMTP
 dot-unstuffing), to DIR/<n>.eml, and its envelope (MAIL FROM, RCPT TO,
-authenticated login, whether the session was TLS) appended as a JSON line to
-DIR/envelopes.jsonl; the .eml is renamed into place before that line is
+authenticated login, whether the session was TLS, the number of the
+connection it came on: 1, 2, ... in the order they were opened) appended
+as a JSON line to DIR/envelopes.jsonl; the .eml is renamed into place before that line is
 written, so a test that sees the line can read the file.
 
   smtp_sink.py --dir DIR --port-file F [--reject PREFIX]... [--defer PREFIX]...
@@ -50,7 +51,16 @@ class Sink:
         self.defer = defer
         self.delay = delay
         self.count = len([f for f in os.listdir(directory) if f.endswith(".eml")])
+        self.connections = 0
         self.lock = threading.Lock()
+
+    def connection(self, session):
+        """the number of session's connection (aiosmtpd makes a Session per connection)"""
+        with self.lock:
+            if getattr(session, "tk_connection", None) is None:
+                self.connections += 1
+                session.tk_connection = self.connections
+            return session.tk_connection
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if any(address.startswith(p) for p in self.reject):
@@ -58,11 +68,13 @@ class Sink:
         if any(address.startswith(p) for p in self.defer):
             return "451 4.3.0 <%s>: deferred by the test, try later" % address
         envelope.rcpt_tos.append(address)
+        self.connection(session)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
+        connection = self.connection(session)
         with self.lock:
             self.count += 1
             name = "%d.eml" % self.count
@@ -72,7 +84,8 @@ class Sink:
             os.rename(tmp, os.path.join(self.dir, name))
             login = session.auth_data if session.authenticated else None
             line = {"file": name, "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                    "login": login, "tls": session.ssl is not None}
+                    "login": login, "tls": session.ssl is not None,
+                    "connection": connection}
             with open(os.path.join(self.dir, "envelopes.jsonl"), "a") as f:
                 f.write(json.dumps(line) + "\n")
         return "250 2.0.0 accepted as %s" % name
