@@ -10,6 +10,7 @@
  *	names.c					the names they accept: API keys, error codes, topics
  *	input.c					line-oriented command sources (stdin, FIFO)
  *	sasl_front.c			--sasl-ssl: TLS + SASL listeners in front of the brokers
+ *	sasl_auth.c				the SASL flow of one connection (what to do per request)
  *	kafka_wire.c			the Kafka responses the front rewrites (broker addresses)
  *	scram.c					SCRAM-SHA-512, the server side
  *
@@ -152,6 +153,26 @@ extern bool kafka_sasl_auth_bytes(const uint8_t *req, size_t len,
 extern bool kafka_sasl_handshake_response(wbuf *out, int32_t corr, int16_t err);
 extern bool kafka_sasl_auth_response(wbuf *out, const kafka_req *h, int16_t err,
 									 const char *msg, const char *bytes);
+
+/* sasl_auth.c */
+typedef enum sasl_action
+{
+	SASL_FORWARD,				/* send the request on to the mock broker */
+	SASL_REPLY,					/* the reply is in out; keep going */
+	SASL_CLOSE					/* send out (if any), then close */
+} sasl_action;
+
+typedef struct sasl_auth
+{
+	const char *peer;			/* for the log */
+	bool		handshaken;		/* SaslHandshake done */
+	bool		raw_tokens;		/* ... with v0: raw SASL tokens follow */
+	bool		authed;
+	scram_session scram;
+} sasl_auth;
+
+extern sasl_action sasl_auth_request(sasl_auth *a, const uint8_t *req,
+									 size_t len, kafka_req *h, wbuf *out);
 
 /* sasl_front.c */
 extern int	sasl_front_start(const char *mock_bootstrap, const char *cert,

@@ -9,13 +9,11 @@
  * addresses as bootstrap.servers.  A client connection to a front goes:
  *
  *	1. TLS (OpenSSL, the given certificate chain and key; TLS 1.2+);
- *	2. Kafka's SASL flow, answered here: ApiVersions is forwarded to the
- *	   mock and its response gets SaslHandshake and SaslAuthenticate added
- *	   (kafka_wire.c); SaslHandshake v0-1 accepts SCRAM-SHA-512 only;
- *	   SaslAuthenticate v0-2 (or, after a v0 handshake, raw tokens) carries
- *	   the SCRAM exchange (scram.c).  A failed proof gets error
- *	   SASL_AUTHENTICATION_FAILED (58) with Kafka's message, then the
- *	   connection is closed; any other request before authentication closes it;
+ *	2. Kafka's SASL flow, decided by sasl_auth.c: ApiVersions is forwarded
+ *	   to the mock and its response gets SaslHandshake and SaslAuthenticate
+ *	   added (kafka_wire.c); SaslHandshake and SaslAuthenticate are answered
+ *	   here, carrying the SCRAM-SHA-512 exchange (scram.c); a wrong password
+ *	   gets SASL_AUTHENTICATION_FAILED (58), then the connection closes;
  *	3. then whole frames are relayed both ways, the responses that name
  *	   brokers (Metadata, FindCoordinator) rewritten to the fronts' ports,
  *	   so a client is never sent to a mock port.
@@ -52,11 +50,6 @@
 #define MAX_FRAME			(100 * 1024 * 1024)
 #define PENDING_MAX			1024	/* requests awaiting a response, per conn */
 #define IO_TIMEOUT_MS		30000
-#define API_SASL_HANDSHAKE	17
-#define API_API_VERSIONS	18
-#define API_SASL_AUTH		36
-#define ERR_UNSUPPORTED_SASL_MECHANISM 33
-#define ERR_SASL_AUTHENTICATION_FAILED 58
 
 static SSL_CTX *ssl_ctx;
 static int	nfront;
@@ -74,10 +67,7 @@ typedef struct conn
 	wbuf		cin;			/* bytes read from the client */
 	wbuf		bin;			/* bytes read from the mock */
 	wbuf		out;			/* a frame being built for the client */
-	bool		handshaken;		/* SaslHandshake done */
-	bool		raw_tokens;		/* ... with v0: raw SASL tokens follow */
-	bool		authed;
-	scram_session scram;
+	sasl_auth	auth;			/* the SASL state (sasl_auth.c) */
 	kafka_req	pending[PENDING_MAX];	/* ring, oldest overwritten */
 	int			npending;
 	int			pending_next;
@@ -168,44 +158,6 @@ flush_out(conn *c)
 	return ok;
 }
 
-/* one SCRAM message; false: refused or broken (the connection closes) */
-static bool
-sasl_step(conn *c, const kafka_req *h, const uint8_t *in, size_t len)
-{
-	char	   *reply = NULL;
-	char		why[256];
-	int			rc = scram_step(&c->scram, in, len, &reply, why, sizeof(why));
-	bool		ok;
-
-	if (rc < 0)
-	{
-		tk_log(TK_LOG_WARNING, "SASL_SSL client %s: SCRAM-SHA-512 authentication of user \"%s\" failed: %s",
-			   c->peer, c->scram.user_name[0] ? c->scram.user_name : "?", why);
-		if (h != NULL &&
-			kafka_sasl_auth_response(&c->out, h, ERR_SASL_AUTHENTICATION_FAILED,
-									 scram_failure_message, NULL))
-			flush_out(c);
-		return false;
-	}
-	if (h != NULL)
-		ok = kafka_sasl_auth_response(&c->out, h, 0, NULL, reply);
-	else
-	{
-		ok = wbuf_i32(&c->out, (int32_t) strlen(reply)) &&
-			wbuf_put(&c->out, reply, strlen(reply));
-	}
-	free(reply);
-	if (!ok || !flush_out(c))
-		return false;
-	if (rc == 1)
-	{
-		c->authed = true;
-		tk_log(TK_LOG_INFO, "SASL_SSL client %s authenticated as \"%s\" (SCRAM-SHA-512)",
-			   c->peer, c->scram.user_name);
-	}
-	return true;
-}
-
 static void
 remember(conn *c, const kafka_req *h)
 {
@@ -226,57 +178,14 @@ forward(conn *c, const kafka_req *h, const uint8_t *frame, size_t len)
 static bool
 client_frame(conn *c, const uint8_t *frame, size_t len)
 {
-	const uint8_t *req = frame + 4;
-	size_t		rlen = len - 4;
 	kafka_req	h;
-	char		mech[64];
-	const uint8_t *bytes;
-	size_t		n;
+	sasl_action act = sasl_auth_request(&c->auth, frame + 4, len - 4, &h, &c->out);
 
-	if (c->raw_tokens && !c->authed)
-		return sasl_step(c, NULL, req, rlen);
-	if (!kafka_request_header(req, rlen, &h))
-	{
-		tk_log(TK_LOG_WARNING, "SASL_SSL client %s: malformed request header, closing", c->peer);
+	if (c->out.len > 0 && !flush_out(c))
 		return false;
-	}
-	if (c->authed)
-	{
-		if (h.api_key != API_SASL_HANDSHAKE && h.api_key != API_SASL_AUTH)
-			return forward(c, &h, frame, len);
-		tk_log(TK_LOG_WARNING, "SASL_SSL client %s: re-authentication is not supported, closing", c->peer);
-		return false;
-	}
-	switch (h.api_key)
-	{
-		case API_API_VERSIONS:
-			return forward(c, &h, frame, len);
-		case API_SASL_HANDSHAKE:
-			if (c->handshaken || h.version > 1 ||
-				!kafka_sasl_mechanism(req, rlen, &h, mech, sizeof(mech)))
-				break;
-			c->handshaken = true;
-			c->raw_tokens = h.version == 0;
-			if (strcmp(mech, "SCRAM-SHA-512") != 0)
-			{
-				tk_log(TK_LOG_WARNING, "SASL_SSL client %s asked for SASL mechanism \"%s\": only SCRAM-SHA-512 is enabled",
-					   c->peer, mech);
-				if (kafka_sasl_handshake_response(&c->out, h.corr, ERR_UNSUPPORTED_SASL_MECHANISM))
-					flush_out(c);
-				return false;
-			}
-			return kafka_sasl_handshake_response(&c->out, h.corr, 0) && flush_out(c);
-		case API_SASL_AUTH:
-			if (!c->handshaken || c->raw_tokens || h.version > 2 ||
-				!kafka_sasl_auth_bytes(req, rlen, &h, &bytes, &n))
-				break;
-			return sasl_step(c, &h, bytes, n);
-		default:
-			break;
-	}
-	tk_log(TK_LOG_WARNING, "SASL_SSL client %s: request %s v%d before SASL authentication, closing",
-		   c->peer, devbroker_api_key_name(h.api_key), h.version);
-	return false;
+	if (act == SASL_FORWARD)
+		return forward(c, &h, frame, len);
+	return act == SASL_REPLY;
 }
 
 /* one whole response frame from the mock (size included) */
@@ -297,13 +206,8 @@ broker_frame(conn *c, const uint8_t *frame, size_t len)
 		if (!kafka_rewrite_response(h.api_key, h.version, frame + 4, len - 4,
 									map_port, &c->out))
 		{
-			char		hex[200];
-			size_t		j;
-
-			for (j = 0; j < 64 && j + 4 < len; j++)
-				sprintf(hex + 2 * j, "%02x", frame[4 + j]);
-			tk_log(TK_LOG_WARNING, "SASL_SSL client %s: could not rewrite the %s v%d response (%zu bytes: %s...), closing",
-				   c->peer, devbroker_api_key_name(h.api_key), h.version, len - 4, hex);
+			tk_log(TK_LOG_WARNING, "SASL_SSL client %s: could not rewrite the %s v%d response (%zu bytes), closing",
+				   c->peer, devbroker_api_key_name(h.api_key), h.version, len - 4);
 			return false;
 		}
 		return flush_out(c);
@@ -441,7 +345,7 @@ conn_main(void *arg)
 		if (p[1].revents && !read_broker(c))
 			break;
 	}
-	if (!c->authed)
+	if (!c->auth.authed)
 		tk_log(TK_LOG_DEBUG, "SASL_SSL client %s closed before authenticating", c->peer);
 
 done:
@@ -453,7 +357,7 @@ done:
 	close(c->cfd);
 	if (c->bfd >= 0)
 		close(c->bfd);
-	scram_session_free(&c->scram);
+	scram_session_free(&c->auth.scram);
 	free(c->cin.data);
 	free(c->bin.data);
 	free(c->out.data);
@@ -503,6 +407,7 @@ accept_main(void *arg)
 			c->cfd = fd;
 			c->bfd = -1;
 			c->mock_port = mock_ports[i];
+			c->auth.peer = c->peer;
 			snprintf(c->peer, sizeof(c->peer), "%s:%d (front port %d)",
 					 inet_ntoa(sa.sin_addr), ntohs(sa.sin_port), front_ports[i]);
 			if (pthread_create(&th, NULL, conn_main, c) != 0)
