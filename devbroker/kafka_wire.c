@@ -18,6 +18,10 @@
  *	Metadata (3) v0-8	each broker's host/port -> its front listener
  *	FindCoordinator (10) v0-2	the coordinator's host/port, likewise
  *
+ * librdkafka 2.0.2's mock itself offers Metadata, FindCoordinator and
+ * ApiVersions v0-2 only, so with it the caps change nothing; they keep the
+ * front safe should a newer mock offer flexible versions.
+ *
  * Everything after the rewritten part is copied verbatim.  A response that
  * does not parse (truncated, a version we capped away) makes the rewrite
  * fail, and the front closes that connection: never a crash, never an

@@ -5,7 +5,9 @@
 # A throwaway CA and broker certificate are made with openssl.  kcat
 # (librdkafka's own SCRAM client, independent of the front) produces and
 # consumes over SASL_SSL; a wrong password and a PLAINTEXT client are
-# refused; metadata names only the front listeners.  Then the relay and the
+# refused; metadata names only the front listeners.  A second SCRAM client
+# (Python's hashlib/hmac) covers what librdkafka 2.0.2 does not send:
+# SaslAuthenticate v2 and the raw tokens after a v0 handshake.  Then the relay and the
 # audit service run with --profile production and the Deploying section's
 # settings (a config file with kafka.security.protocol etc., the password in
 # TODO_KAFKA_KAFKA_SASL_PASSWORD): an add_task change is published, read back
@@ -111,6 +113,90 @@ ok(!$ok && $out !~ /broker \d+ at/, 'a PLAINTEXT client gets no metadata from th
 ok(wait_until('the refusal in the log',
 	sub { TodoKafkaTest::slurp($kafka->log_file) =~ /TLS handshake failed/ }, 30),
 	'the devbroker logs the failed TLS handshake');
+
+# (1b) SaslAuthenticate v2 (flexible) and the v0 handshake's raw SCRAM tokens,
+# which librdkafka 2.0.2 does not use: a second SCRAM client (Python's
+# hashlib/hmac, RFC 5802 as written), then Metadata v1 from the same connection
+my $scram_py = <<'PY';
+import base64, hashlib, hmac, os, socket, ssl, struct, sys
+port, ca, user, pw, mode = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(port))), server_hostname='127.0.0.1')
+def readn(n):
+    d = b''
+    while len(d) < n:
+        c = s.recv(n - len(d))
+        if not c:
+            sys.exit('connection closed')
+        d += c
+    return d
+def send(b): s.sendall(struct.pack('>i', len(b)) + b)
+def recv(): return readn(struct.unpack('>i', readn(4))[0])
+def hdr(key, ver, corr, flex=False): return struct.pack('>hhih', key, ver, corr, 4) + b't640' + (b'\0' if flex else b'')
+def uvar(n):
+    o = b''
+    while n >= 0x80: o += bytes([n & 0x7f | 0x80]); n >>= 7
+    return o + bytes([n])
+def get_uvar(b, i):
+    v = sh = 0
+    while True:
+        v |= (b[i] & 0x7f) << sh; i += 1; sh += 7
+        if not b[i - 1] & 0x80: return v, i
+def step(msg, corr):
+    if mode == 'raw':
+        send(msg); return recv()
+    send(hdr(36, 2, corr, True) + uvar(len(msg) + 1) + msg + b'\0')
+    r = recv()
+    err = struct.unpack('>h', r[5:7])[0]
+    n, i = get_uvar(r, 7)
+    emsg = r[i:i + n - 1].decode() if n else ''
+    n, i = get_uvar(r, i + max(n - 1, 0))
+    if err: sys.exit('SaslAuthenticate error %d: %s' % (err, emsg))
+    return r[i:i + n - 1]
+send(hdr(17, 0 if mode == 'raw' else 1, 1) + struct.pack('>h', 13) + b'SCRAM-SHA-512')
+assert struct.unpack('>h', recv()[4:6])[0] == 0, 'handshake refused'
+cnonce = base64.b64encode(os.urandom(18)).decode()
+bare = 'n=%s,r=%s' % (user, cnonce)
+sf = step(('n,,' + bare).encode(), 2).decode()
+a = dict(kv.split('=', 1) for kv in sf.split(','))
+assert a['r'].startswith(cnonce) and len(a['r']) > len(cnonce), 'server nonce'
+salted = hashlib.pbkdf2_hmac('sha512', pw.encode(), base64.b64decode(a['s']), int(a['i']))
+ck = hmac.new(salted, b'Client Key', 'sha512').digest()
+wo = 'c=biws,r=' + a['r']
+am = ('%s,%s,%s' % (bare, sf, wo)).encode()
+sig = hmac.new(hashlib.sha512(ck).digest(), am, 'sha512').digest()
+proof = base64.b64encode(bytes(x ^ y for x, y in zip(ck, sig))).decode()
+final = step(('%s,p=%s' % (wo, proof)).encode(), 3).decode()
+sk = hmac.new(salted, b'Server Key', 'sha512').digest()
+assert final == 'v=' + base64.b64encode(hmac.new(sk, am, 'sha512').digest()).decode(), 'server signature'
+print('authenticated, %s iterations' % a['i'])
+send(hdr(3, 1, 4) + struct.pack('>i', -1))
+r = recv()
+n, i = struct.unpack('>i', r[4:8])[0], 8
+for _ in range(n):
+    hl = struct.unpack('>h', r[i + 4:i + 6])[0]
+    host, port = r[i + 6:i + 6 + hl].decode(), struct.unpack('>i', r[i + 6 + hl:i + 10 + hl])[0]
+    rl = struct.unpack('>h', r[i + 10 + hl:i + 12 + hl])[0]
+    i += 12 + hl + max(rl, 0)
+    print('broker %s:%d' % (host, port))
+PY
+my ($fport) = $front[0] =~ /:(\d+)$/;
+for my $mode (qw(v2 raw))
+{
+	my ($pout, $perr) = ('', '');
+	IPC::Run::run([ 'python3', '-c', $scram_py, $fport, "$dir/ca.pem", 't640-probe', $pw{probe}, $mode ],
+		'>', \$pout, '2>', \$perr, IPC::Run::timeout(60));
+	like($pout, qr/^authenticated, (\d+) iterations\n/, "$mode: SCRAM-SHA-512 with a second client")
+	  or diag($perr);
+	ok(($pout =~ /authenticated, (\d+)/)[0] >= 4096, "$mode: 4096 or more PBKDF2 iterations");
+	is_deeply([ sort $pout =~ /^broker (\S+)$/mg ], [ sort @front ],
+		"$mode: then Metadata v1 names the front listeners");
+	($pout, $perr) = ('', '');
+	IPC::Run::run([ 'python3', '-c', $scram_py, $fport, "$dir/ca.pem", 't640-probe', 'wrong', $mode ],
+		'>', \$pout, '2>', \$perr, IPC::Run::timeout(60));
+	like($perr, $mode eq 'v2' ? qr/SaslAuthenticate error 58: Authentication failed/ : qr/connection closed/,
+		"$mode: a wrong password is refused" . ($mode eq 'v2' ? ' with error 58' : ', the connection closed'));
+}
 
 # (4) the relay, --profile production, configured as the Deploying section says
 sub daemon_conf
