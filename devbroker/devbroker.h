@@ -9,6 +9,10 @@
  *	command.c				executing control commands, one answer line each
  *	names.c					the names they accept: API keys, error codes, topics
  *	input.c					line-oriented command sources (stdin, FIFO)
+ *	sasl_front.c			--sasl-ssl: TLS + SASL listeners in front of the brokers
+ *	sasl_auth.c				the SASL flow of one connection (what to do per request)
+ *	kafka_wire.c			the Kafka responses the front rewrites (broker addresses)
+ *	scram.c					SCRAM-SHA-512, the server side
  *
  * Logging, signals and config parsing come from common/.
  *
@@ -26,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -82,5 +87,95 @@ extern int	line_source_open_fifo(line_source *src, const char *path,
 extern void line_source_init_fd(line_source *src, const char *name, int fd);
 extern void line_source_read(line_source *src, line_handler handler,
 							 void *arg);
+
+/* scram.c */
+typedef enum scram_state
+{
+	SCRAM_WAIT_FIRST = 0,
+	SCRAM_WAIT_FINAL,
+	SCRAM_DONE,
+	SCRAM_FAILED
+} scram_state;
+
+struct scram_user;
+typedef struct scram_session
+{
+	scram_state state;
+	char		user_name[256];
+	const struct scram_user *user;
+	char	   *gs2_header;
+	char	   *client_first_bare;
+	char	   *server_first;
+	char	   *nonce;
+} scram_session;
+
+extern const char *const scram_failure_message;
+extern int	scram_add_user(char *spec, char *err, size_t errlen);
+extern int	scram_user_count(void);
+extern int	scram_step(scram_session *s, const uint8_t *in, size_t inlen,
+					   char **out, char *why, size_t whylen);
+extern void scram_session_free(scram_session *s);
+
+/* kafka_wire.c: growable byte buffers and the rewritten responses */
+typedef struct wbuf
+{
+	uint8_t    *data;
+	size_t		len;
+	size_t		cap;
+} wbuf;
+
+/* front port for a mock broker's port, 0 if none (sasl_front.c) */
+typedef int (*port_map_fn) (int mock_port);
+
+extern bool wbuf_put(wbuf *b, const void *p, size_t n);
+extern bool wbuf_i16(wbuf *b, int v);
+extern bool wbuf_i32(wbuf *b, int32_t v);
+extern bool wbuf_str(wbuf *b, const char *s);	/* int16 length + bytes */
+extern void wbuf_consume(wbuf *b, size_t n);
+extern bool kafka_rewrite_response(int16_t api_key, int16_t version,
+								   const uint8_t *resp, size_t len,
+								   port_map_fn map, wbuf *out);
+
+typedef struct kafka_req
+{
+	int16_t		api_key;
+	int16_t		version;
+	int32_t		corr;
+	size_t		body;			/* offset of the body in the request */
+} kafka_req;
+
+extern bool kafka_request_header(const uint8_t *req, size_t len, kafka_req *h);
+extern bool kafka_sasl_mechanism(const uint8_t *req, size_t len,
+								 const kafka_req *h, char *buf, size_t buflen);
+extern bool kafka_sasl_auth_bytes(const uint8_t *req, size_t len,
+								  const kafka_req *h, const uint8_t **bytes,
+								  size_t *n);
+extern bool kafka_sasl_handshake_response(wbuf *out, int32_t corr, int16_t err);
+extern bool kafka_sasl_auth_response(wbuf *out, const kafka_req *h, int16_t err,
+									 const char *msg, const char *bytes);
+
+/* sasl_auth.c */
+typedef enum sasl_action
+{
+	SASL_FORWARD,				/* send the request on to the mock broker */
+	SASL_REPLY,					/* the reply is in out; keep going */
+	SASL_CLOSE					/* send out (if any), then close */
+} sasl_action;
+
+typedef struct sasl_auth
+{
+	const char *peer;			/* for the log */
+	bool		handshaken;		/* SaslHandshake done */
+	bool		raw_tokens;		/* ... with v0: raw SASL tokens follow */
+	bool		authed;
+	scram_session scram;
+} sasl_auth;
+
+extern sasl_action sasl_auth_request(sasl_auth *a, const uint8_t *req,
+									 size_t len, kafka_req *h, wbuf *out);
+
+/* sasl_front.c */
+extern int	sasl_front_start(const char *mock_bootstrap, const char *cert,
+							 const char *key, char **front_bootstrap);
 
 #endif							/* DEVBROKER_H */

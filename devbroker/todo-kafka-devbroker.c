@@ -21,8 +21,10 @@
  * handle destroys it.  The mock runs its own thread; the main loop only
  * polls the command sources every 100 ms and checks the signal flags.
  * Mock limits (see command.c): at most 5 MiB / 100,000 batches per
- * partition, oldest dropped; no CreateTopics, SASL or TLS; auto-created
- * topics get the mock's partition count, so name yours with -t or "topic".
+ * partition, oldest dropped; no CreateTopics; auto-created topics get the
+ * mock's partition count, so name yours with -t or "topic".  The mock has
+ * no SASL or TLS: --sasl-ssl puts a SASL_SSL front before each broker
+ * (sasl_front.c) and the bootstrap line names the fronts instead.
  *
  * IDENTIFICATION
  *	  devbroker/todo-kafka-devbroker.c
@@ -84,6 +86,13 @@ usage(FILE *out)
 			"                           (atomically: temporary file, then rename)\n"
 			"      --control=FIFO       read control commands from FIFO too (created\n"
 			"                           if missing, reopened when a writer closes it)\n"
+			"      --sasl-ssl=CERT,KEY  serve clients SASL_SSL only: a TLS listener with\n"
+			"                           this PEM certificate (chain) and key before each\n"
+			"                           broker, SASL mechanism SCRAM-SHA-512; the\n"
+			"                           bootstrap line then names these listeners\n"
+			"      --scram-user=NAME:PASSWORD  a SCRAM-SHA-512 user (repeatable; needs\n"
+			"                           --sasl-ssl); or NAME:@FILE, the password being\n"
+			"                           FILE's first line\n"
 			"  -h, --help               show this help, then exit\n"
 			"\n"
 			"Output: the first line on stdout is bootstrap.servers (host:port,...);\n"
@@ -204,6 +213,38 @@ write_file_atomically(const char *path, const char *line)
 	return 0;
 }
 
+/*
+ * --scram-user NAME:PASSWORD or NAME:@FILE (the password: FILE's first
+ * line, so that it is not on the command line).  The password is wiped
+ * from argv once scram.c has derived the keys.
+ */
+static void
+add_scram_user(char *arg)
+{
+	char		err[256];
+	char		spec[1280];
+	char	   *colon = strchr(arg, ':');
+
+	if (colon != NULL && colon[1] == '@')
+	{
+		FILE	   *f = fopen(colon + 2, "r");
+		size_t		n = (size_t) (colon - arg) + 1;
+
+		if (f == NULL)
+			usage_error("--scram-user: could not open \"%s\": %s", colon + 2, strerror(errno));
+		if (n >= 256)
+			usage_error("--scram-user: user name too long");
+		memcpy(spec, arg, n);
+		if (fgets(spec + n, (int) (sizeof(spec) - n), f) == NULL)
+			spec[n] = '\0';
+		fclose(f);
+		spec[strcspn(spec, "\r\n")] = '\0';
+		arg = spec;
+	}
+	if (scram_add_user(arg, err, sizeof(err)) != 0)
+		usage_error("%s", err);
+}
+
 /* Called by line_source_read for each command line. */
 static void
 handle_command_line(const char *line, void *arg)
@@ -235,6 +276,8 @@ main(int argc, char **argv)
 		{"partitions", required_argument, NULL, 'p'},
 		{"output", required_argument, NULL, 'o'},
 		{"control", required_argument, NULL, 'C'},
+		{"sasl-ssl", required_argument, NULL, 'S'},
+		{"scram-user", required_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -243,6 +286,9 @@ main(int argc, char **argv)
 	int			default_partitions = DEFAULT_PARTITIONS;
 	const char *output_path = NULL;
 	const char *control_path = NULL;
+	char	   *sasl_ssl = NULL;
+	char	   *front_bootstrap = NULL;
+	const char *bootstrap;
 	bool		control_created = false;
 	devbroker_state st;
 	rd_kafka_conf_t *conf;
@@ -282,6 +328,12 @@ main(int argc, char **argv)
 			case 'C':
 				control_path = optarg;
 				break;
+			case 'S':
+				sasl_ssl = optarg;
+				break;
+			case 'U':
+				add_scram_user(optarg);
+				break;
 			case 'h':
 				usage(stdout);
 				return 0;
@@ -300,6 +352,19 @@ main(int argc, char **argv)
 		usage_error("empty file name for -o");
 	if (control_path != NULL && control_path[0] == '\0')
 		usage_error("empty FIFO path for --control");
+
+	if (sasl_ssl != NULL)
+	{
+		char	   *comma = strchr(sasl_ssl, ',');
+
+		if (comma == NULL || comma == sasl_ssl || comma[1] == '\0')
+			usage_error("invalid --sasl-ssl \"%s\": expected CERT,KEY (PEM files)", sasl_ssl);
+		*comma = '\0';
+		if (scram_user_count() == 0)
+			usage_error("--sasl-ssl needs at least one --scram-user NAME:PASSWORD");
+	}
+	else if (scram_user_count() > 0)
+		usage_error("--scram-user needs --sasl-ssl CERT,KEY");
 
 	if (ntopics == 0)
 	{
@@ -358,15 +423,24 @@ main(int argc, char **argv)
 	}
 	line_source_init_fd(&sources[nsources++], "stdin", STDIN_FILENO);
 
+	bootstrap = st.bootstrap;
+	if (sasl_ssl != NULL)
+	{
+		if (sasl_front_start(st.bootstrap, sasl_ssl, sasl_ssl + strlen(sasl_ssl) + 1,
+							 &front_bootstrap) != 0)
+			goto done;
+		bootstrap = front_bootstrap;
+	}
+
 	if (output_path != NULL &&
-		write_file_atomically(output_path, st.bootstrap) != 0)
+		write_file_atomically(output_path, bootstrap) != 0)
 		goto done;
 
-	printf("%s\n", st.bootstrap);
+	printf("%s\n", bootstrap);
 	fflush(stdout);
-	tk_log(TK_LOG_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s",
+	tk_log(TK_LOG_INFO, "mock cluster ready: %d broker(s), %d topic(s), librdkafka %s, bootstrap.servers=%s%s",
 		   st.broker_cnt, st.topic_cnt, rd_kafka_version_str(),
-		   st.bootstrap);
+		   bootstrap, sasl_ssl ? " (SASL_SSL, SCRAM-SHA-512)" : "");
 
 	while (!tk_shutdown_requested)
 	{
@@ -419,6 +493,7 @@ done:
 	if (st.mcluster != NULL)
 		rd_kafka_mock_cluster_destroy(st.mcluster);
 	rd_kafka_destroy(st.rk);
+	free(front_bootstrap);
 	if (rc == 0)
 		tk_log(TK_LOG_INFO, "stopped");
 	return rc;

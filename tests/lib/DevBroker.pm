@@ -78,7 +78,8 @@ sub _log_dir
 Starts a broker and waits (up to C<timeout> seconds, default 30) for its
 bootstrap line.  Arguments: C<topics> (arrayref of "name" or
 "name:partitions"; default: the project's topics), C<brokers> (default 3),
-C<partitions> (default partition count, default 3), C<timeout>.
+C<partitions> (default partition count, default 3), C<timeout>, C<args>
+(arrayref of more options, e.g. C<--sasl-ssl>).
 Dies with the log's tail if the broker does not come up.
 
 =cut
@@ -104,6 +105,7 @@ sub start
 	push @cmd, '-n', $args{brokers} if defined $args{brokers};
 	push @cmd, '-p', $args{partitions} if defined $args{partitions};
 	push @cmd, map { ('-t', $_) } @{ $args{topics} // [] };
+	push @cmd, @{ $args{args} // [] };
 
 	$self->{handle} = IPC::Run::start(\@cmd, '<', '/dev/null',
 		'>', \$self->{out}, '2>', $self->{log_file});
