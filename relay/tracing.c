@@ -66,10 +66,7 @@ relay_trace_row(const tk_outbox_row *row, tk_outbox_row *copy,
 	if (!tk_otlp_enabled())
 		return row;
 	if (tk_trace_parse(row->traceparent, parent))
-	{
 		ctx = *parent;
-		ctx.flags = parent->flags;
-	}
 	else
 	{
 		tk_trace_derive("todo_kafka.transaction", cluster_id, row->xid, ctx.trace_id, 16);

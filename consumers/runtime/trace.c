@@ -52,6 +52,13 @@ tkc_event_trace_id(const tkc_event *ev, char out[33])
 	return ctx.valid;
 }
 
+/* the id of ev's process span in this service: the same on every attempt */
+static void
+process_span_id(tkc_worker *w, const tkc_event *ev, uint8_t id[8])
+{
+	tk_trace_derive("todo_kafka.process", w->rt->svc->name, ev->id, id, 8);
+}
+
 static void
 process_begin(tkc_worker *w, const tkc_event *ev, tk_span *s)
 {
@@ -60,7 +67,7 @@ process_begin(tkc_worker *w, const tkc_event *ev, tk_span *s)
 	char		part[16];
 
 	event_context(ev, &parent);
-	tk_trace_derive("todo_kafka.process", w->rt->svc->name, ev->id, id, 8);
+	process_span_id(w, ev, id);
 	tk_span_begin(s, "process", TK_SPAN_CONSUMER, &parent, id);
 	snprintf(s->name, sizeof(s->name), "%s process", ev->topic ? ev->topic : "");
 	snprintf(part, sizeof(part), "%d", (int) ev->partition);
@@ -144,14 +151,12 @@ tkc_traceparent(tkc_worker *w, const tkc_event *ev)
 	{
 		/*
 		 * a sink: ev's process span is reported after the call
-		 * (tkc_trace_sink), but its span id is derived, so it is known
-		 * now (an event without a traceparent starts a random trace when
-		 * that span is made: its messages keep the event's none)
+		 * (tkc_trace_sink), but it is ev's trace and a derived span id, so
+		 * it is known now (an event without a traceparent starts a random
+		 * trace when that span is made: its messages keep the event's none)
 		 */
-		tk_span		p;
-
-		process_begin(w, ev, &p);
-		tk_span_context(&p, &ctx);
+		process_span_id(w, ev, ctx.span_id);
+		ctx.flags = 1;
 	}
 	else
 		return tkc_json_string(ev->ce, "traceparent");
