@@ -2,8 +2,9 @@
 # email, as an OTLP receiver decodes it with the OpenTelemetry project's own
 # definitions (tests/otlp/receiver.js, OtlpReceiver.pm).
 #
-# The relay, todo-kafka-audit and todo-kafka-notify export spans to the
-# receiver (--otlp-endpoint); todo-kafka-project runs without it.  The
+# The relay, todo-kafka-audit and todo-kafka-notify (its fanout, email and
+# realtime stages as separate processes, so the fan-out is a batch) export
+# spans to the receiver (--otlp-endpoint); todo-kafka-project runs without it.  The
 # application sets todo_kafka.traceparent and adds a task whose creation
 # alice wants by email and in her inbox.  Checked:
 #	 - every span decodes; one trace joins the relay's publish span (child of
@@ -36,7 +37,14 @@ $s->sql("SELECT todo_kafka.set_notification_email('alice', 'alice\@example.com')
 	SELECT todo_kafka.set_notification_channels('alice', 'task_created', '{email,in_app}');");
 
 my $audit = TodoKafkaTest->start_service('audit', $node, $kafka, args => \@trace);
-my $notify = TodoKafkaTest->start_service('notify', $node, $kafka, args => [ '-c', $rx->config, @trace ]);
+# the fan-out in a stage of its own: a batch (sink) that passes each event's
+# process span on before that span is reported
+my $notify = TodoKafkaTest->start_service('notify', $node, $kafka,
+	args => [ '-c', $rx->config, '--stage', 'fanout', @trace ], name => 'notify-fanout');
+my @delivery = map {
+	TodoKafkaTest->start_service('notify', $node, $kafka,
+		args => [ '-c', $rx->config, '--stage', $_, @trace ], name => "notify-$_")
+} qw(email realtime);
 my $project = TodoKafkaTest->start_service('project', $node, $kafka);
 ok($notify->wait_log(qr/exporting spans over OTLP\/HTTP to \Q${\ $otlp->endpoint }\E\/v1\/traces/),
 	'notify exports spans');
@@ -50,7 +58,7 @@ my $task = $s->sql("BEGIN;
 like($task, qr/^[0-9a-f-]{36}$/, 'task added with a traceparent');
 
 ok(wait_until('the email', sub { @{ $rx->emails } >= 1 }, 60), 'the email arrived')
-  or diag($notify->log_text);
+  or diag(join("\n", map { $_->log_text } $notify, @delivery));
 ok($s->wait_sql("SELECT count(*) FROM todo_kafka.notifications WHERE task_id = '$task'", '1', 30),
 	'the inbox row');
 ok($s->wait_sql("SELECT count(*) FROM todo_kafka.audit_log WHERE task_id = '$task'", '1', 30),
@@ -92,7 +100,7 @@ is($audit_process->{parent_span_id}, (one('relay publish of the audit message', 
 my $audit_write = one('audit write', sub { $_[0]{name} eq 'audit write' });
 is($audit_write->{parent_span_id}, $audit_process->{span_id}, 'audit write: a child of audit process');
 
-my $fanout = one('notify fan-out', sub { $_[0]{service} eq 'todo-kafka-notify' && $_[0]{name} eq "$t->{task_events} process" });
+my $fanout = one('notify fan-out', sub { $_[0]{service} eq 'todo-kafka-notify-fanout' && $_[0]{name} eq "$t->{task_events} process" });
 is($fanout->{parent_span_id}, $publish->{span_id}, 'fan-out: a child of the publish span');
 is($fanout->{kind}, 5, 'fan-out: kind CONSUMER');
 
@@ -138,10 +146,10 @@ is_deeply($otlp->errors, [], 'every request decoded with the OpenTelemetry defin
 ok(TodoKafkaTest::wait_until('the projection', sub { TodoKafkaTest::read_model_diff($node, 'postgres') == 0 }, 30),
 	'the project service handled the events');
 my %services = map { $_->{service} => 1 } @{ $otlp->spans };
-is_deeply([ sort keys %services ], [qw(todo-kafka-audit todo-kafka-notify todo-kafka-relay)],
-	'spans from the relay, audit and notify; none from project (no --otlp-endpoint)');
+is_deeply([ sort keys %services ], [qw(todo-kafka-audit todo-kafka-notify-email todo-kafka-notify-fanout todo-kafka-notify-realtime todo-kafka-relay)],
+	'spans from the relay, audit and the three notify stages; none from project (no --otlp-endpoint)');
 
-$_->stop for $notify, $audit, $project;
+$_->stop for $notify, @delivery, $audit, $project;
 $rx->stop;
 $otlp->stop;
 done_testing();
